@@ -1,0 +1,472 @@
+/* fcgiwrap: runs CGI programs for a FastCGI web server.
+ *
+ * This file holds the daemon's life: options, listening sockets, signals,
+ * the accept loop, and the graceful stop.  Requests are served by worker
+ * threads (src/workers.c, src/request.c). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcgiapp.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "src/cgi_env.h"
+#include "src/log.h"
+#include "src/settings.h"
+#include "src/socket_url.h"
+#include "src/workers.h"
+
+#define MAX_LISTENERS 64
+
+struct settings cfg = {
+	.max_active = DEFAULT_MAX_ACTIVE,
+	.kill_grace_ms = 3000,
+	.io_timeout_ms = 60000,
+	.keepalive_timeout_ms = 60000,
+};
+
+struct listener {
+	int fd;
+	int family;
+	char *unix_path;   /* socket file we created and remove at exit */
+	dev_t dev;
+	ino_t ino;
+};
+
+static struct listener listeners[MAX_LISTENERS];
+static size_t n_listeners;
+
+static const char usage_text[] =
+	"Usage: fcgiwrap [OPTION]...\n"
+	"Runs CGI programs for a FastCGI web server.\n"
+	"\n"
+	"Options:\n"
+	"  -c, --concurrency=N         serve up to N connections at once (default 256)\n"
+	"  -f, --stderr-to-fastcgi     send scripts' stderr to the web server (FCGI_STDERR)\n"
+	"                              instead of fcgiwrap's own log\n"
+	"  -s, --socket=URL            listen on URL (repeatable; '-s help' lists the forms)\n"
+	"  -p, --allow-program=PATH    run only this script (repeatable)\n"
+	"      --log-level=LEVEL       error, warning, info (default) or debug\n"
+	"  -h, --help                  show this help and exit\n"
+	"  -V, --version               show the version and exit\n"
+	"\n"
+	"With no -s, fcgiwrap serves the sockets passed by systemd, or the\n"
+	"listening socket on file descriptor 0.\n";
+
+static void usage_error(const char *what, const char *arg)
+{
+	fprintf(stderr, "fcgiwrap: %s '%s'\nTry 'fcgiwrap --help' for more information.\n", what, arg);
+	exit(1);
+}
+
+static unsigned parse_count(const char *s, const char *what)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || end == s || v < 1 || v > 1000000 || *s == '-')
+		usage_error(what, s);
+	return (unsigned)v;
+}
+
+static void add_listener(int fd, int family, const char *unix_path)
+{
+	struct listener *l;
+	struct stat st;
+
+	if (n_listeners == MAX_LISTENERS)
+		fatalx("too many listening sockets (at most %d)", MAX_LISTENERS);
+	l = &listeners[n_listeners++];
+	l->fd = fd;
+	l->family = family;
+	l->unix_path = NULL;
+	if (unix_path && stat(unix_path, &st) == 0) {
+		l->unix_path = strdup(unix_path);
+		l->dev = st.st_dev;
+		l->ino = st.st_ino;
+	}
+	if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || fcntl(fd, F_SETFL, O_NONBLOCK) < 0)
+		fatal("cannot configure listening socket");
+}
+
+/* A unix socket file left by a daemon that died cannot be bound again.
+ * It is removed only if it is a socket nobody accepts on. */
+static bool remove_stale_socket(const char *path)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	int fd, rc;
+
+	if (lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return false;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		close(fd);
+		return false;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	rc = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+	close(fd);
+	if (rc == 0 || errno != ECONNREFUSED)
+		return false;
+	log_info("removing stale socket %s", path);
+	return unlink(path) == 0;
+}
+
+static void open_socket_url(const char *url)
+{
+	struct socket_addr addr;
+	const char *why;
+	char name[256];
+	int fd, one = 1;
+
+	if (socket_url_parse(url, &addr, &why) < 0) {
+		fprintf(stderr, "fcgiwrap: invalid socket URL '%s': %s\n%s", url, why, socket_url_help);
+		exit(1);
+	}
+	socket_addr_format(&addr, name, sizeof(name));
+	fd = socket(addr.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		fatal("%s: cannot create socket", name);
+	if (addr.family != AF_UNIX && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+		fatal("%s: cannot set SO_REUSEADDR", name);
+	if (bind(fd, (struct sockaddr *)&addr.ss, addr.len) < 0) {
+		const char *path = ((struct sockaddr_un *)&addr.ss)->sun_path;
+		if (!(addr.family == AF_UNIX && errno == EADDRINUSE && remove_stale_socket(path) &&
+		      bind(fd, (struct sockaddr *)&addr.ss, addr.len) == 0)) {
+			if (errno == EADDRINUSE)
+				fatalx("%s: address already in use (is another fcgiwrap running?)", name);
+			fatal("%s: cannot bind", name);
+		}
+	}
+	if (listen(fd, SOMAXCONN) < 0)
+		fatal("%s: cannot listen", name);
+	add_listener(fd, addr.family,
+		     addr.family == AF_UNIX ? ((struct sockaddr_un *)&addr.ss)->sun_path : NULL);
+	log_debug("listening on %s", name);
+}
+
+static int socket_family(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return -1;
+	return ss.ss_family;
+}
+
+static bool is_listening_socket(int fd)
+{
+	int v = 0;
+	socklen_t len = sizeof(v);
+	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) == 0 && v;
+}
+
+/* Sockets from systemd come first, as in 1.1.0: with socket activation
+ * any -s is ignored.  Then -s, then the FastCGI convention of a listening
+ * socket on fd 0 (spawn-fcgi, inetd-style managers). */
+static void open_listeners(char **urls, size_t n_urls)
+{
+	int n = sd_listen_fds(1);
+
+	if (n < 0)
+		log_warnx("ignoring systemd's sockets: %s", strerror(-n));
+	if (n > 0) {
+		if (n_urls)
+			log_warnx("sockets passed by systemd are served; -s is ignored");
+		for (int i = 0; i < n; i++) {
+			int fd = SD_LISTEN_FDS_START + i;
+			if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
+				log_warnx("fd %d from systemd is not a listening stream socket; skipped", fd);
+				continue;
+			}
+			add_listener(fd, socket_family(fd), NULL);
+		}
+		if (n_listeners == 0)
+			fatalx("no usable socket among those systemd passed");
+		return;
+	}
+	for (size_t i = 0; i < n_urls; i++)
+		open_socket_url(urls[i]);
+	if (n_listeners > 0)
+		return;
+	if (is_listening_socket(0)) {
+		/* Move it off fd 0, which scripts must not inherit anyway. */
+		int fd = fcntl(0, F_DUPFD_CLOEXEC, 3);
+		int devnull = open("/dev/null", O_RDONLY);
+		if (fd < 0 || devnull < 0 || dup2(devnull, 0) < 0)
+			fatal("cannot move the socket off fd 0");
+		close(devnull);
+		add_listener(fd, socket_family(fd), NULL);
+		return;
+	}
+	fatalx("no socket to listen on: use -s URL, systemd socket activation, or a listening socket on fd 0");
+}
+
+/* Makes sure fds 0-2 are open, so no socket or pipe of ours ever lands on
+ * them (posix_spawn's dup2 onto 0-2 would then be wrong). */
+static void ensure_std_fds(void)
+{
+	for (int fd = 0; fd < 3; fd++) {
+		if (fcntl(fd, F_GETFD) < 0) {
+			int n = open("/dev/null", O_RDWR);
+			if (n < 0)
+				exit(1);
+			if (n != fd) {
+				dup2(n, fd);
+				close(n);
+			}
+		}
+	}
+}
+
+static void remove_socket_files(void)
+{
+	for (size_t i = 0; i < n_listeners; i++) {
+		struct listener *l = &listeners[i];
+		struct stat st;
+		/* Only the file we created: a newer daemon may own the path. */
+		if (l->unix_path && stat(l->unix_path, &st) == 0 && st.st_dev == l->dev &&
+		    st.st_ino == l->ino)
+			unlink(l->unix_path);
+	}
+}
+
+static void close_listeners(void)
+{
+	remove_socket_files();
+	for (size_t i = 0; i < n_listeners; i++) {
+		if (listeners[i].fd >= 0)
+			close(listeners[i].fd);
+		listeners[i].fd = -1;
+	}
+}
+
+/* Accepts what is waiting on l, up to the concurrency limit.  Running out
+ * of fds is logged once per episode and paces accepting (*backoff). */
+static void accept_connections(struct listener *l, bool *backoff)
+{
+	static bool fd_shortage_logged;
+
+	while (workers_active() < cfg.max_active) {
+		int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				if (!fd_shortage_logged)
+					log_warn("cannot accept connections for now");
+				fd_shortage_logged = true;
+				*backoff = true;
+			}
+			/* EAGAIN, or a connection reset before we took it. */
+			return;
+		}
+		if (fd_shortage_logged) {
+			log_info("accepting connections again");
+			fd_shortage_logged = false;
+		}
+		if (l->family == AF_INET || l->family == AF_INET6) {
+			int one = 1;
+			/* Records are written whole; Nagle would only add delay. */
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		}
+		if (workers_submit(fd) < 0) {
+			log_warn("no worker for a new connection");
+			close(fd);
+			*backoff = true;
+			return;
+		}
+	}
+}
+
+static int setup_signals(void)
+{
+	sigset_t set;
+	struct sigaction sa;
+	int fd;
+
+	/* Writes to a closed pipe or socket must fail with EPIPE. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+
+	/* Every thread blocks these (threads inherit the mask); the main loop
+	 * reads them from a signalfd.  SIGUSR1 is libfcgi's shutdown signal,
+	 * whose handler would make its reads fail: taken over here too. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+		fatalx("cannot block signals");
+	fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (fd < 0)
+		fatal("signalfd");
+	return fd;
+}
+
+static void serve(int sig_fd)
+{
+	bool stopping = false;
+	struct pollfd pfd[MAX_LISTENERS + 2];
+
+	for (;;) {
+		bool backoff = false, accepting = !stopping && workers_active() < cfg.max_active;
+		nfds_t np = 0;
+		int rc;
+
+		pfd[np++] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
+		pfd[np++] = (struct pollfd){ .fd = workers_done_fd(), .events = POLLIN };
+		for (size_t i = 0; accepting && i < n_listeners; i++)
+			pfd[np++] = (struct pollfd){ .fd = listeners[i].fd, .events = POLLIN };
+		rc = poll(pfd, np, -1);
+		if (rc < 0) {
+			if (errno != EINTR)
+				fatal("poll");
+			continue;
+		}
+		if (pfd[1].revents)
+			workers_ack_done();
+		if (pfd[0].revents) {
+			struct signalfd_siginfo si;
+			while (read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
+				if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+					if (!stopping) {
+						log_info("stopping: waiting for %u connection(s) to finish",
+							 workers_active());
+						sd_notify(0, "STOPPING=1");
+						stopping = true;
+						close_listeners();
+						workers_stop();
+					}
+				} else {
+					log_debug("signal %u ignored", si.ssi_signo);
+				}
+			}
+		}
+		if (stopping) {
+			if (workers_active() == 0)
+				return;
+			continue;
+		}
+		for (size_t i = 2; i < np; i++) {
+			if (pfd[i].revents)
+				accept_connections(&listeners[i - 2], &backoff);
+		}
+		if (backoff)
+			poll(NULL, 0, 100); /* let fds or threads come back */
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "concurrency", required_argument, NULL, 'c' },
+		{ "stderr-to-fastcgi", no_argument, NULL, 'f' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "allow-program", required_argument, NULL, 'p' },
+		{ "log-level", required_argument, NULL, 'L' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	extern char **environ;
+	char **urls = NULL;
+	size_t n_urls = 0;
+	enum log_level level;
+	int c, sig_fd;
+
+	ensure_std_fds();
+	log_init();
+	while ((c = getopt_long(argc, argv, "c:fs:p:hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			cfg.max_active = parse_count(optarg, "invalid -c value (1 to 1000000):");
+			break;
+		case 'f':
+			cfg.stderr_to_fastcgi = true;
+			break;
+		case 's':
+			if (strcmp(optarg, "help") == 0) {
+				fputs(socket_url_help, stdout);
+				return 0;
+			}
+			urls = realloc(urls, (n_urls + 1) * sizeof(*urls));
+			if (!urls)
+				fatalx("out of memory");
+			urls[n_urls++] = optarg;
+			break;
+		case 'p':
+			cfg.allowed_programs = realloc(cfg.allowed_programs,
+						       (cfg.n_allowed_programs + 1) * sizeof(char *));
+			if (!cfg.allowed_programs)
+				fatalx("out of memory");
+			cfg.allowed_programs[cfg.n_allowed_programs++] = optarg;
+			break;
+		case 'L':
+			if (log_level_parse(optarg, &level) < 0)
+				usage_error("invalid log level:", optarg);
+			log_set_level(level);
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
+		case 'V':
+			printf("%s %s\n", PACKAGE_NAME, PACKAGE_VERSION);
+			return 0;
+		default:
+			fprintf(stderr, "Try 'fcgiwrap --help' for more information.\n");
+			return 1;
+		}
+	}
+	if (optind < argc)
+		usage_error("unexpected argument:", argv[optind]);
+
+	/* Scripts get the environment as it was at start-up, filtered. */
+	cfg.inherited_env = cgi_env_filter_inherited(environ);
+	if (!cfg.inherited_env)
+		fatalx("out of memory");
+
+	/* libfcgi drains a connection it closes after a protocol error for up
+	 * to 2 s by default; 100 ms is plenty for a well-behaved peer.  Read
+	 * once by FCGX_Init, so removed again at once. */
+	setenv("LIBFCGI_OS_CLOSE_POLL_TIMEOUT", "100", 1);
+	if (FCGX_Init() != 0)
+		fatalx("cannot initialise libfcgi");
+	unsetenv("LIBFCGI_OS_CLOSE_POLL_TIMEOUT");
+	/* After FCGX_Init, which installs handlers of its own. */
+	sig_fd = setup_signals();
+
+	open_listeners(urls, n_urls);
+	if (workers_init(cfg.max_active) < 0)
+		fatal("cannot start workers");
+	log_info("serving %zu socket(s), up to %u connections at once", n_listeners, cfg.max_active);
+	sd_notify(0, "READY=1");
+
+	serve(sig_fd);
+	log_info("stopped");
+	free(urls);
+	return 0;
+}

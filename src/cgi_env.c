@@ -1,0 +1,154 @@
+/* Environment building.  Names are deduplicated with a small open-addressing
+ * table sized for each call, so the work is linear in the number of
+ * entries (a request carries a few dozen, an attacker could send many). */
+#include "config.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cgi_env.h"
+
+static const char *const cgi_meta_vars[] = {
+	"AUTH_TYPE",   "CONTENT_LENGTH", "CONTENT_TYPE", "GATEWAY_INTERFACE",
+	"PATH_INFO",   "PATH_TRANSLATED", "QUERY_STRING", "REMOTE_ADDR",
+	"REMOTE_HOST", "REMOTE_IDENT",   "REMOTE_USER",  "REQUEST_METHOD",
+	"SCRIPT_NAME", "SERVER_NAME",    "SERVER_PORT",  "SERVER_PROTOCOL",
+	"SERVER_SOFTWARE",
+};
+
+static size_t name_len(const char *entry)
+{
+	return strcspn(entry, "=");
+}
+
+static bool is_meta_var(const char *entry, size_t len)
+{
+	if (len >= 4 && strncmp(entry, "HTTP", 4) == 0)
+		return true;
+	for (size_t i = 0; i < sizeof(cgi_meta_vars) / sizeof(cgi_meta_vars[0]); i++) {
+		if (strlen(cgi_meta_vars[i]) == len && strncmp(entry, cgi_meta_vars[i], len) == 0)
+			return true;
+	}
+	return false;
+}
+
+char **cgi_env_filter_inherited(char *const *environ_in)
+{
+	size_t n = 0, k = 0;
+	char **out;
+
+	while (environ_in && environ_in[n])
+		n++;
+	out = calloc(n + 1, sizeof(*out));
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		size_t len = name_len(environ_in[i]);
+		if (environ_in[i][len] != '=' || len == 0 || is_meta_var(environ_in[i], len))
+			continue;
+		out[k++] = environ_in[i];
+	}
+	out[k] = NULL;
+	return out;
+}
+
+const char *cgi_env_get(char *const *env, const char *name)
+{
+	size_t len = strlen(name);
+	for (; env && *env; env++) {
+		if (strncmp(*env, name, len) == 0 && (*env)[len] == '=')
+			return *env + len + 1;
+	}
+	return NULL;
+}
+
+/* Set of names seen so far: FNV-1a hashed, linear probing. */
+struct name_set {
+	const char **slot;
+	size_t *slot_len;
+	size_t mask;
+};
+
+static uint32_t hash_name(const char *s, size_t len)
+{
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)s[i]) * 16777619u;
+	return h;
+}
+
+/* Adds name (len bytes); returns false if it was already there. */
+static bool name_set_add(struct name_set *set, const char *name, size_t len)
+{
+	size_t i = hash_name(name, len) & set->mask;
+	while (set->slot[i]) {
+		if (set->slot_len[i] == len && memcmp(set->slot[i], name, len) == 0)
+			return false;
+		i = (i + 1) & set->mask;
+	}
+	set->slot[i] = name;
+	set->slot_len[i] = len;
+	return true;
+}
+
+char **cgi_env_build(char *const *params, char *const *inherited, const struct env_override *ov,
+		     size_t nov)
+{
+	size_t nparams = 0, ninh = 0, strbytes = 0, total, cap = 16, k = 0;
+	struct name_set set;
+	char **env, *strings;
+
+	while (params && params[nparams])
+		nparams++;
+	while (inherited && inherited[ninh])
+		ninh++;
+	for (size_t i = 0; i < nov; i++) {
+		if (ov[i].value)
+			strbytes += strlen(ov[i].name) + strlen(ov[i].value) + 2;
+	}
+	total = nparams + ninh + nov;
+	while (cap < total * 2)
+		cap *= 2;
+	set.slot = calloc(cap, sizeof(*set.slot));
+	set.slot_len = malloc(cap * sizeof(*set.slot_len));
+	set.mask = cap - 1;
+	env = malloc((total + 1) * sizeof(*env) + strbytes);
+	if (!set.slot || !set.slot_len || !env) {
+		free(set.slot);
+		free(set.slot_len);
+		free(env);
+		return NULL;
+	}
+	strings = (char *)(env + total + 1);
+
+	/* An override with a NULL value still claims its name, which is how
+	 * a variable is removed. */
+	for (size_t i = 0; i < nov; i++) {
+		size_t nl = strlen(ov[i].name);
+		if (!name_set_add(&set, ov[i].name, nl) || !ov[i].value)
+			continue;
+		env[k++] = strings;
+		memcpy(strings, ov[i].name, nl);
+		strings[nl] = '=';
+		strcpy(strings + nl + 1, ov[i].value);
+		strings += nl + strlen(ov[i].value) + 2;
+	}
+	for (size_t i = 0; i < nparams; i++) {
+		size_t nl = name_len(params[i]);
+		if (params[i][nl] != '=' || nl == 0)
+			continue;
+		if (name_set_add(&set, params[i], nl))
+			env[k++] = params[i];
+	}
+	for (size_t i = 0; i < ninh; i++) {
+		size_t nl = name_len(inherited[i]);
+		if (name_set_add(&set, inherited[i], nl))
+			env[k++] = inherited[i];
+	}
+	env[k] = NULL;
+	free(set.slot);
+	free(set.slot_len);
+	return env;
+}

@@ -1,0 +1,209 @@
+/* CGI response header parsing.
+ *
+ * The script's header block is collected whole (it is small and bounded by
+ * CGI_HEADER_MAX) and checked before a byte of it is forwarded, so a
+ * malformed block becomes a clean 502 rather than a half-sent response.
+ * Lines may end in LF or CRLF; the block is passed on with CRLF line ends
+ * and header order and repetitions kept. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cgi_header.h"
+
+void cgi_header_init(struct cgi_header *h)
+{
+	memset(h, 0, sizeof(*h));
+}
+
+void cgi_header_free(struct cgi_header *h)
+{
+	free(h->raw);
+	free(h->out);
+	cgi_header_init(h);
+}
+
+/* RFC 9110 token characters, the only ones allowed in a field name. */
+static bool is_tchar(unsigned char c)
+{
+	if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+		return true;
+	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static bool name_is(const char *name, size_t len, const char *want)
+{
+	return strlen(want) == len && strncasecmp(name, want, len) == 0;
+}
+
+/* Checks the collected block line by line and builds the normalised copy. */
+static enum cgi_header_result parse_block(struct cgi_header *h, size_t block_len)
+{
+	const char *p = h->raw, *end = h->raw + block_len;
+	bool has_status = false, has_location = false;
+	char *o;
+
+	/* Each LF may gain a CR: twice the input is always enough. */
+	h->out = malloc(block_len * 2 + 2);
+	if (!h->out) {
+		h->error = "out of memory";
+		return CGI_HEADER_ERROR;
+	}
+	o = h->out;
+	h->status = 200;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *line_end = nl;
+		const char *colon, *v;
+		size_t name_len;
+
+		if (line_end > p && line_end[-1] == '\r')
+			line_end--;
+		if (line_end == p)
+			break; /* the blank line */
+		if (memchr(p, '\0', (size_t)(line_end - p)) || memchr(p, '\r', (size_t)(line_end - p))) {
+			h->error = "control character in header line";
+			return CGI_HEADER_ERROR;
+		}
+		if (*p == ' ' || *p == '\t') {
+			h->error = "folded header line";
+			return CGI_HEADER_ERROR;
+		}
+		colon = memchr(p, ':', (size_t)(line_end - p));
+		if (!colon || colon == p) {
+			h->error = "header line without a field name";
+			return CGI_HEADER_ERROR;
+		}
+		name_len = (size_t)(colon - p);
+		for (size_t i = 0; i < name_len; i++) {
+			if (!is_tchar((unsigned char)p[i])) {
+				h->error = "invalid character in header field name";
+				return CGI_HEADER_ERROR;
+			}
+		}
+		v = colon + 1;
+		while (v < line_end && (*v == ' ' || *v == '\t'))
+			v++;
+		if (name_is(p, name_len, "Status")) {
+			if (has_status) {
+				h->error = "more than one Status header";
+				return CGI_HEADER_ERROR;
+			}
+			if (line_end - v < 3 || v[0] < '1' || v[0] > '9' || v[1] < '0' || v[1] > '9' ||
+			    v[2] < '0' || v[2] > '9' || (line_end - v > 3 && v[3] != ' ')) {
+				h->error = "malformed Status header";
+				return CGI_HEADER_ERROR;
+			}
+			has_status = true;
+			h->status = (v[0] - '0') * 100 + (v[1] - '0') * 10 + (v[2] - '0');
+		} else if (name_is(p, name_len, "Location")) {
+			if (v == line_end) {
+				h->error = "empty Location header";
+				return CGI_HEADER_ERROR;
+			}
+			has_location = true;
+		}
+		memcpy(o, p, (size_t)(line_end - p));
+		o += line_end - p;
+		*o++ = '\r';
+		*o++ = '\n';
+		p = nl + 1;
+	}
+	/* A redirect without Status is a 302 (RFC 3875 6.2.3); nginx applies
+	 * the same rule, this only keeps our own figure right. */
+	if (has_location && !has_status)
+		h->status = 302;
+	*o++ = '\r';
+	*o++ = '\n';
+	h->out_len = (size_t)(o - h->out);
+	return CGI_HEADER_DONE;
+}
+
+enum cgi_header_result cgi_header_feed(struct cgi_header *h, const char *data, size_t len,
+				       size_t *consumed)
+{
+	size_t take = len;
+
+	*consumed = 0;
+	if (h->error)
+		return CGI_HEADER_ERROR;
+	if (h->raw_len + take > CGI_HEADER_MAX)
+		take = CGI_HEADER_MAX - h->raw_len;
+	if (h->raw_len + take > h->raw_cap) {
+		size_t cap = h->raw_cap ? h->raw_cap : 1024;
+		char *n;
+		while (cap < h->raw_len + take)
+			cap *= 2;
+		if (cap > CGI_HEADER_MAX)
+			cap = CGI_HEADER_MAX;
+		n = realloc(h->raw, cap);
+		if (!n) {
+			h->error = "out of memory";
+			return CGI_HEADER_ERROR;
+		}
+		h->raw = n;
+		h->raw_cap = cap;
+	}
+	memcpy(h->raw + h->raw_len, data, take);
+	h->raw_len += take;
+
+	/* A blank first line means no headers at all, which CGI forbids. */
+	if (h->raw_len > 0 && (h->raw[0] == '\n' || (h->raw[0] == '\r' && h->raw_len > 1 && h->raw[1] == '\n'))) {
+		h->error = "blank first line: no CGI headers";
+		return CGI_HEADER_ERROR;
+	}
+	/* Look for LF (CR) LF, resuming where the last call stopped, so a
+	 * block fed in small pieces is still scanned once. */
+	size_t i = h->scan;
+	while (i < h->raw_len) {
+		const char *nl = memchr(h->raw + i, '\n', h->raw_len - i);
+		size_t j;
+		if (!nl) {
+			i = h->raw_len;
+			break;
+		}
+		i = (size_t)(nl - h->raw);
+		j = i + 1;
+		if (j < h->raw_len && h->raw[j] == '\r')
+			j++;
+		if (j >= h->raw_len)
+			break; /* the next byte decides: resume at this LF */
+		if (h->raw[j] == '\n') {
+			size_t block_len = j + 1;
+			*consumed = take - (h->raw_len - block_len);
+			h->raw_len = block_len;
+			return parse_block(h, block_len);
+		}
+		i++;
+	}
+	h->scan = i;
+	*consumed = take;
+	if (h->raw_len >= CGI_HEADER_MAX) {
+		h->error = "header block longer than 65536 bytes";
+		return CGI_HEADER_ERROR;
+	}
+	return CGI_HEADER_MORE;
+}
+
+void cgi_header_eof(struct cgi_header *h)
+{
+	const char *last_nl;
+
+	if (h->error)
+		return;
+	if (h->raw_len == 0) {
+		h->error = "script produced no output";
+		return;
+	}
+	/* Name the first bad line if there is one (a script that prints no
+	 * headers at all is the usual case), else say what is missing. */
+	last_nl = h->raw ? memrchr(h->raw, '\n', h->raw_len) : NULL;
+	if (last_nl && parse_block(h, (size_t)(last_nl - h->raw) + 1) == CGI_HEADER_ERROR)
+		return;
+	free(h->out);
+	h->out = NULL;
+	h->out_len = 0;
+	h->error = "script output ended inside its headers (no blank line)";
+}

@@ -1,0 +1,279 @@
+/* FastCGI record output.
+ *
+ * Records are written here rather than through libfcgi's FCGX_PutStr:
+ * libfcgi's writer holds 8 KB before sending, blocks without limit on a
+ * peer that stops reading, and treats a short write(2) as success (losing
+ * the rest).  Writing a header and the payload with one sendmsg(2), up to
+ * 64 KB per record, also halves the system calls on large responses.
+ *
+ * The spool exists because nginx stops sending the request body once it
+ * sees the first response bytes: everything the script writes before
+ * FCGI_STDIN has ended is encoded as records and held, in memory up to
+ * SPOOL_MEM_MAX and then in an unlinked temporary file. */
+#include "config.h"
+
+#include <errno.h>
+#include <fastcgi.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "fcgi_out.h"
+
+/* Largest payload of one record. */
+#define RECORD_MAX 0xffff
+
+void fcgi_out_init(struct fcgi_out *o, int fd, uint16_t request_id, int timeout_ms)
+{
+	memset(o, 0, sizeof(*o));
+	o->fd = fd;
+	o->request_id = request_id;
+	o->timeout_ms = timeout_ms;
+	o->holding = true;
+	o->file_fd = -1;
+}
+
+void fcgi_out_free(struct fcgi_out *o)
+{
+	free(o->mem);
+	o->mem = NULL;
+	o->mem_len = 0;
+	if (o->file_fd >= 0)
+		close(o->file_fd);
+	o->file_fd = -1;
+}
+
+static void make_header(FCGI_Header *h, int type, uint16_t id, size_t len)
+{
+	h->version = FCGI_VERSION_1;
+	h->type = (unsigned char)type;
+	h->requestIdB1 = (unsigned char)(id >> 8);
+	h->requestIdB0 = (unsigned char)id;
+	h->contentLengthB1 = (unsigned char)(len >> 8);
+	h->contentLengthB0 = (unsigned char)len;
+	h->paddingLength = 0;
+	h->reserved = 0;
+}
+
+int send_all_iov(int fd, struct iovec *iov, int iovcnt, int timeout_ms)
+{
+	struct msghdr msg;
+
+	while (iovcnt > 0) {
+		ssize_t n;
+		memset(&msg, 0, sizeof(msg));
+		msg.msg_iov = iov;
+		msg.msg_iovlen = (size_t)iovcnt;
+		/* MSG_DONTWAIT: the socket itself stays blocking for libfcgi's
+		 * reads; MSG_NOSIGNAL: a closed peer is EPIPE, not a signal. */
+		n = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0) {
+			struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+			int rc;
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				return -1;
+			rc = poll(&pfd, 1, timeout_ms);
+			if (rc < 0 && errno != EINTR)
+				return -1;
+			if (rc == 0) {
+				errno = ETIMEDOUT;
+				return -1;
+			}
+			continue;
+		}
+		while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
+			n -= (ssize_t)iov->iov_len;
+			iov++;
+			iovcnt--;
+		}
+		if (iovcnt > 0) {
+			iov->iov_base = (char *)iov->iov_base + n;
+			iov->iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
+static int open_spool_file(void)
+{
+	const char *dir = getenv("TMPDIR");
+	char path[4096];
+	int fd;
+
+	if (!dir || !*dir)
+		dir = "/tmp";
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR))
+		return fd;
+	/* File systems without O_TMPFILE: create and unlink at once. */
+	snprintf(path, sizeof(path), "%s/fcgiwrap-spool-XXXXXX", dir);
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd >= 0)
+		unlink(path);
+	return fd;
+}
+
+static int write_full(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Appends bytes to the spool, moving it to disk when memory is full. */
+static int spool_append(struct fcgi_out *o, const void *data, size_t len)
+{
+	if (o->file_fd < 0 && o->mem_len + len <= SPOOL_MEM_MAX) {
+		if (!o->mem) {
+			o->mem = malloc(SPOOL_MEM_MAX);
+			if (!o->mem)
+				return -1;
+		}
+		memcpy(o->mem + o->mem_len, data, len);
+		o->mem_len += len;
+		return 0;
+	}
+	if (o->file_fd < 0) {
+		o->file_fd = open_spool_file();
+		if (o->file_fd < 0)
+			return -1;
+		if (write_full(o->file_fd, o->mem, o->mem_len) < 0)
+			return -1;
+		o->file_len = (off_t)o->mem_len;
+		free(o->mem);
+		o->mem = NULL;
+		o->mem_len = 0;
+	}
+	if (write_full(o->file_fd, data, len) < 0)
+		return -1;
+	o->file_len += (off_t)len;
+	return 0;
+}
+
+static int emit(struct fcgi_out *o, struct iovec *iov, int iovcnt)
+{
+	if (o->error)
+		return -1;
+	if (o->holding) {
+		for (int i = 0; i < iovcnt; i++) {
+			if (spool_append(o, iov[i].iov_base, iov[i].iov_len) < 0) {
+				o->error = errno ? errno : ENOMEM;
+				return -1;
+			}
+		}
+		return 0;
+	}
+	if (send_all_iov(o->fd, iov, iovcnt, o->timeout_ms) < 0) {
+		o->error = errno;
+		return -1;
+	}
+	return 0;
+}
+
+int fcgi_out_stream(struct fcgi_out *o, int type, const void *data, size_t len)
+{
+	const char *p = data;
+
+	if (type == FCGI_STDERR && len > 0)
+		o->stderr_used = true;
+	if (type == FCGI_STDOUT)
+		o->stdout_bytes += len;
+	while (len > 0) {
+		size_t chunk = len > RECORD_MAX ? RECORD_MAX : len;
+		FCGI_Header h;
+		struct iovec iov[2];
+		make_header(&h, type, o->request_id, chunk);
+		iov[0].iov_base = &h;
+		iov[0].iov_len = sizeof(h);
+		iov[1].iov_base = (void *)p;
+		iov[1].iov_len = chunk;
+		if (emit(o, iov, 2) < 0)
+			return -1;
+		p += chunk;
+		len -= chunk;
+	}
+	return 0;
+}
+
+int fcgi_out_release(struct fcgi_out *o, char *buf, size_t bufsize)
+{
+	if (!o->holding)
+		return 0;
+	o->holding = false;
+	if (o->error)
+		return -1;
+	if (o->mem_len > 0) {
+		struct iovec iov = { .iov_base = o->mem, .iov_len = o->mem_len };
+		if (send_all_iov(o->fd, &iov, 1, o->timeout_ms) < 0) {
+			o->error = errno;
+			return -1;
+		}
+	}
+	if (o->file_fd >= 0) {
+		off_t off = 0;
+		while (off < o->file_len) {
+			ssize_t n = pread(o->file_fd, buf, bufsize, off);
+			struct iovec iov;
+			if (n <= 0) {
+				o->error = n < 0 ? errno : EIO;
+				return -1;
+			}
+			iov.iov_base = buf;
+			iov.iov_len = (size_t)n;
+			if (send_all_iov(o->fd, &iov, 1, o->timeout_ms) < 0) {
+				o->error = errno;
+				return -1;
+			}
+			off += n;
+		}
+	}
+	fcgi_out_free(o);
+	return 0;
+}
+
+int fcgi_out_end_request(struct fcgi_out *o, uint32_t app_status, uint8_t protocol_status)
+{
+	FCGI_Header eof_out, eof_err;
+	FCGI_EndRequestRecord end;
+	struct iovec iov[3];
+	int n = 0;
+
+	/* Closing empty records: STDOUT always, STDERR only if it was used,
+	 * as the specification asks (section 6.1). */
+	if (protocol_status == FCGI_REQUEST_COMPLETE) {
+		make_header(&eof_out, FCGI_STDOUT, o->request_id, 0);
+		iov[n].iov_base = &eof_out;
+		iov[n++].iov_len = sizeof(eof_out);
+	}
+	if (o->stderr_used) {
+		make_header(&eof_err, FCGI_STDERR, o->request_id, 0);
+		iov[n].iov_base = &eof_err;
+		iov[n++].iov_len = sizeof(eof_err);
+	}
+	make_header(&end.header, FCGI_END_REQUEST, o->request_id, sizeof(end.body));
+	memset(&end.body, 0, sizeof(end.body));
+	end.body.appStatusB3 = (unsigned char)(app_status >> 24);
+	end.body.appStatusB2 = (unsigned char)(app_status >> 16);
+	end.body.appStatusB1 = (unsigned char)(app_status >> 8);
+	end.body.appStatusB0 = (unsigned char)app_status;
+	end.body.protocolStatus = protocol_status;
+	iov[n].iov_base = &end;
+	iov[n++].iov_len = sizeof(end);
+	return emit(o, iov, n);
+}

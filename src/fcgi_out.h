@@ -1,0 +1,48 @@
+/* FastCGI output of one request: STDOUT/STDERR records and the closing
+ * END_REQUEST, written straight to the connection, or held in a spool
+ * while the request body is still arriving. */
+#ifndef FCGIWRAP_FCGI_OUT_H
+#define FCGIWRAP_FCGI_OUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Output held in memory before it moves to an unlinked temporary file. */
+#define SPOOL_MEM_MAX (64 * 1024)
+
+struct fcgi_out {
+	int fd;              /* the connection (not owned) */
+	uint16_t request_id;
+	int timeout_ms;      /* longest wait for the peer to take bytes */
+	bool holding;        /* spool rather than send */
+	char *mem;           /* spool in memory */
+	size_t mem_len;
+	int file_fd;         /* spool on disk, -1 until needed */
+	off_t file_len;
+	bool stderr_used;    /* an FCGI_STDERR record was produced */
+	uint64_t stdout_bytes; /* payload bytes of STDOUT records */
+	int error;           /* errno of the first failure; output stops */
+};
+
+void fcgi_out_init(struct fcgi_out *o, int fd, uint16_t request_id, int timeout_ms);
+void fcgi_out_free(struct fcgi_out *o);
+
+/* Queues or sends len bytes as records of type (FCGI_STDOUT or
+ * FCGI_STDERR).  Returns 0 or -1 (o->error says why). */
+int fcgi_out_stream(struct fcgi_out *o, int type, const void *data, size_t len);
+
+/* Stops holding: sends what the spool holds (using buf as scratch) and
+ * sends directly from then on.  Returns 0 or -1. */
+int fcgi_out_release(struct fcgi_out *o, char *buf, size_t bufsize);
+
+/* Ends the streams and the request.  Returns 0 or -1. */
+int fcgi_out_end_request(struct fcgi_out *o, uint32_t app_status, uint8_t protocol_status);
+
+/* Writes all of iov to a blocking or non-blocking socket without ever
+ * blocking longer than timeout_ms between progress.  Returns 0, or -1
+ * with errno (ETIMEDOUT when the peer stopped reading). */
+int send_all_iov(int fd, struct iovec *iov, int iovcnt, int timeout_ms);
+
+#endif

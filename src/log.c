@@ -1,0 +1,128 @@
+/* Logging to stderr.  Every message is formatted into one buffer and
+ * written with a single write(2), so lines from concurrent requests never
+ * interleave mid-line. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static enum log_level max_level = LOG_LEVEL_INFO;
+static bool journal_prefix;
+
+void log_init(void)
+{
+	/* systemd sets JOURNAL_STREAM when stderr is connected to the journal;
+	 * that is when "<N>" prefixes are understood rather than printed. */
+	journal_prefix = getenv("JOURNAL_STREAM") != NULL;
+}
+
+void log_set_level(enum log_level level)
+{
+	max_level = level;
+}
+
+int log_level_parse(const char *name, enum log_level *out)
+{
+	static const struct {
+		const char *name;
+		enum log_level level;
+	} names[] = {
+		{ "error", LOG_LEVEL_ERR },
+		{ "warning", LOG_LEVEL_WARNING },
+		{ "info", LOG_LEVEL_INFO },
+		{ "debug", LOG_LEVEL_DEBUG },
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strcasecmp(name, names[i].name) == 0) {
+			*out = names[i].level;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static void log_vwrite(enum log_level level, int errnum, const char *fmt, va_list ap)
+{
+	char line[4096];
+	size_t len = 0;
+	int n;
+
+	if (level > max_level)
+		return;
+	if (journal_prefix) {
+		n = snprintf(line, sizeof(line), "<%d>", (int)level);
+		len = (size_t)n;
+	}
+	n = vsnprintf(line + len, sizeof(line) - len, fmt, ap);
+	if (n < 0)
+		return;
+	len += (size_t)n;
+	if (len > sizeof(line) - 2)
+		len = sizeof(line) - 2;
+	if (errnum) {
+		char errbuf[128];
+		const char *msg = strerror_r(errnum, errbuf, sizeof(errbuf));
+		n = snprintf(line + len, sizeof(line) - len, ": %s", msg);
+		if (n > 0)
+			len += (size_t)n;
+		if (len > sizeof(line) - 2)
+			len = sizeof(line) - 2;
+	}
+	line[len++] = '\n';
+	/* A short write to stderr is not worth a retry loop: logging must
+	 * never block or fail a request. */
+	ssize_t rc = write(STDERR_FILENO, line, len);
+	(void)rc;
+}
+
+#define LOG_FN(name, level, with_errno)                   \
+	void name(const char *fmt, ...)                   \
+	{                                                 \
+		int saved = errno;                        \
+		va_list ap;                               \
+		va_start(ap, fmt);                        \
+		log_vwrite(level, with_errno ? saved : 0, fmt, ap); \
+		va_end(ap);                               \
+		errno = saved;                            \
+	}
+
+LOG_FN(log_warn, LOG_LEVEL_WARNING, 1)
+LOG_FN(log_warnx, LOG_LEVEL_WARNING, 0)
+LOG_FN(log_err, LOG_LEVEL_ERR, 1)
+LOG_FN(log_errx, LOG_LEVEL_ERR, 0)
+LOG_FN(log_info, LOG_LEVEL_INFO, 0)
+LOG_FN(log_debug, LOG_LEVEL_DEBUG, 0)
+
+void log_at(enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_vwrite(level, 0, fmt, ap);
+	va_end(ap);
+}
+
+void fatal(const char *fmt, ...)
+{
+	int saved = errno;
+	va_list ap;
+	va_start(ap, fmt);
+	log_vwrite(LOG_LEVEL_ERR, saved, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+void fatalx(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_vwrite(LOG_LEVEL_ERR, 0, fmt, ap);
+	va_end(ap);
+	exit(1);
+}

@@ -1,0 +1,620 @@
+/* One connection, one request at a time (nginx never multiplexes).
+ *
+ * libfcgi reads the request: FCGX_Accept_r() on a connection we accepted
+ * ourselves parses BEGIN_REQUEST and PARAMS, and its input stream decodes
+ * FCGI_STDIN.  Its reads block, so the relay below only calls into it when
+ * it wants body bytes, and services the script's pipes (non-blocking) in
+ * between.  Output goes through fcgi_out (see there for why).
+ *
+ * The order of events that matters:
+ *  - nothing is sent before FCGI_STDIN has ended (nginx stops sending the
+ *    body once response bytes arrive); output is spooled until then;
+ *  - the body is fed to the script while its output is read, so no order
+ *    of reads and writes in the script can deadlock;
+ *  - the request ends when the body has ended, the script's stdout and
+ *    stderr are closed, and the script has been reaped (its exit status
+ *    becomes appStatus in FCGI_END_REQUEST). */
+#include "config.h"
+
+#include <errno.h>
+#include <fastcgi.h>
+#include <fcgiapp.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cgi_env.h"
+#include "cgi_header.h"
+#include "fcgi_out.h"
+#include "log.h"
+#include "request.h"
+#include "script_path.h"
+#include "settings.h"
+#include "spawn.h"
+
+#define IO_BUF_SIZE (64 * 1024)
+/* libfcgi delivers at most one 8 KB read buffer per call. */
+#define BODY_BUF_SIZE (16 * 1024)
+/* A script's stderr line longer than this is logged in pieces. */
+#define STDERR_LINE_MAX 2048
+
+int worker_buffers_init(struct worker_buffers *wb)
+{
+	wb->io = malloc(IO_BUF_SIZE);
+	wb->body = malloc(BODY_BUF_SIZE);
+	wb->io_size = IO_BUF_SIZE;
+	wb->body_size = BODY_BUF_SIZE;
+	if (!wb->io || !wb->body) {
+		worker_buffers_free(wb);
+		return -1;
+	}
+	return 0;
+}
+
+void worker_buffers_free(struct worker_buffers *wb)
+{
+	free(wb->io);
+	free(wb->body);
+	wb->io = wb->body = NULL;
+}
+
+enum header_state { HDR_PARSING, HDR_DONE, HDR_FAILED };
+
+struct request {
+	FCGX_Request *fcgx;
+	struct worker_buffers *wb;
+	struct fcgi_out out;
+	struct cgi_header hdr;
+	enum header_state hstate;
+	struct script_proc proc;
+	struct script_location loc;
+	char **env;
+	char *dir;              /* where the script runs, or NULL */
+	const char *label;      /* names the request in log lines */
+	size_t body_off, body_len; /* body bytes in wb->body not yet written */
+	bool stdin_ended;       /* FCGI_STDIN has ended */
+	bool conn_broken;       /* no more output can reach the peer */
+	char *errline;          /* partial stderr line (without -f) */
+	size_t errline_len;
+};
+
+static void request_init(struct request *r, FCGX_Request *fcgx, struct worker_buffers *wb)
+{
+	memset(r, 0, sizeof(*r));
+	r->fcgx = fcgx;
+	r->wb = wb;
+	/* Relies on FCGX_Request.ipcFd (the connection) and .requestId. */
+	fcgi_out_init(&r->out, fcgx->ipcFd, (uint16_t)fcgx->requestId, cfg.io_timeout_ms);
+	cgi_header_init(&r->hdr);
+	script_proc_init(&r->proc);
+	r->label = "(unknown script)";
+}
+
+static void request_free(struct request *r)
+{
+	fcgi_out_free(&r->out);
+	cgi_header_free(&r->hdr);
+	script_proc_close(&r->proc);
+	script_location_free(&r->loc);
+	free(r->env);
+	free(r->dir);
+	free(r->errline);
+	r->env = NULL;
+	r->dir = r->errline = NULL;
+}
+
+/* Reads the next piece of the request body.  Returns the number of bytes
+ * (> 0), 0 at the end of FCGI_STDIN, -1 if the connection failed or the
+ * peer broke the protocol (an FCGI_ABORT_REQUEST included).  Blocks only
+ * until the peer sends more.
+ *
+ * Relies on the public FCGX_Stream fields rdNext and stop: the bytes
+ * between them are decoded body bytes already in libfcgi's buffer, and
+ * taking no more than those never blocks. */
+static ssize_t read_body(FCGX_Stream *in, char *buf, size_t size)
+{
+	int avail = (int)(in->stop - in->rdNext);
+	int n;
+
+	if (avail > 0) {
+		n = FCGX_GetStr(buf, avail < (int)size ? avail : (int)size, in);
+	} else {
+		n = FCGX_GetStr(buf, 1, in);
+		avail = (int)(in->stop - in->rdNext);
+		if (n == 1 && avail > 0)
+			n += FCGX_GetStr(buf + 1, avail < (int)size - 1 ? avail : (int)size - 1, in);
+	}
+	if (n > 0)
+		return n;
+	return FCGX_GetError(in) ? -1 : 0;
+}
+
+/* Reads and drops the rest of the body.  Returns 0, or -1 if the
+ * connection failed. */
+static int drain_body(struct request *r)
+{
+	while (!r->stdin_ended) {
+		ssize_t n = read_body(r->fcgx->in, r->wb->body, r->wb->body_size);
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			r->stdin_ended = true;
+	}
+	return 0;
+}
+
+/* Sends the whole body for an error status, in the form 1.1.0 used. */
+static void send_error_body(struct request *r, const char *status_line)
+{
+	char buf[256];
+	int n = snprintf(buf, sizeof(buf), "Status: %s\r\nContent-Type: text/plain\r\n\r\n%s\r\n",
+			 status_line, status_line);
+	if (fcgi_out_stream(&r->out, FCGI_STDOUT, buf, (size_t)n) < 0)
+		r->conn_broken = true;
+}
+
+/* Answers a request that never reached a script: drains the body first
+ * (nginx would stop sending it otherwise), then the error and the end. */
+static void respond_error(struct request *r, const char *status_line)
+{
+	if (drain_body(r) < 0 || fcgi_out_release(&r->out, r->wb->io, r->wb->io_size) < 0) {
+		r->conn_broken = true;
+		return;
+	}
+	send_error_body(r, status_line);
+	if (!r->conn_broken && fcgi_out_end_request(&r->out, 0, FCGI_REQUEST_COMPLETE) < 0)
+		r->conn_broken = true;
+}
+
+static void log_stderr_line(struct request *r, const char *line, size_t len)
+{
+	log_warnx("%s: %.*s", r->label, (int)len, line);
+}
+
+/* Script stderr without -f: one log line per line the script wrote. */
+static void stderr_to_log(struct request *r, const char *data, size_t len)
+{
+	if (!r->errline) {
+		r->errline = malloc(STDERR_LINE_MAX);
+		if (!r->errline)
+			return;
+	}
+	while (len > 0) {
+		const char *nl = memchr(data, '\n', len);
+		size_t take = nl ? (size_t)(nl - data) : len;
+		if (take > STDERR_LINE_MAX - r->errline_len)
+			take = STDERR_LINE_MAX - r->errline_len;
+		memcpy(r->errline + r->errline_len, data, take);
+		r->errline_len += take;
+		data += take;
+		len -= take;
+		if (len > 0 && *data == '\n') {
+			data++;
+			len--;
+			log_stderr_line(r, r->errline, r->errline_len);
+			r->errline_len = 0;
+		} else if (r->errline_len == STDERR_LINE_MAX) {
+			log_stderr_line(r, r->errline, r->errline_len);
+			r->errline_len = 0;
+		}
+	}
+}
+
+static void stderr_flush(struct request *r)
+{
+	if (r->errline_len > 0)
+		log_stderr_line(r, r->errline, r->errline_len);
+	r->errline_len = 0;
+}
+
+/* The script broke the CGI header rules: it is ended, its remaining output
+ * dropped, and the client will get a 502 once the body has been read. */
+static void headers_failed(struct request *r)
+{
+	r->hstate = HDR_FAILED;
+	log_warnx("%s: bad CGI response: %s", r->label, r->hdr.error);
+	script_terminate(&r->proc, cfg.kill_grace_ms);
+	script_proc_close(&r->proc);
+}
+
+/* Handles bytes from the script's stdout.  Returns -1 if the peer is gone. */
+static int on_stdout(struct request *r, const char *data, size_t len)
+{
+	if (r->hstate == HDR_PARSING) {
+		size_t used;
+		switch (cgi_header_feed(&r->hdr, data, len, &used)) {
+		case CGI_HEADER_MORE:
+			return 0;
+		case CGI_HEADER_ERROR:
+			headers_failed(r);
+			return 0;
+		case CGI_HEADER_DONE:
+			r->hstate = HDR_DONE;
+			if (fcgi_out_stream(&r->out, FCGI_STDOUT, r->hdr.out, r->hdr.out_len) < 0)
+				return -1;
+			data += used;
+			len -= used;
+			break;
+		}
+	}
+	if (r->hstate == HDR_DONE && len > 0)
+		return fcgi_out_stream(&r->out, FCGI_STDOUT, data, len);
+	return 0;
+}
+
+static int on_stderr(struct request *r, const char *data, size_t len)
+{
+	if (cfg.stderr_to_fastcgi)
+		return fcgi_out_stream(&r->out, FCGI_STDERR, data, len);
+	stderr_to_log(r, data, len);
+	return 0;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* Writes pending body bytes to the script; a script that closed its stdin
+ * gets no more (the rest of the body is read and dropped). */
+static void feed_script(struct request *r)
+{
+	while (r->proc.stdin_fd >= 0 && r->body_off < r->body_len) {
+		ssize_t n = write(r->proc.stdin_fd, r->wb->body + r->body_off, r->body_len - r->body_off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				return;
+			/* EPIPE: the script does not want the rest. */
+			close_fd(&r->proc.stdin_fd);
+			break;
+		}
+		r->body_off += (size_t)n;
+	}
+	if (r->proc.stdin_fd < 0)
+		r->body_off = r->body_len = 0;
+	if (r->stdin_ended && r->body_off == r->body_len)
+		close_fd(&r->proc.stdin_fd);
+}
+
+/* After FCGI_STDIN has ended the peer has nothing more to send for this
+ * request: anything readable is a close, an FCGI_ABORT_REQUEST or a
+ * protocol violation, and each of them ends the request. */
+static const char *peer_abort_reason(int fd)
+{
+	unsigned char h[FCGI_HEADER_LEN];
+	ssize_t n = recv(fd, h, sizeof(h), MSG_PEEK | MSG_DONTWAIT);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return NULL;
+	if (n <= 0)
+		return "the web server closed the connection";
+	if (n >= 2 && h[1] == FCGI_ABORT_REQUEST)
+		return "the web server aborted the request";
+	return "unexpected data from the web server";
+}
+
+static void abort_request(struct request *r, const char *why)
+{
+	log_info("%s: %s; ending the script", r->label, why);
+	script_terminate(&r->proc, cfg.kill_grace_ms);
+	r->conn_broken = true;
+}
+
+/* Runs the relay until the request is complete.  Returns 0, or -1 when the
+ * request was aborted (the script has been ended then). */
+static int relay(struct request *r)
+{
+	struct script_proc *p = &r->proc;
+	int conn = r->fcgx->ipcFd;
+
+	r->hstate = HDR_PARSING;
+	for (;;) {
+		struct pollfd pfd[5];
+		int np = 0, i_out = -1, i_err = -1, i_in = -1, i_pid = -1, i_conn = -1;
+		bool want_body = !r->stdin_ended && r->body_off == r->body_len;
+
+		if (want_body) {
+			ssize_t n = read_body(r->fcgx->in, r->wb->body, r->wb->body_size);
+			if (n < 0) {
+				abort_request(r, "the connection failed while the body was read");
+				return -1;
+			}
+			if (n == 0) {
+				r->stdin_ended = true;
+				close_fd(&p->stdin_fd);
+				if (fcgi_out_release(&r->out, r->wb->io, r->wb->io_size) < 0) {
+					abort_request(r, "the web server stopped taking the response");
+					return -1;
+				}
+			} else {
+				r->body_off = 0;
+				r->body_len = (size_t)n;
+				feed_script(r);
+			}
+			want_body = !r->stdin_ended && r->body_off == r->body_len;
+		}
+		if (r->stdin_ended && p->stdout_fd < 0 && p->stderr_fd < 0 && script_try_reap(p))
+			return 0;
+
+		if (p->stdout_fd >= 0) {
+			pfd[np] = (struct pollfd){ .fd = p->stdout_fd, .events = POLLIN };
+			i_out = np++;
+		}
+		if (p->stderr_fd >= 0) {
+			pfd[np] = (struct pollfd){ .fd = p->stderr_fd, .events = POLLIN };
+			i_err = np++;
+		}
+		if (p->stdin_fd >= 0 && r->body_off < r->body_len) {
+			pfd[np] = (struct pollfd){ .fd = p->stdin_fd, .events = POLLOUT };
+			i_in = np++;
+		}
+		if (!p->reaped && p->pidfd >= 0) {
+			pfd[np] = (struct pollfd){ .fd = p->pidfd, .events = POLLIN };
+			i_pid = np++;
+		}
+		if (r->stdin_ended) {
+			pfd[np] = (struct pollfd){ .fd = conn, .events = POLLIN };
+			i_conn = np++;
+		}
+		/* When body bytes are wanted, only look at what is ready now and
+		 * go back to reading the body (libfcgi may hold decoded bytes that
+		 * poll() cannot see). */
+		if (poll(pfd, (nfds_t)np, want_body ? 0 : -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			abort_request(r, "poll failed");
+			return -1;
+		}
+		if (i_in >= 0 && pfd[i_in].revents)
+			feed_script(r);
+		if (i_out >= 0 && pfd[i_out].revents) {
+			ssize_t n = read(p->stdout_fd, r->wb->io, r->wb->io_size);
+			if (n > 0) {
+				if (on_stdout(r, r->wb->io, (size_t)n) < 0) {
+					abort_request(r, "the web server stopped taking the response");
+					return -1;
+				}
+			} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+				close_fd(&p->stdout_fd);
+				if (r->hstate == HDR_PARSING) {
+					cgi_header_eof(&r->hdr);
+					headers_failed(r);
+				}
+			}
+		}
+		if (i_err >= 0 && p->stderr_fd >= 0 && pfd[i_err].revents) {
+			ssize_t n = read(p->stderr_fd, r->wb->io, r->wb->io_size);
+			if (n > 0) {
+				if (on_stderr(r, r->wb->io, (size_t)n) < 0) {
+					abort_request(r, "the web server stopped taking the response");
+					return -1;
+				}
+			} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+				close_fd(&p->stderr_fd);
+				stderr_flush(r);
+			}
+		}
+		if (i_pid >= 0 && pfd[i_pid].revents && script_try_reap(p))
+			close_fd(&p->pidfd);
+		if (i_conn >= 0 && pfd[i_conn].revents) {
+			const char *why = peer_abort_reason(conn);
+			if (why) {
+				abort_request(r, why);
+				return -1;
+			}
+		}
+	}
+}
+
+static bool program_allowed(const char *filename)
+{
+	if (cfg.n_allowed_programs == 0)
+		return true;
+	for (size_t i = 0; i < cfg.n_allowed_programs; i++) {
+		if (strcmp(cfg.allowed_programs[i], filename) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Where the script runs: FCGI_CHDIR if sent ("-" for the daemon's own
+ * directory), else the script's directory.  Returns 0, or -1 with *why. */
+static int choose_directory(struct request *r, char *const *params, const char **why)
+{
+	const char *want = cgi_env_get(params, "FCGI_CHDIR");
+	const char *slash;
+	struct stat st;
+
+	if (want) {
+		if (strcmp(want, "-") == 0)
+			return 0;
+		if (stat(want, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			*why = "FCGI_CHDIR is not a directory";
+			return -1;
+		}
+		r->dir = strdup(want);
+	} else {
+		slash = strrchr(r->loc.filename, '/');
+		if (!slash) {
+			*why = "script path is not a full path";
+			return -1;
+		}
+		r->dir = slash == r->loc.filename ? strdup("/")
+						  : strndup(r->loc.filename, (size_t)(slash - r->loc.filename));
+	}
+	if (!r->dir) {
+		*why = "out of memory";
+		return -1;
+	}
+	return 0;
+}
+
+/* Makes a relative script path absolute, since the script is executed
+ * after the change of directory. */
+static int absolutize(struct request *r)
+{
+	char cwd[PATH_MAX], *abs;
+
+	if (r->loc.filename[0] == '/')
+		return 0;
+	if (!getcwd(cwd, sizeof(cwd)) || asprintf(&abs, "%s/%s", cwd, r->loc.filename) < 0)
+		return -1;
+	free(r->loc.filename);
+	r->loc.filename = abs;
+	return 0;
+}
+
+static void log_exit_status(struct request *r)
+{
+	int st = r->proc.wait_status;
+
+	if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
+		log_warnx("%s: exited with status %d", r->label, WEXITSTATUS(st));
+	else if (WIFSIGNALED(st))
+		log_warnx("%s: killed by signal %d (%s)", r->label, WTERMSIG(st), strsignal(WTERMSIG(st)));
+}
+
+/* Serves the request FCGX_Accept_r() has just read.  Returns true if the
+ * connection is still usable for another request. */
+static bool handle_request(FCGX_Request *fcgx, struct worker_buffers *wb)
+{
+	struct request r;
+	char *const *params = fcgx->envp;
+	struct env_override ov[2];
+	size_t nov = 0;
+	const char *why = NULL;
+	int rc;
+
+	request_init(&r, fcgx, wb);
+	if (fcgx->role != FCGI_RESPONDER) {
+		log_warnx("FastCGI role %d refused: only the responder role is served", fcgx->role);
+		r.out.holding = false;
+		fcgi_out_end_request(&r.out, 0, FCGI_UNKNOWN_ROLE);
+		r.conn_broken = true;
+		goto done;
+	}
+
+	switch (script_resolve(cgi_env_get(params, "SCRIPT_FILENAME"),
+			       cgi_env_get(params, "DOCUMENT_ROOT"), cgi_env_get(params, "SCRIPT_NAME"),
+			       file_probe_stat, NULL, &r.loc, &why)) {
+	case SCRIPT_FOUND:
+		break;
+	case SCRIPT_NOT_FOUND:
+		log_warnx("%s: script not found: %s", cgi_env_get(params, "SCRIPT_FILENAME") ?: cgi_env_get(params, "SCRIPT_NAME") ?: "(none)", why);
+		respond_error(&r, "404 Not Found");
+		goto done;
+	case SCRIPT_FORBIDDEN:
+		log_warnx("%s: script refused: %s", cgi_env_get(params, "SCRIPT_FILENAME") ?: cgi_env_get(params, "SCRIPT_NAME") ?: "(none)", why);
+		respond_error(&r, "403 Forbidden");
+		goto done;
+	}
+	r.label = r.loc.filename;
+	if (!program_allowed(r.loc.filename)) {
+		log_warnx("%s: script refused: not in the -p list", r.label);
+		respond_error(&r, "403 Forbidden");
+		goto done;
+	}
+	if (choose_directory(&r, params, &why) < 0) {
+		log_warnx("%s: script refused: %s", r.label, why);
+		respond_error(&r, "403 Forbidden");
+		goto done;
+	}
+	if (r.loc.script_name) {
+		ov[nov++] = (struct env_override){ "SCRIPT_NAME", r.loc.script_name };
+		ov[nov++] = (struct env_override){ "PATH_INFO", r.loc.path_info };
+	}
+	r.env = cgi_env_build(params, cfg.inherited_env, ov, nov);
+	if (!r.env || absolutize(&r) < 0) {
+		log_err("%s: cannot prepare the environment", r.label);
+		respond_error(&r, "502 Bad Gateway");
+		goto done;
+	}
+	r.label = r.loc.filename;
+	rc = script_spawn(r.loc.filename, r.env, r.dir, &r.proc);
+	if (rc != 0) {
+		log_warnx("%s: cannot execute script: %s", r.label, strerror(rc));
+		respond_error(&r, "502 Bad Gateway");
+		goto done;
+	}
+
+	if (relay(&r) < 0)
+		goto done;
+	log_exit_status(&r);
+	if (r.hstate != HDR_DONE)
+		send_error_body(&r, "502 Bad Gateway");
+	if (!r.conn_broken &&
+	    fcgi_out_end_request(&r.out, (uint32_t)script_exit_code(r.proc.wait_status),
+				 FCGI_REQUEST_COMPLETE) < 0)
+		r.conn_broken = true;
+done:
+	if (r.proc.pid > 0 && !r.proc.reaped)
+		script_terminate(&r.proc, cfg.kill_grace_ms);
+	request_free(&r);
+	return !r.conn_broken;
+}
+
+/* Waits until fd has bytes to read.  Returns false on timeout, on a stop
+ * of the daemon, or on error. */
+static bool wait_readable(int fd, int stop_fd, int timeout_ms)
+{
+	struct pollfd pfd[2] = { { .fd = fd, .events = POLLIN }, { .fd = stop_fd, .events = POLLIN } };
+	int rc;
+
+	do
+		rc = poll(pfd, 2, timeout_ms);
+	while (rc < 0 && errno == EINTR);
+	return rc > 0 && pfd[0].revents && !pfd[1].revents;
+}
+
+void serve_connection(int fd, int stop_fd, struct worker_buffers *wb)
+{
+	FCGX_Request fcgx;
+	struct timeval tv = { .tv_sec = cfg.io_timeout_ms / 1000,
+			      .tv_usec = (cfg.io_timeout_ms % 1000) * 1000 };
+	int timeout = cfg.io_timeout_ms;
+
+	/* libfcgi's blocking reads give up after io_timeout: a peer that
+	 * stops mid-record holds this worker for that long at most. */
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+
+	/* listen_sock -1: libfcgi must never accept() itself.  When it hits
+	 * a protocol error in FCGX_Accept_r it closes ipcFd and tries to
+	 * accept a new connection, which then fails at once. */
+	FCGX_InitRequest(&fcgx, -1, 0);
+	/* Relies on FCGX_Request.ipcFd: a connection already open is used as
+	 * it is (this is how libfcgi itself continues a kept connection). */
+	fcgx.ipcFd = fd;
+	for (;;) {
+		bool keep;
+		if (!wait_readable(fcgx.ipcFd, stop_fd, timeout))
+			break;
+		/* FCGX_Accept_r starts with FCGX_Finish_r, which closes ipcFd
+		 * unless keepConnection is set: set it, so that closing stays
+		 * ours to decide (relies on FCGX_Request.keepConnection). */
+		fcgx.keepConnection = 1;
+		if (FCGX_Accept_r(&fcgx) < 0)
+			break; /* libfcgi has closed the connection (ipcFd is -1) */
+		keep = handle_request(&fcgx, wb);
+		/* Free libfcgi's request state without letting it write or
+		 * close anything: the response is complete already. */
+		FCGX_Free(&fcgx, 0);
+		/* Relies on FCGX_Request.keepConnection (FCGI_KEEP_CONN). */
+		if (!keep || !fcgx.keepConnection)
+			break;
+		timeout = cfg.keepalive_timeout_ms;
+	}
+	if (fcgx.ipcFd >= 0)
+		close(fcgx.ipcFd);
+}

@@ -1,0 +1,128 @@
+/* Script path resolution, compatible with fcgiwrap 1.1.0 where users rely
+ * on it, and deliberately different in two places, both documented in the
+ * man page:
+ *  - a missing script is 404 (1.1.0 answered 403 once the walk reached the
+ *    directory), a directory or non-executable file is 403;
+ *  - PATH_INFO sent by the web server is kept when the whole SCRIPT_NAME
+ *    names the script (1.1.0 removed it). */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "script_path.h"
+
+enum file_kind file_probe_stat(const char *path, void *ctx)
+{
+	struct stat st;
+
+	(void)ctx;
+	if (stat(path, &st) < 0)
+		return (errno == ENOENT || errno == ENOTDIR) ? FILE_MISSING : FILE_OTHER;
+	if (S_ISDIR(st.st_mode))
+		return FILE_DIRECTORY;
+	if (!S_ISREG(st.st_mode))
+		return FILE_OTHER;
+	return (st.st_mode & (S_IXUSR | S_IXGRP | S_IXOTH)) ? FILE_EXECUTABLE : FILE_NOT_EXECUTABLE;
+}
+
+void script_location_free(struct script_location *loc)
+{
+	free(loc->filename);
+	free(loc->script_name);
+	free(loc->path_info);
+	loc->filename = loc->script_name = loc->path_info = NULL;
+}
+
+static enum script_result refuse(enum file_kind kind, const char **why)
+{
+	switch (kind) {
+	case FILE_MISSING:
+		*why = "no such file";
+		return SCRIPT_NOT_FOUND;
+	case FILE_DIRECTORY:
+		*why = "is a directory";
+		break;
+	case FILE_NOT_EXECUTABLE:
+		*why = "not executable";
+		break;
+	default:
+		*why = "not a regular file";
+	}
+	return SCRIPT_FORBIDDEN;
+}
+
+enum script_result script_resolve(const char *script_filename, const char *document_root,
+				  const char *script_name, file_probe_fn probe, void *ctx,
+				  struct script_location *out, const char **why)
+{
+	size_t root_len, full_len, len;
+	enum file_kind kind;
+	char *path;
+
+	out->filename = out->script_name = out->path_info = NULL;
+	/* An empty SCRIPT_FILENAME counts as unset: nginx sends one when the
+	 * configuration names a variable that is empty. */
+	if (script_filename && *script_filename) {
+		kind = probe(script_filename, ctx);
+		if (kind != FILE_EXECUTABLE)
+			return refuse(kind, why);
+		out->filename = strdup(script_filename);
+		if (!out->filename) {
+			*why = "out of memory";
+			return SCRIPT_FORBIDDEN;
+		}
+		return SCRIPT_FOUND;
+	}
+	if (!document_root || !*document_root || !script_name || !*script_name) {
+		*why = "neither SCRIPT_FILENAME nor DOCUMENT_ROOT and SCRIPT_NAME were sent";
+		return SCRIPT_NOT_FOUND;
+	}
+	root_len = strlen(document_root);
+	full_len = root_len + strlen(script_name);
+	path = malloc(full_len + 1);
+	if (!path) {
+		*why = "out of memory";
+		return SCRIPT_FORBIDDEN;
+	}
+	memcpy(path, document_root, root_len);
+	strcpy(path + root_len, script_name);
+
+	/* Walk up: cut the last segment of the SCRIPT_NAME part while the
+	 * path does not exist.  Never above DOCUMENT_ROOT. */
+	len = full_len;
+	for (;;) {
+		kind = probe(path, ctx);
+		if (kind != FILE_MISSING)
+			break;
+		while (len > root_len && path[len - 1] != '/')
+			len--;
+		while (len > root_len && path[len - 1] == '/')
+			len--;
+		if (len <= root_len) {
+			free(path);
+			return refuse(FILE_MISSING, why);
+		}
+		path[len] = '\0';
+	}
+	if (kind != FILE_EXECUTABLE) {
+		/* A directory reached by walking up means the file below it is
+		 * missing; named directly, it is a directory. */
+		free(path);
+		return refuse(len < full_len && kind == FILE_DIRECTORY ? FILE_MISSING : kind, why);
+	}
+	out->filename = path;
+	if (len < full_len) {
+		size_t name_len = len - root_len;
+		out->script_name = strndup(script_name, name_len);
+		out->path_info = strdup(script_name + name_len);
+		if (!out->script_name || !out->path_info) {
+			script_location_free(out);
+			*why = "out of memory";
+			return SCRIPT_FORBIDDEN;
+		}
+	}
+	return SCRIPT_FOUND;
+}

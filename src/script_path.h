@@ -1,0 +1,44 @@
+/* Which executable a request names, and the SCRIPT_NAME / PATH_INFO it
+ * runs with.  The walk itself is pure: file checks go through a probe
+ * function, so the unit tests describe a file system in a table. */
+#ifndef FCGIWRAP_SCRIPT_PATH_H
+#define FCGIWRAP_SCRIPT_PATH_H
+
+#include <stdbool.h>
+
+enum file_kind {
+	FILE_MISSING,    /* ENOENT or ENOTDIR: keep walking up */
+	FILE_EXECUTABLE, /* regular file with an execute bit */
+	FILE_NOT_EXECUTABLE,
+	FILE_DIRECTORY,
+	FILE_OTHER,      /* device, fifo, socket, or stat() refused */
+};
+
+typedef enum file_kind (*file_probe_fn)(const char *path, void *ctx);
+
+/* Follows symlinks, as exec will. */
+enum file_kind file_probe_stat(const char *path, void *ctx);
+
+enum script_result {
+	SCRIPT_FOUND,
+	SCRIPT_NOT_FOUND, /* 404 */
+	SCRIPT_FORBIDDEN, /* 403 */
+};
+
+struct script_location {
+	char *filename;    /* path to execute (malloc'd) */
+	char *script_name; /* new SCRIPT_NAME, or NULL to keep the param */
+	char *path_info;   /* new PATH_INFO, or NULL to keep the param */
+};
+
+/* Resolves a request's script.  A non-empty script_filename is used as
+ * given; otherwise document_root + script_name is walked up, one path
+ * segment at a time, to the first existing file, and what was cut off
+ * becomes PATH_INFO.  On failure *why says what was wrong. */
+enum script_result script_resolve(const char *script_filename, const char *document_root,
+				  const char *script_name, file_probe_fn probe, void *ctx,
+				  struct script_location *out, const char **why);
+
+void script_location_free(struct script_location *loc);
+
+#endif

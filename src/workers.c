@@ -1,0 +1,139 @@
+/* Worker threads.  A connection is served start to end by one thread;
+ * threads are started on demand up to the maximum and then kept, so a busy
+ * daemon creates none per request and an idle one holds only the threads it
+ * once needed (each with a small stack and two reusable buffers). */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "request.h"
+#include "workers.h"
+
+/* Plenty for the relay's call depth; the default 8 MiB would only cost
+ * address space, but a small one makes thread creation cheaper too. */
+#define WORKER_STACK_SIZE (256 * 1024)
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t work_ready = PTHREAD_COND_INITIALIZER;
+static int *queue; /* ring of accepted fds waiting for a worker */
+static unsigned queue_cap, queue_head, queue_len;
+static unsigned active, idle_threads, threads;
+static int done_fd = -1, stop_fd = -1;
+
+int workers_init(unsigned max)
+{
+	queue = calloc(max, sizeof(*queue));
+	queue_cap = max;
+	done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!queue || done_fd < 0 || stop_fd < 0)
+		return -1;
+	return 0;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker_buffers wb;
+	uint64_t one = 1;
+
+	(void)arg;
+	if (worker_buffers_init(&wb) < 0)
+		log_errx("worker: out of memory");
+	pthread_mutex_lock(&lock);
+	for (;;) {
+		int fd;
+		while (queue_len == 0) {
+			idle_threads++;
+			pthread_cond_wait(&work_ready, &lock);
+			idle_threads--;
+		}
+		fd = queue[queue_head];
+		queue_head = (queue_head + 1) % queue_cap;
+		queue_len--;
+		pthread_mutex_unlock(&lock);
+
+		if (wb.io)
+			serve_connection(fd, stop_fd, &wb);
+		else
+			close(fd);
+
+		pthread_mutex_lock(&lock);
+		active--;
+		if (write(done_fd, &one, sizeof(one)) < 0) {
+			/* The counter cannot overflow in practice; nothing to do. */
+		}
+	}
+	return NULL;
+}
+
+int workers_submit(int fd)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&lock);
+	if (queue_len == queue_cap) {
+		pthread_mutex_unlock(&lock);
+		return -1;
+	}
+	queue[(queue_head + queue_len) % queue_cap] = fd;
+	queue_len++;
+	active++;
+	if (idle_threads < queue_len) {
+		pthread_attr_t attr;
+		pthread_t tid;
+		pthread_attr_init(&attr);
+		pthread_attr_setstacksize(&attr, WORKER_STACK_SIZE);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		rc = pthread_create(&tid, &attr, worker_main, NULL);
+		pthread_attr_destroy(&attr);
+		if (rc == 0) {
+			threads++;
+		} else if (threads == 0) {
+			/* No thread at all to take it: give it back. */
+			queue_len--;
+			active--;
+			pthread_mutex_unlock(&lock);
+			errno = rc;
+			return -1;
+		}
+		/* Otherwise a busy worker will take it when done. */
+	}
+	pthread_cond_signal(&work_ready);
+	pthread_mutex_unlock(&lock);
+	return 0;
+}
+
+unsigned workers_active(void)
+{
+	unsigned n;
+	pthread_mutex_lock(&lock);
+	n = active;
+	pthread_mutex_unlock(&lock);
+	return n;
+}
+
+int workers_done_fd(void)
+{
+	return done_fd;
+}
+
+void workers_ack_done(void)
+{
+	uint64_t v;
+	if (read(done_fd, &v, sizeof(v)) < 0) {
+		/* EAGAIN: nothing new. */
+	}
+}
+
+void workers_stop(void)
+{
+	uint64_t one = 1;
+	if (write(stop_fd, &one, sizeof(one)) < 0)
+		log_warn("cannot wake idle connections");
+}

@@ -1,0 +1,69 @@
+#!/bin/sh
+# One CGI script for the black-box tests; QUERY_STRING picks what it does.
+case "$QUERY_STRING" in
+hello)
+	printf 'Content-Type: text/plain\r\n\r\nhello\n' ;;
+env)
+	printf 'Content-Type: text/plain\n\n'
+	env | sort ;;
+fds)
+	printf 'Content-Type: text/plain\n\n'
+	ls /proc/$$/fd ;;
+pwd)
+	printf 'Content-Type: text/plain\n\n'
+	pwd ;;
+echo)
+	printf 'Content-Type: application/octet-stream\n\n'
+	cat ;;
+count)
+	printf 'Content-Type: text/plain\n\n'
+	wc -c | tr -d ' ' ;;
+answer-first)
+	# Headers and a megabyte of output before reading any of the body,
+	# as git-http-backend does on a push.
+	printf 'Content-Type: text/plain\n\n'
+	head -c 1048576 /dev/zero | tr '\0' x
+	echo
+	wc -c | tr -d ' ' ;;
+stream)
+	printf 'Content-Type: text/plain\n\nfirst\n'
+	sleep 2
+	echo second ;;
+sleep=*)
+	sleep "${QUERY_STRING#sleep=}"
+	printf 'Content-Type: text/plain\n\nslept\n' ;;
+exit=*)
+	printf 'Content-Type: text/plain\n\nbye\n'
+	exit "${QUERY_STRING#exit=}" ;;
+kill-self)
+	printf 'Content-Type: text/plain\n\nbye\n'
+	kill -9 $$ ;;
+group)
+	# A background child in the script's process group; both pids are
+	# written to PIDFILE, then the script waits to be ended.
+	sleep 300 &
+	echo "$$ $!" > "$PIDFILE"
+	printf 'Content-Type: text/plain\n\nwaiting\n'
+	sleep 300 ;;
+ignore-term)
+	trap '' TERM
+	echo "$$" > "$PIDFILE"
+	printf 'Content-Type: text/plain\n\n'
+	sleep 300 ;;
+no-headers)
+	echo "just a body" ;;
+blank-first)
+	printf '\nbody\n' ;;
+no-output)
+	exit 0 ;;
+stderr)
+	echo "line one" >&2
+	echo "line two" >&2
+	printf 'Content-Type: text/plain\n\nok\n' ;;
+status)
+	printf 'Status: 418 I am a teapot\nContent-Type: text/plain\n\nteapot\n' ;;
+location)
+	printf 'Location: http://example.com/elsewhere\n\n' ;;
+*)
+	printf 'Status: 400 Bad Request\nContent-Type: text/plain\n\nunknown behaviour\n' ;;
+esac

@@ -1,0 +1,246 @@
+"""Fixtures for the black-box tests: the real daemon on a temporary socket,
+and a real nginx on 127.0.0.1 in front of it."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+FCGIWRAP = os.environ.get("FCGIWRAP", os.path.abspath("fcgiwrap"))
+TOP_SRCDIR = os.environ.get("TOP_SRCDIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
+CGI_DIR = os.path.join(TOP_SRCDIR, "tests", "cgi")
+HELLO_CGI = os.environ.get("HELLO_CGI", os.path.abspath("tests/cgi/hello"))
+NGINX = os.environ.get("NGINX") or shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def wait_for(predicate, timeout=10.0, interval=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def can_connect(address):
+    try:
+        if isinstance(address, tuple):
+            s = socket.create_connection(address, timeout=1)
+        else:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(address)
+        s.close()
+        return True
+    except OSError:
+        return False
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def children_of(pid):
+    """Pids whose parent is pid (zombies included)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append((int(entry), fields[0]))
+    return out
+
+
+def pid_alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except OSError:
+        return False
+
+
+class Daemon:
+    def __init__(self, tmp_path, args=(), socket_url=None, env=None, name="fcgiwrap"):
+        self.tmp_path = tmp_path
+        self.socket_path = str(tmp_path / (name + ".sock"))
+        self.url = socket_url or "unix:" + self.socket_path
+        if self.url.startswith("unix:"):
+            self.address = self.url[5:]
+        elif self.url.startswith("tcp:"):
+            host, port = self.url[4:].rsplit(":", 1)
+            self.address = (host, int(port))
+        else:
+            self.address = None
+        self.log_path = tmp_path / (name + ".log")
+        self.args = list(args)
+        self.env = env
+        self.proc = None
+
+    def start(self, wait=True):
+        self.log_file = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([FCGIWRAP, "-s", self.url] + self.args, stdout=self.log_file,
+                                     stderr=subprocess.STDOUT, env=self.env)
+        if wait:
+            assert wait_for(lambda: can_connect(self.address) or self.proc.poll() is not None), \
+                "daemon did not start listening"
+            assert self.proc.poll() is None, "daemon exited: " + self.log()
+        return self
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("daemon did not stop within %s s" % timeout)
+        if self.proc:
+            self.log_file.close()
+        return self.proc.returncode if self.proc else None
+
+
+@pytest.fixture
+def start_daemon(tmp_path):
+    daemons = []
+
+    def start(args=(), **kw):
+        d = Daemon(tmp_path, args, name="fcgiwrap%d" % len(daemons), **kw).start()
+        daemons.append(d)
+        return d
+
+    yield start
+    for d in daemons:
+        d.stop()
+
+
+@pytest.fixture
+def daemon(start_daemon):
+    return start_daemon()
+
+
+def cgi_params(script="behave.sh", query="", method="GET", **extra):
+    params = {
+        "GATEWAY_INTERFACE": "CGI/1.1",
+        "REQUEST_METHOD": method,
+        "SCRIPT_FILENAME": os.path.join(CGI_DIR, script),
+        "SCRIPT_NAME": "/" + script,
+        "QUERY_STRING": query,
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+    }
+    params.update(extra)
+    return params
+
+
+NGINX_CONF = """
+daemon off;
+master_process off;
+user root;
+worker_processes 1;
+error_log {tmp}/nginx-error.log info;
+pid {tmp}/nginx.pid;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/client_body;
+    fastcgi_temp_path {tmp}/fastcgi_temp;
+    proxy_temp_path {tmp}/proxy_temp;
+    uwsgi_temp_path {tmp}/uwsgi_temp;
+    scgi_temp_path {tmp}/scgi_temp;
+    client_max_body_size 0;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        location /cgi-bin/ {{
+            include /etc/nginx/fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME {cgi_dir}/$fastcgi_script_name;
+            fastcgi_pass {upstream};
+        }}
+        location /stream/ {{
+            include /etc/nginx/fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME {cgi_dir}/behave.sh;
+            fastcgi_buffering off;
+            fastcgi_pass {upstream};
+        }}
+        location /unbuffered/ {{
+            include /etc/nginx/fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME {cgi_dir}/behave.sh;
+            fastcgi_request_buffering off;
+            fastcgi_pass {upstream};
+        }}
+        location /hello {{
+            include /etc/nginx/fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME {hello};
+            fastcgi_pass {upstream};
+        }}
+        location /docroot/ {{
+            include /etc/nginx/fastcgi_params;
+            fastcgi_param DOCUMENT_ROOT {cgi_dir};
+            fastcgi_param SCRIPT_NAME /echo.sh$uri;
+            fastcgi_pass {upstream};
+        }}
+    }}
+}}
+"""
+
+
+class Nginx:
+    def __init__(self, tmp_path, upstream):
+        self.tmp = tmp_path / "nginx"
+        self.tmp.mkdir(exist_ok=True)
+        self.port = free_port()
+        self.conf = self.tmp / "nginx.conf"
+        self.conf.write_text(NGINX_CONF.format(tmp=self.tmp, port=self.port, root=self.tmp,
+                                               cgi_dir=CGI_DIR, upstream=upstream, hello=HELLO_CGI))
+        self.proc = subprocess.Popen([NGINX, "-p", str(self.tmp), "-c", str(self.conf)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        assert wait_for(lambda: can_connect(("127.0.0.1", self.port)) or self.proc.poll() is not None)
+        assert self.proc.poll() is None, "nginx exited: " + self.error_log()
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def error_log(self):
+        p = self.tmp / "nginx-error.log"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGQUIT)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def nginx(tmp_path, daemon):
+    if not os.path.exists(NGINX):
+        pytest.fail("nginx is required for the end-to-end tests (apt-get install nginx-light)")
+    n = Nginx(tmp_path, "unix:" + daemon.address)
+    n.daemon = daemon
+    yield n
+    n.stop()
+
+
+def curl(*args, timeout=60):
+    """Runs curl; returns (http status, body bytes)."""
+    out = subprocess.run(["curl", "-sS", "--max-time", str(timeout), "-o", "-", "-w", "\n%{http_code}"]
+                         + list(args), capture_output=True, check=True, timeout=timeout + 5)
+    body, _, code = out.stdout.rpartition(b"\n")
+    return int(code), body
