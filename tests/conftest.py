@@ -168,9 +168,9 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         root {root};
-        location /cgi-bin/ {{
+        location ~ ^/cgi-bin/(.+)$ {{
             include /etc/nginx/fastcgi_params;
-            fastcgi_param SCRIPT_FILENAME {cgi_dir}/$fastcgi_script_name;
+            fastcgi_param SCRIPT_FILENAME {cgi_dir}/$1;
             fastcgi_pass {upstream};
         }}
         location /stream/ {{
@@ -191,9 +191,11 @@ http {{
             fastcgi_pass {upstream};
         }}
         location /docroot/ {{
-            include /etc/nginx/fastcgi_params;
+            # nginx sends every fastcgi_param, duplicates included, and
+            # fcgiwrap (as 1.1.0) uses the first: overrides come first.
             fastcgi_param DOCUMENT_ROOT {cgi_dir};
             fastcgi_param SCRIPT_NAME /echo.sh$uri;
+            include /etc/nginx/fastcgi_params;
             fastcgi_pass {upstream};
         }}
     }}
