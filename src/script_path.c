@@ -81,6 +81,9 @@ enum script_result script_resolve(const char *script_filename, const char *docum
 		return SCRIPT_NOT_FOUND;
 	}
 	root_len = strlen(document_root);
+	/* "/srv/www/" + "/x.cgi": one slash, for tidy paths in logs. */
+	while (root_len > 1 && document_root[root_len - 1] == '/' && script_name[0] == '/')
+		root_len--;
 	full_len = root_len + strlen(script_name);
 	path = malloc(full_len + 1);
 	if (!path) {

@@ -1,1 +1,369 @@
-int main(void) { return 0; }
+/* Table-driven unit tests of the parts that do no I/O: CGI header parsing,
+ * socket URLs, environment building and script path resolution.
+ * Prints one line per failure and a closing "N passed, N failed". */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "../src/cgi_env.h"
+#include "../src/cgi_header.h"
+#include "../src/script_path.h"
+#include "../src/socket_url.h"
+
+static int passed, failed;
+
+#define CHECK(cond, ...)                                          \
+	do {                                                      \
+		if (cond) {                                       \
+			passed++;                                 \
+		} else {                                          \
+			failed++;                                 \
+			printf("FAIL %s:%d: ", __FILE__, __LINE__); \
+			printf(__VA_ARGS__);                      \
+			printf("\n");                             \
+		}                                                 \
+	} while (0)
+
+/* ---- CGI response headers ---- */
+
+static const struct {
+	const char *in;
+	int result; /* CGI_HEADER_DONE, _ERROR, or _MORE after all input */
+	int status;
+	const char *out; /* normalised block, for DONE */
+	size_t body_at;  /* where the body starts in `in`, for DONE */
+	const char *error;
+} header_cases[] = {
+	{ "Content-Type: text/plain\n\nbody", CGI_HEADER_DONE, 200, "Content-Type: text/plain\r\n\r\n", 26, NULL },
+	{ "Content-Type: text/plain\r\n\r\nbody", CGI_HEADER_DONE, 200, "Content-Type: text/plain\r\n\r\n", 28, NULL },
+	{ "A: 1\r\nB: 2\n\r\n", CGI_HEADER_DONE, 200, "A: 1\r\nB: 2\r\n\r\n", 13, NULL },
+	{ "Status: 404 Not Found\nContent-Type: text/html\n\n", CGI_HEADER_DONE, 404,
+	  "Status: 404 Not Found\r\nContent-Type: text/html\r\n\r\n", 47, NULL },
+	{ "status:301\n\n", CGI_HEADER_DONE, 301, "status:301\r\n\r\n", 12, NULL },
+	{ "Location: http://example.com/\n\n", CGI_HEADER_DONE, 302, "Location: http://example.com/\r\n\r\n", 31, NULL },
+	{ "Location: /local\nStatus: 303 See Other\n\n", CGI_HEADER_DONE, 303,
+	  "Location: /local\r\nStatus: 303 See Other\r\n\r\n", 40, NULL },
+	{ "Set-Cookie: a=1\nSet-Cookie: b=2\n\n", CGI_HEADER_DONE, 200,
+	  "Set-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n", 33, NULL },
+	{ "X-Empty:\n\n", CGI_HEADER_DONE, 200, "X-Empty:\r\n\r\n", 10, NULL },
+	{ "Content-Type: text/plain\n", CGI_HEADER_MORE, 0, NULL, 0, NULL },
+	{ "Content-Type: text/plain\n\r", CGI_HEADER_MORE, 0, NULL, 0, NULL },
+	{ "\nbody", CGI_HEADER_ERROR, 0, NULL, 0, "blank first line: no CGI headers" },
+	{ "\r\nbody", CGI_HEADER_ERROR, 0, NULL, 0, "blank first line: no CGI headers" },
+	{ "just text\n\n", CGI_HEADER_ERROR, 0, NULL, 0, "header line without a field name" },
+	{ ": value\n\n", CGI_HEADER_ERROR, 0, NULL, 0, "header line without a field name" },
+	{ "Bad Name: x\n\n", CGI_HEADER_ERROR, 0, NULL, 0, "invalid character in header field name" },
+	{ "A: 1\n folded\n\n", CGI_HEADER_ERROR, 0, NULL, 0, "folded header line" },
+	{ "Status: abc\n\n", CGI_HEADER_ERROR, 0, NULL, 0, "malformed Status header" },
+	{ "Status: 20\n\n", CGI_HEADER_ERROR, 0, NULL, 0, "malformed Status header" },
+	{ "Status: 2000\n\n", CGI_HEADER_ERROR, 0, NULL, 0, "malformed Status header" },
+	{ "Status: 200 OK\nStatus: 404 No\n\n", CGI_HEADER_ERROR, 0, NULL, 0, "more than one Status header" },
+	{ "Location:\n\n", CGI_HEADER_ERROR, 0, NULL, 0, "empty Location header" },
+	{ "A: x\ry\n\n", CGI_HEADER_ERROR, 0, NULL, 0, "control character in header line" },
+};
+
+/* Feeds `in` whole, or one byte at a time (which must give the same). */
+static void run_header_case(size_t idx, bool bytewise)
+{
+	struct cgi_header h;
+	const char *in = header_cases[idx].in;
+	size_t len = strlen(in), pos = 0, used;
+	int res = CGI_HEADER_MORE;
+
+	cgi_header_init(&h);
+	while (pos < len && res == CGI_HEADER_MORE) {
+		size_t n = bytewise ? 1 : len - pos;
+		res = cgi_header_feed(&h, in + pos, n, &used);
+		pos += used;
+	}
+	CHECK(res == header_cases[idx].result, "header case %zu (%s): result %d, want %d", idx,
+	      bytewise ? "bytewise" : "whole", res, header_cases[idx].result);
+	if (res == CGI_HEADER_DONE && header_cases[idx].result == CGI_HEADER_DONE) {
+		CHECK(h.status == header_cases[idx].status, "header case %zu: status %d", idx, h.status);
+		CHECK(h.out_len == strlen(header_cases[idx].out) &&
+			      memcmp(h.out, header_cases[idx].out, h.out_len) == 0,
+		      "header case %zu: output %.*s", idx, (int)h.out_len, h.out);
+		CHECK(pos == header_cases[idx].body_at, "header case %zu: body at %zu", idx, pos);
+	}
+	if (res == CGI_HEADER_ERROR && header_cases[idx].error)
+		CHECK(strcmp(h.error, header_cases[idx].error) == 0, "header case %zu: error '%s'", idx, h.error);
+	cgi_header_free(&h);
+}
+
+static void test_headers(void)
+{
+	struct cgi_header h;
+	size_t used;
+	char *big;
+
+	for (size_t i = 0; i < sizeof(header_cases) / sizeof(header_cases[0]); i++) {
+		run_header_case(i, false);
+		run_header_case(i, true);
+	}
+
+	/* End of output: nothing, an unfinished block, a bad first line. */
+	cgi_header_init(&h);
+	cgi_header_eof(&h);
+	CHECK(strcmp(h.error, "script produced no output") == 0, "eof empty: %s", h.error);
+	cgi_header_free(&h);
+	cgi_header_init(&h);
+	cgi_header_feed(&h, "A: 1\n", 5, &used);
+	cgi_header_eof(&h);
+	CHECK(strstr(h.error, "ended inside its headers") != NULL, "eof partial: %s", h.error);
+	cgi_header_free(&h);
+	cgi_header_init(&h);
+	cgi_header_feed(&h, "hello world\n", 12, &used);
+	cgi_header_eof(&h);
+	CHECK(strcmp(h.error, "header line without a field name") == 0, "eof body only: %s", h.error);
+	cgi_header_free(&h);
+
+	/* The size limit: a block of exactly CGI_HEADER_MAX is accepted, one
+	 * byte more is not. */
+	big = malloc(CGI_HEADER_MAX + 16);
+	memcpy(big, "X-Big: ", 7);
+	memset(big + 7, 'a', CGI_HEADER_MAX - 7 - 2);
+	memcpy(big + CGI_HEADER_MAX - 2, "\n\n", 2);
+	cgi_header_init(&h);
+	CHECK(cgi_header_feed(&h, big, CGI_HEADER_MAX, &used) == CGI_HEADER_DONE, "64 KiB block refused");
+	cgi_header_free(&h);
+	memset(big + 7, 'a', CGI_HEADER_MAX - 7);
+	memcpy(big + CGI_HEADER_MAX - 1, "\n\n", 2);
+	cgi_header_init(&h);
+	CHECK(cgi_header_feed(&h, big, CGI_HEADER_MAX + 1, &used) == CGI_HEADER_ERROR, "oversized block accepted");
+	cgi_header_free(&h);
+	free(big);
+}
+
+/* ---- socket URLs ---- */
+
+static void test_socket_urls(void)
+{
+	static const struct {
+		const char *url;
+		int ok;
+		int family;
+		const char *addr; /* path, or address text */
+		int port;
+	} cases[] = {
+		{ "unix:/run/fcgiwrap.socket", 1, AF_UNIX, "/run/fcgiwrap.socket", 0 },
+		{ "unix:relative.sock", 1, AF_UNIX, "relative.sock", 0 },
+		{ "tcp:127.0.0.1:9000", 1, AF_INET, "127.0.0.1", 9000 },
+		{ "tcp:0.0.0.0:65535", 1, AF_INET, "0.0.0.0", 65535 },
+		{ "tcp6:[::1]:9000", 1, AF_INET6, "::1", 9000 },
+		{ "tcp6:[2001:db8::5]:1", 1, AF_INET6, "2001:db8::5", 1 },
+		{ "unix:", 0, 0, NULL, 0 },
+		{ "tcp:127.0.0.1", 0, 0, NULL, 0 },
+		{ "tcp:127.0.0.1:0", 0, 0, NULL, 0 },
+		{ "tcp:127.0.0.1:65536", 0, 0, NULL, 0 },
+		{ "tcp:127.0.0.1:80x", 0, 0, NULL, 0 },
+		{ "tcp:127.0.0.1:-1", 0, 0, NULL, 0 },
+		{ "tcp:localhost:80", 0, 0, NULL, 0 },
+		{ "tcp::80", 0, 0, NULL, 0 },
+		{ "tcp6:::1:80", 0, 0, NULL, 0 },
+		{ "tcp6:[::1]80", 0, 0, NULL, 0 },
+		{ "tcp6:[1.2.3.4]:80", 0, 0, NULL, 0 },
+		{ "/run/sock", 0, 0, NULL, 0 },
+		{ "", 0, 0, NULL, 0 },
+	};
+	char longpath[200];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct socket_addr a;
+		const char *why = NULL;
+		char text[INET6_ADDRSTRLEN] = "";
+		int rc = socket_url_parse(cases[i].url, &a, &why);
+
+		CHECK((rc == 0) == cases[i].ok, "url '%s': rc %d (%s)", cases[i].url, rc, why ? why : "");
+		if (rc != 0 || !cases[i].ok)
+			continue;
+		CHECK(a.family == cases[i].family, "url '%s': family", cases[i].url);
+		if (a.family == AF_UNIX) {
+			CHECK(strcmp(((struct sockaddr_un *)&a.ss)->sun_path, cases[i].addr) == 0, "url '%s': path",
+			      cases[i].url);
+		} else if (a.family == AF_INET) {
+			struct sockaddr_in *sin = (struct sockaddr_in *)&a.ss;
+			inet_ntop(AF_INET, &sin->sin_addr, text, sizeof(text));
+			CHECK(strcmp(text, cases[i].addr) == 0 && ntohs(sin->sin_port) == cases[i].port,
+			      "url '%s': %s:%d", cases[i].url, text, ntohs(sin->sin_port));
+		} else {
+			struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&a.ss;
+			inet_ntop(AF_INET6, &sin6->sin6_addr, text, sizeof(text));
+			CHECK(strcmp(text, cases[i].addr) == 0 && ntohs(sin6->sin6_port) == cases[i].port,
+			      "url '%s': %s:%d", cases[i].url, text, ntohs(sin6->sin6_port));
+		}
+	}
+	memset(longpath, 'a', sizeof(longpath));
+	memcpy(longpath, "unix:/", 6);
+	longpath[sizeof(longpath) - 1] = '\0';
+	{
+		struct socket_addr a;
+		const char *why;
+		CHECK(socket_url_parse(longpath, &a, &why) < 0, "over-long unix path accepted");
+	}
+}
+
+/* ---- environment ---- */
+
+static size_t env_count(char **env)
+{
+	size_t n = 0;
+	while (env[n])
+		n++;
+	return n;
+}
+
+static void test_env(void)
+{
+	char *daemon_env[] = { "PATH=/usr/bin:/bin", "HOME=/root", "HTTP_PROXY=http://evil", "HTTPS=on",
+			       "QUERY_STRING=daemon", "SCRIPT_NAME=daemon", "REMOTE_USER=daemon",
+			       "NOEQUALS", "=empty-name", "LANG=C", NULL };
+	char *params[] = { "FCGI_ROLE=RESPONDER", "QUERY_STRING=a=b", "SCRIPT_NAME=/x.cgi/extra",
+			   "PATH_INFO=/old", "LANG=de_DE", "LANG=fr_FR", "HTTP_HOST=example.org",
+			   "BROKEN", NULL };
+	struct env_override ov[] = { { "SCRIPT_NAME", "/x.cgi" }, { "PATH_INFO", "/extra" } };
+	struct env_override unset[] = { { "PATH_INFO", NULL } };
+	char **inh, **env;
+
+	inh = cgi_env_filter_inherited(daemon_env);
+	CHECK(env_count(inh) == 3, "inherited %zu entries", env_count(inh));
+	CHECK(cgi_env_get(inh, "PATH") && cgi_env_get(inh, "HOME") && cgi_env_get(inh, "LANG"),
+	      "PATH, HOME, LANG inherited");
+	CHECK(!cgi_env_get(inh, "HTTP_PROXY") && !cgi_env_get(inh, "HTTPS") && !cgi_env_get(inh, "QUERY_STRING"),
+	      "CGI and HTTP* names filtered");
+
+	env = cgi_env_build(params, inh, ov, 2);
+	CHECK(strcmp(cgi_env_get(env, "SCRIPT_NAME"), "/x.cgi") == 0, "override SCRIPT_NAME");
+	CHECK(strcmp(cgi_env_get(env, "PATH_INFO"), "/extra") == 0, "override PATH_INFO");
+	CHECK(strcmp(cgi_env_get(env, "QUERY_STRING"), "a=b") == 0, "value with '='");
+	CHECK(strcmp(cgi_env_get(env, "LANG"), "de_DE") == 0, "first param wins over later and inherited");
+	CHECK(strcmp(cgi_env_get(env, "PATH"), "/usr/bin:/bin") == 0, "inherited PATH");
+	CHECK(strcmp(cgi_env_get(env, "HTTP_HOST"), "example.org") == 0, "HTTP_ param kept");
+	CHECK(env_count(env) == 8, "entries: %zu", env_count(env));
+	for (size_t i = 0; env[i]; i++)
+		CHECK(strcmp(env[i], "BROKEN") != 0, "entry without '=' dropped");
+	free(env);
+
+	env = cgi_env_build(params, NULL, unset, 1);
+	CHECK(cgi_env_get(env, "PATH_INFO") == NULL, "override with NULL removes");
+	free(env);
+
+	env = cgi_env_build(NULL, NULL, NULL, 0);
+	CHECK(env && env[0] == NULL, "empty environment");
+	free(env);
+	free(inh);
+
+	/* Many distinct names: every one kept once (the table grows). */
+	{
+		enum { N = 5000 };
+		char **many = calloc(2 * N + 1, sizeof(char *));
+		for (int i = 0; i < N; i++) {
+			asprintf(&many[i], "V%d=%d", i, i);
+			asprintf(&many[N + i], "V%d=dup", i);
+		}
+		env = cgi_env_build(many, NULL, NULL, 0);
+		CHECK(env_count(env) == N, "5000 names, duplicates dropped: %zu", env_count(env));
+		CHECK(strcmp(cgi_env_get(env, "V4999"), "4999") == 0, "last of many");
+		free(env);
+		for (int i = 0; i < 2 * N; i++)
+			free(many[i]);
+		free(many);
+	}
+}
+
+/* ---- script path resolution, against a file system given as a table ---- */
+
+static const struct {
+	const char *path;
+	enum file_kind kind;
+} fake_fs[] = {
+	{ "/srv/www", FILE_DIRECTORY },
+	{ "/srv/www/cgi-bin", FILE_DIRECTORY },
+	{ "/srv/www/cgi-bin/app.cgi", FILE_EXECUTABLE },
+	{ "/srv/www/cgi-bin/readme.txt", FILE_NOT_EXECUTABLE },
+	{ "/srv/www/cgi-bin/fifo", FILE_OTHER },
+	{ "/srv/www/index.cgi", FILE_EXECUTABLE },
+	{ "/usr/lib/git-core/git-http-backend", FILE_EXECUTABLE },
+};
+
+static enum file_kind fake_probe(const char *path, void *ctx)
+{
+	(void)ctx;
+	for (size_t i = 0; i < sizeof(fake_fs) / sizeof(fake_fs[0]); i++) {
+		if (strcmp(fake_fs[i].path, path) == 0)
+			return fake_fs[i].kind;
+	}
+	return FILE_MISSING;
+}
+
+static void test_script_path(void)
+{
+	static const struct {
+		const char *script_filename, *document_root, *script_name;
+		enum script_result result;
+		const char *filename, *new_script_name, *path_info;
+	} cases[] = {
+		{ "/usr/lib/git-core/git-http-backend", NULL, NULL, SCRIPT_FOUND,
+		  "/usr/lib/git-core/git-http-backend", NULL, NULL },
+		{ "/usr/lib/git-core/git-http-backend", "/srv/www", "/ignored", SCRIPT_FOUND,
+		  "/usr/lib/git-core/git-http-backend", NULL, NULL },
+		{ "/srv/www/missing.cgi", NULL, NULL, SCRIPT_NOT_FOUND, NULL, NULL, NULL },
+		{ "/srv/www/cgi-bin/readme.txt", NULL, NULL, SCRIPT_FORBIDDEN, NULL, NULL, NULL },
+		{ "/srv/www/cgi-bin", NULL, NULL, SCRIPT_FORBIDDEN, NULL, NULL, NULL },
+		{ "/srv/www/cgi-bin/fifo", NULL, NULL, SCRIPT_FORBIDDEN, NULL, NULL, NULL },
+		{ "", "/srv/www", "/cgi-bin/app.cgi", SCRIPT_FOUND, "/srv/www/cgi-bin/app.cgi", NULL, NULL },
+		{ "", "/srv/www", "/cgi-bin/app.cgi/a/b", SCRIPT_FOUND, "/srv/www/cgi-bin/app.cgi",
+		  "/cgi-bin/app.cgi", "/a/b" },
+		{ NULL, "/srv/www", "/cgi-bin/app.cgi/", SCRIPT_FOUND, "/srv/www/cgi-bin/app.cgi",
+		  "/cgi-bin/app.cgi", "/" },
+		{ NULL, "/srv/www/", "/cgi-bin/app.cgi/x", SCRIPT_FOUND, "/srv/www/cgi-bin/app.cgi",
+		  "/cgi-bin/app.cgi", "/x" },
+		{ NULL, "/srv/www", "/index.cgi/deep/er/path", SCRIPT_FOUND, "/srv/www/index.cgi", "/index.cgi",
+		  "/deep/er/path" },
+		{ NULL, "/srv/www", "/cgi-bin/missing.cgi", SCRIPT_NOT_FOUND, NULL, NULL, NULL },
+		{ NULL, "/srv/www", "/cgi-bin/missing.cgi/x", SCRIPT_NOT_FOUND, NULL, NULL, NULL },
+		{ NULL, "/srv/www", "/nothing/here", SCRIPT_NOT_FOUND, NULL, NULL, NULL },
+		{ NULL, "/srv/www", "/cgi-bin", SCRIPT_FORBIDDEN, NULL, NULL, NULL },
+		{ NULL, "/srv/www", "/cgi-bin/readme.txt/x", SCRIPT_FORBIDDEN, NULL, NULL, NULL },
+		{ NULL, "/srv/www", "", SCRIPT_NOT_FOUND, NULL, NULL, NULL },
+		{ NULL, NULL, "/cgi-bin/app.cgi", SCRIPT_NOT_FOUND, NULL, NULL, NULL },
+		{ NULL, "/srv", "/www/index.cgi", SCRIPT_FOUND, "/srv/www/index.cgi", NULL, NULL },
+		/* Never above DOCUMENT_ROOT: /srv/www/cgi-bin/app.cgi exists but
+		 * the document root is below it. */
+		{ NULL, "/srv/www/cgi-bin/app.cgi", "/x", SCRIPT_NOT_FOUND, NULL, NULL, NULL },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct script_location loc;
+		const char *why = NULL;
+		enum script_result r = script_resolve(cases[i].script_filename, cases[i].document_root,
+						      cases[i].script_name, fake_probe, NULL, &loc, &why);
+		CHECK(r == cases[i].result, "path case %zu: result %d, want %d (%s)", i, r, cases[i].result,
+		      why ? why : "");
+		if (r == SCRIPT_FOUND && cases[i].result == SCRIPT_FOUND) {
+			CHECK(strcmp(loc.filename, cases[i].filename) == 0, "path case %zu: filename %s", i,
+			      loc.filename);
+			CHECK((loc.script_name == NULL) == (cases[i].new_script_name == NULL) &&
+				      (!loc.script_name || strcmp(loc.script_name, cases[i].new_script_name) == 0),
+			      "path case %zu: SCRIPT_NAME %s", i, loc.script_name ? loc.script_name : "(kept)");
+			CHECK((loc.path_info == NULL) == (cases[i].path_info == NULL) &&
+				      (!loc.path_info || strcmp(loc.path_info, cases[i].path_info) == 0),
+			      "path case %zu: PATH_INFO %s", i, loc.path_info ? loc.path_info : "(kept)");
+		}
+		script_location_free(&loc);
+	}
+}
+
+int main(void)
+{
+	test_headers();
+	test_socket_urls();
+	test_env();
+	test_script_path();
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
