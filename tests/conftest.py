@@ -11,7 +11,7 @@ import time
 import pytest
 
 FCGIWRAP = os.environ.get("FCGIWRAP", os.path.abspath("fcgiwrap"))
-TOP_SRCDIR = os.environ.get("TOP_SRCDIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
+TOP_SRCDIR = os.path.realpath(os.environ.get("TOP_SRCDIR", os.path.join(os.path.dirname(__file__), "..")))
 CGI_DIR = os.path.join(TOP_SRCDIR, "tests", "cgi")
 HELLO_CGI = os.environ.get("HELLO_CGI", os.path.abspath("tests/cgi/hello"))
 NGINX = os.environ.get("NGINX") or shutil.which("nginx") or "/usr/sbin/nginx"

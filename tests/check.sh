@@ -1,0 +1,26 @@
+#!/bin/sh
+# Installs what is missing, builds, and runs every test: make check,
+# make distcheck, and make check again under AddressSanitizer and
+# UndefinedBehaviorSanitizer.  This is what CI runs.
+set -eu
+cd "$(dirname "$0")/.."
+sh tests/install-deps.sh
+autoreconf -fi
+show_logs() {
+	for f in "$1"/test-suite.log "$1"/tests/*.log; do
+		[ -f "$f" ] && { echo "==> $f"; tail -n 200 "$f"; }
+	done
+	exit 1
+}
+./configure -q CFLAGS="-O2 -g -Werror"
+make -j2
+make check || show_logs .
+cat tests/unit_tests.log tests/run-blackbox.log | grep -E "passed|failed" || true
+make distcheck
+make distclean
+rm -rf build-asan && mkdir build-asan && cd build-asan
+../configure -q --enable-sanitizers CFLAGS="-O1 -g -Werror"
+make -j2
+make check || show_logs .
+cat tests/unit_tests.log tests/run-blackbox.log | grep -E "passed|failed" || true
+echo "all tests passed"
