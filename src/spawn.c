@@ -4,7 +4,7 @@
  * clone(CLONE_VM | CLONE_VFORK), so the daemon's memory is never copied,
  * and it reports a failed exec (or chdir) as an errno value to the parent.
  * The child gets its own process group (so the whole group can be
- * signalled), default signal dispositions and an empty signal mask (the
+ * signalled), SIGPIPE back to its default and an empty signal mask (the
  * daemon ignores SIGPIPE and blocks the signals it reads via signalfd; both
  * would otherwise be inherited), and nothing but fds 0, 1 and 2. */
 #include "config.h"
@@ -42,7 +42,7 @@ int script_spawn(const char *filename, char *const envp[], const char *dir, stru
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	char *const argv[] = { (char *)filename, NULL };
-	sigset_t none, all;
+	sigset_t none, dfl;
 	int rc;
 
 	script_proc_init(sp);
@@ -67,13 +67,17 @@ int script_spawn(const char *filename, char *const envp[], const char *dir, stru
 	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
 
 	sigemptyset(&none);
-	sigfillset(&all);
+	/* Only what the daemon ignores needs resetting: glibc resets caught
+	 * signals itself, and each signal in this set costs a system call
+	 * while the daemon waits for the exec. */
+	sigemptyset(&dfl);
+	sigaddset(&dfl, SIGPIPE);
 	posix_spawnattr_init(&attr);
 	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
 						POSIX_SPAWN_SETSIGDEF);
 	posix_spawnattr_setpgroup(&attr, 0);
 	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &all);
+	posix_spawnattr_setsigdefault(&attr, &dfl);
 
 	rc = posix_spawn(&sp->pid, filename, &fa, &attr, argv, envp);
 	posix_spawn_file_actions_destroy(&fa);

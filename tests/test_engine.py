@@ -119,6 +119,17 @@ def test_script_inherits_only_stdio(tmp_path, daemon):
         assert sorted(os.listdir("/proc/%d/fd" % background)) == ["0", "1", "2"]
 
 
+def test_script_signals_are_clean(daemon):
+    # The daemon ignores SIGPIPE and blocks the signals it reads with a
+    # signalfd; a script must inherit neither.
+    r = fc.request(daemon.address, cgi_params(query="signals"))
+    fields = dict(line.split(":\t") for line in r.body.decode().splitlines())
+    assert int(fields["SigBlk"], 16) == 0
+    # Signals 1-31 at their defaults.  (glibc's posix_spawn leaves its two
+    # internal signals, 32 and 33, ignored; glibc programs never use them.)
+    assert int(fields["SigIgn"], 16) & 0x7fffffff == 0
+
+
 def test_client_gone_kills_process_group(tmp_path, daemon):
     pidfile = tmp_path / "pids"
     c = fc.Client(daemon.address)

@@ -12,6 +12,9 @@ fds)
 pwd)
 	printf 'Content-Type: text/plain\n\n'
 	pwd ;;
+signals)
+	printf 'Content-Type: text/plain\n\n'
+	grep -E '^Sig(Blk|Ign):' /proc/$$/status ;;
 echo)
 	printf 'Content-Type: application/octet-stream\n\n'
 	cat ;;
