@@ -288,6 +288,22 @@ static void feed_script(struct request *r)
 		close_fd(&r->proc.stdin_fd);
 }
 
+/* Reads what the script wrote to *fd and hands it to handler.  Returns 1
+ * when the pipe has ended (and closes it), 0 after data or nothing, -1 if
+ * the handler could not pass the data on. */
+static int read_pipe(struct request *r, int *fd,
+		     int (*handler)(struct request *r, const char *data, size_t len))
+{
+	ssize_t n = read(*fd, r->wb->io, r->wb->io_size);
+
+	if (n > 0)
+		return handler(r, r->wb->io, (size_t)n) < 0 ? -1 : 0;
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	close_fd(fd);
+	return 1;
+}
+
 /* After FCGI_STDIN has ended the peer has nothing more to send for this
  * request: anything readable is a close, an FCGI_ABORT_REQUEST or a
  * protocol violation, and each of them ends the request. */
@@ -380,31 +396,25 @@ static int relay(struct request *r)
 		if (i_in >= 0 && pfd[i_in].revents)
 			feed_script(r);
 		if (i_out >= 0 && pfd[i_out].revents) {
-			ssize_t n = read(p->stdout_fd, r->wb->io, r->wb->io_size);
-			if (n > 0) {
-				if (on_stdout(r, r->wb->io, (size_t)n) < 0) {
-					abort_request(r, "the web server stopped taking the response");
-					return -1;
-				}
-			} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-				close_fd(&p->stdout_fd);
-				if (r->hstate == HDR_PARSING) {
-					cgi_header_eof(&r->hdr);
-					headers_failed(r);
-				}
+			int rc = read_pipe(r, &p->stdout_fd, on_stdout);
+			if (rc < 0) {
+				abort_request(r, "the web server stopped taking the response");
+				return -1;
+			}
+			if (rc > 0 && r->hstate == HDR_PARSING) {
+				cgi_header_eof(&r->hdr);
+				headers_failed(r);
 			}
 		}
+		/* headers_failed() may have closed stderr meanwhile. */
 		if (i_err >= 0 && p->stderr_fd >= 0 && pfd[i_err].revents) {
-			ssize_t n = read(p->stderr_fd, r->wb->io, r->wb->io_size);
-			if (n > 0) {
-				if (on_stderr(r, r->wb->io, (size_t)n) < 0) {
-					abort_request(r, "the web server stopped taking the response");
-					return -1;
-				}
-			} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-				close_fd(&p->stderr_fd);
-				stderr_flush(r);
+			int rc = read_pipe(r, &p->stderr_fd, on_stderr);
+			if (rc < 0) {
+				abort_request(r, "the web server stopped taking the response");
+				return -1;
 			}
+			if (rc > 0)
+				stderr_flush(r);
 		}
 		if (i_pid >= 0 && pfd[i_pid].revents && script_try_reap(p))
 			close_fd(&p->pidfd);
@@ -565,8 +575,9 @@ done:
 	return !r.conn_broken;
 }
 
-/* Waits until fd has bytes to read.  Returns false on timeout, on a stop
- * of the daemon, or on error. */
+/* Waits until fd has bytes to read.  Returns false on timeout, on error,
+ * or when the daemon stops while nothing has arrived: a request already
+ * sent is still served during a stop. */
 static bool wait_readable(int fd, int stop_fd, int timeout_ms)
 {
 	struct pollfd pfd[2] = { { .fd = fd, .events = POLLIN }, { .fd = stop_fd, .events = POLLIN } };
@@ -575,7 +586,7 @@ static bool wait_readable(int fd, int stop_fd, int timeout_ms)
 	do
 		rc = poll(pfd, 2, timeout_ms);
 	while (rc < 0 && errno == EINTR);
-	return rc > 0 && pfd[0].revents && !pfd[1].revents;
+	return rc > 0 && pfd[0].revents;
 }
 
 void serve_connection(int fd, int stop_fd, struct worker_buffers *wb)

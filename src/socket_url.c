@@ -33,11 +33,33 @@ static int parse_port(const char *s, in_port_t *port)
 	return 0;
 }
 
+/* Parses the address text host[0..hlen) of family af into addr, and the
+ * port text into *port. */
+static int parse_host_port(const char *host, size_t hlen, const char *port_text, int af, void *addr,
+			   in_port_t *port, const char **why)
+{
+	char buf[INET6_ADDRSTRLEN + 1];
+
+	if (hlen == 0 || hlen >= sizeof(buf)) {
+		*why = af == AF_INET ? "bad IPv4 address" : "bad IPv6 address";
+		return -1;
+	}
+	memcpy(buf, host, hlen);
+	buf[hlen] = '\0';
+	if (inet_pton(af, buf, addr) != 1) {
+		*why = af == AF_INET ? "bad IPv4 address" : "bad IPv6 address";
+		return -1;
+	}
+	if (parse_port(port_text, port) < 0) {
+		*why = "bad port (1-65535)";
+		return -1;
+	}
+	return 0;
+}
+
 int socket_url_parse(const char *url, struct socket_addr *out, const char **why)
 {
-	char host[INET6_ADDRSTRLEN + 1];
-	const char *p, *colon;
-	size_t hlen;
+	const char *p;
 
 	memset(out, 0, sizeof(*out));
 	if (strncmp(url, "unix:", 5) == 0) {
@@ -59,27 +81,16 @@ int socket_url_parse(const char *url, struct socket_addr *out, const char **why)
 	}
 	if (strncmp(url, "tcp:", 4) == 0) {
 		struct sockaddr_in *sin = (struct sockaddr_in *)&out->ss;
+		const char *colon;
 		p = url + 4;
 		colon = strrchr(p, ':');
 		if (!colon) {
 			*why = "tcp: URL without :port";
 			return -1;
 		}
-		hlen = (size_t)(colon - p);
-		if (hlen == 0 || hlen >= sizeof(host)) {
-			*why = "bad IPv4 address";
+		if (parse_host_port(p, (size_t)(colon - p), colon + 1, AF_INET, &sin->sin_addr,
+				    &sin->sin_port, why) < 0)
 			return -1;
-		}
-		memcpy(host, p, hlen);
-		host[hlen] = '\0';
-		if (inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
-			*why = "bad IPv4 address";
-			return -1;
-		}
-		if (parse_port(colon + 1, &sin->sin_port) < 0) {
-			*why = "bad port (1-65535)";
-			return -1;
-		}
 		sin->sin_family = AF_INET;
 		out->len = sizeof(*sin);
 		out->family = AF_INET;
@@ -94,21 +105,9 @@ int socket_url_parse(const char *url, struct socket_addr *out, const char **why)
 			*why = "tcp6: URL must be tcp6:[address]:port";
 			return -1;
 		}
-		hlen = (size_t)(close - p);
-		if (hlen == 0 || hlen >= sizeof(host)) {
-			*why = "bad IPv6 address";
+		if (parse_host_port(p, (size_t)(close - p), close + 2, AF_INET6, &sin6->sin6_addr,
+				    &sin6->sin6_port, why) < 0)
 			return -1;
-		}
-		memcpy(host, p, hlen);
-		host[hlen] = '\0';
-		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1) {
-			*why = "bad IPv6 address";
-			return -1;
-		}
-		if (parse_port(close + 2, &sin6->sin6_port) < 0) {
-			*why = "bad port (1-65535)";
-			return -1;
-		}
 		sin6->sin6_family = AF_INET6;
 		out->len = sizeof(*sin6);
 		out->family = AF_INET6;

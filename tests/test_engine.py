@@ -109,13 +109,20 @@ def test_no_zombies(daemon):
     assert wait_for(lambda: children_of(daemon.proc.pid) == [], 5), children_of(daemon.proc.pid)
 
 
-def test_script_inherits_only_stdio(tmp_path, daemon):
+def start_script(daemon, tmp_path, query):
+    """Starts a script that writes its pids (script, then a background
+    child if any) to PIDFILE; returns the open client and the pids."""
     pidfile = tmp_path / "pids"
-    with fc.Client(daemon.address) as c:
-        c.begin(cgi_params(query="group", PIDFILE=str(pidfile)))
-        c.send_stdin(b"")
-        assert wait_for(lambda: pidfile.exists() and pidfile.read_text().strip())
-        background = int(pidfile.read_text().split()[1])
+    c = fc.Client(daemon.address)
+    c.begin(cgi_params(query=query, PIDFILE=str(pidfile)))
+    c.send_stdin(b"")
+    assert wait_for(lambda: pidfile.exists() and pidfile.read_text().endswith("\n"))
+    return c, [int(p) for p in pidfile.read_text().split()]
+
+
+def test_script_inherits_only_stdio(tmp_path, daemon):
+    c, (script, background) = start_script(daemon, tmp_path, "group")
+    with c:
         assert sorted(os.listdir("/proc/%d/fd" % background)) == ["0", "1", "2"]
 
 
@@ -131,14 +138,9 @@ def test_script_signals_are_clean(daemon):
 
 
 def test_client_gone_kills_process_group(tmp_path, daemon):
-    pidfile = tmp_path / "pids"
-    c = fc.Client(daemon.address)
-    c.begin(cgi_params(query="group", PIDFILE=str(pidfile)))
-    c.send_stdin(b"")
+    c, (script, background) = start_script(daemon, tmp_path, "group")
     rtype, _, content = c.read_record()
     assert rtype == fc.STDOUT
-    assert wait_for(lambda: pidfile.exists() and pidfile.read_text().strip())
-    script, background = map(int, pidfile.read_text().split())
     assert pid_alive(script) and pid_alive(background)
     c.close()
     start = time.monotonic()
@@ -149,12 +151,7 @@ def test_client_gone_kills_process_group(tmp_path, daemon):
 
 
 def test_sigkill_after_grace(tmp_path, daemon):
-    pidfile = tmp_path / "pid"
-    c = fc.Client(daemon.address)
-    c.begin(cgi_params(query="ignore-term", PIDFILE=str(pidfile)))
-    c.send_stdin(b"")
-    assert wait_for(lambda: pidfile.exists() and pidfile.read_text().strip())
-    pid = int(pidfile.read_text())
+    c, (pid,) = start_script(daemon, tmp_path, "ignore-term")
     time.sleep(0.2)
     c.close()
     time.sleep(1.0)
@@ -163,12 +160,8 @@ def test_sigkill_after_grace(tmp_path, daemon):
 
 
 def test_abort_request_record(tmp_path, daemon):
-    pidfile = tmp_path / "pids"
-    with fc.Client(daemon.address) as c:
-        c.begin(cgi_params(query="group", PIDFILE=str(pidfile)))
-        c.send_stdin(b"")
-        assert wait_for(lambda: pidfile.exists() and pidfile.read_text().strip())
-        script, background = map(int, pidfile.read_text().split())
+    c, (script, background) = start_script(daemon, tmp_path, "group")
+    with c:
         c.send(fc.record(fc.ABORT_REQUEST, 1))
         assert wait_for(lambda: not pid_alive(script) and not pid_alive(background), 2)
     assert fc.request(daemon.address, cgi_params(query="hello")).status == 200
