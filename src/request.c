@@ -21,6 +21,7 @@
 #include <fcgiapp.h>
 #include <limits.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -428,6 +429,15 @@ static int relay(struct request *r)
 	}
 }
 
+/* Set while script starts fail for lack of resources (one log line per
+ * episode, not per request). */
+static atomic_bool resource_shortage;
+
+static bool is_resource_shortage(int err)
+{
+	return err == EAGAIN || err == EMFILE || err == ENFILE || err == ENOMEM;
+}
+
 static bool program_allowed(const char *filename)
 {
 	if (cfg.n_allowed_programs == 0)
@@ -504,7 +514,7 @@ static bool handle_request(FCGX_Request *fcgx, struct worker_buffers *wb)
 	char *const *params = fcgx->envp;
 	struct env_override ov[2];
 	size_t nov = 0;
-	const char *why = NULL;
+	const char *why = NULL, *step;
 	int rc;
 
 	request_init(&r, fcgx, wb);
@@ -552,12 +562,26 @@ static bool handle_request(FCGX_Request *fcgx, struct worker_buffers *wb)
 		goto done;
 	}
 	r.label = r.loc.filename;
-	rc = script_spawn(r.loc.filename, r.env, r.dir, &r.proc);
+	rc = script_spawn(r.loc.filename, r.env, r.dir, &r.proc, &step);
+	if (rc != 0 && is_resource_shortage(rc)) {
+		/* Out of processes, fds or memory: say so once per episode,
+		 * answer 503, and let the next request try again. */
+		if (!atomic_exchange(&resource_shortage, true))
+			log_errx("cannot start scripts (%s: %s); answering 503 until resources return", step,
+				 strerror(rc));
+		respond_error(&r, "503 Service Unavailable");
+		goto done;
+	}
 	if (rc != 0) {
-		log_warnx("%s: cannot execute script: %s", r.label, strerror(rc));
+		if (strcmp(step, "exec") == 0)
+			log_warnx("%s: cannot execute script: %s", r.label, strerror(rc));
+		else
+			log_warnx("%s: cannot start script (%s): %s", r.label, step, strerror(rc));
 		respond_error(&r, "502 Bad Gateway");
 		goto done;
 	}
+	if (atomic_exchange(&resource_shortage, false))
+		log_info("scripts can be started again");
 
 	if (relay(&r) < 0)
 		goto done;

@@ -1,24 +1,30 @@
 /* Script processes.
  *
- * posix_spawn() is used rather than fork(): glibc implements it with
- * clone(CLONE_VM | CLONE_VFORK), so the daemon's memory is never copied,
- * and it reports a failed exec (or chdir) as an errno value to the parent.
- * The child gets its own process group (so the whole group can be
- * signalled), SIGPIPE back to its default and an empty signal mask (the
- * daemon ignores SIGPIPE and blocks the signals it reads via signalfd; both
- * would otherwise be inherited), and nothing but fds 0, 1 and 2. */
+ * Scripts are started with vfork() and execve(): the child borrows the
+ * daemon's memory until it execs, so nothing is copied and the cost does
+ * not grow with the daemon (a fork() of an 8 MiB process costs several
+ * times more; bench/spawn_cost.c measures both).  Between vfork and exec
+ * the child only makes system calls, so it touches no lock or allocator
+ * state shared with the daemon's other threads.
+ *
+ * In the child: its own process group (so the whole group can be
+ * signalled), the resource limits from --rlimit, signal dispositions and
+ * mask back to defaults (the daemon ignores SIGPIPE and blocks the signals
+ * it reads with a signalfd; both would otherwise be inherited), the three
+ * pipes on fds 0-2, the working directory, and no other fd. */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/pidfd.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "settings.h"
 #include "spawn.h"
 
 void script_proc_init(struct script_proc *sp)
@@ -36,16 +42,65 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
-int script_spawn(const char *filename, char *const envp[], const char *dir, struct script_proc *sp)
+/* Signals whose disposition the daemon (or libfcgi) changes. */
+static const int changed_signals[] = { SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
+
+/* The vfork child: system calls only, then exec.  On failure it records
+ * the step and errno in the parent's memory (shared until exec). */
+static void run_child(const char *filename, char *const argv[], char *const envp[], const char *dir,
+		      const int fds[3], volatile int *err, const char *volatile *step)
+{
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	sigset_t none;
+
+	/* Defaults first, so nothing of the daemon's runs once unblocked. */
+	for (size_t i = 0; i < sizeof(changed_signals) / sizeof(changed_signals[0]); i++)
+		sigaction(changed_signals[i], &dfl, NULL);
+	if (setpgid(0, 0) < 0) {
+		*step = "setpgid";
+		goto fail;
+	}
+	for (size_t i = 0; i < cfg.n_rlimits; i++) {
+		if (setrlimit(cfg.rlimits[i].resource, &cfg.rlimits[i].limit) < 0) {
+			*step = "setrlimit";
+			goto fail;
+		}
+	}
+	for (int fd = 0; fd < 3; fd++) {
+		if (dup2(fds[fd], fd) < 0) {
+			*step = "dup2";
+			goto fail;
+		}
+	}
+	if (dir && chdir(dir) < 0) {
+		*step = "chdir";
+		goto fail;
+	}
+	/* Belt and braces: every fd of ours is close-on-exec already. */
+	close_range(3, ~0U, 0);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	execve(filename, argv, envp);
+	*step = "exec";
+fail:
+	*err = errno;
+	_exit(127);
+}
+
+int script_spawn(const char *filename, char *const envp[], const char *dir, struct script_proc *sp,
+		 const char **failed_step)
 {
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 };
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
 	char *const argv[] = { (char *)filename, NULL };
-	sigset_t none, dfl;
+	volatile int child_errno = 0;
+	/* Written by the vfork child: volatile, or the compiler may assume
+	 * they still hold their initial values. */
+	const char *volatile child_step = NULL;
 	int rc;
+	pid_t pid;
 
 	script_proc_init(sp);
+	*failed_step = "pipe";
 	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
 		rc = errno;
 		goto fail;
@@ -57,35 +112,26 @@ int script_spawn(const char *filename, char *const envp[], const char *dir, stru
 		goto fail;
 	}
 
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-	if (dir)
-		posix_spawn_file_actions_addchdir_np(&fa, dir);
-	/* Belt and braces: every fd of ours is close-on-exec already. */
-	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-
-	sigemptyset(&none);
-	/* Only what the daemon ignores needs resetting: glibc resets caught
-	 * signals itself, and each signal in this set costs a system call
-	 * while the daemon waits for the exec. */
-	sigemptyset(&dfl);
-	sigaddset(&dfl, SIGPIPE);
-	posix_spawnattr_init(&attr);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-						POSIX_SPAWN_SETSIGDEF);
-	posix_spawnattr_setpgroup(&attr, 0);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &dfl);
-
-	rc = posix_spawn(&sp->pid, filename, &fa, &attr, argv, envp);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
-	if (rc != 0) {
-		sp->pid = 0;
+	{
+		const int child_fds[3] = { in[0], out[1], err[1] };
+		pid = vfork();
+		if (pid == 0)
+			run_child(filename, argv, envp, dir, child_fds, &child_errno, &child_step);
+	}
+	if (pid < 0) {
+		*failed_step = "fork";
+		rc = errno;
 		goto fail;
 	}
+	if (child_step) {
+		/* The child never ran the script: it has exited already. */
+		*failed_step = (const char *)child_step;
+		rc = child_errno;
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		goto fail;
+	}
+	sp->pid = pid;
 	close_fd(&in[0]);
 	close_fd(&out[1]);
 	close_fd(&err[1]);
@@ -95,6 +141,7 @@ int script_spawn(const char *filename, char *const envp[], const char *dir, stru
 	/* The pid cannot be reused before we reap it, so this is race-free. */
 	sp->pidfd = pidfd_open(sp->pid, 0);
 	if (sp->pidfd < 0) {
+		*failed_step = "pidfd_open";
 		rc = errno;
 		script_terminate(sp, 0);
 		script_proc_close(sp);

@@ -18,9 +18,10 @@ struct script_proc {
 void script_proc_init(struct script_proc *sp);
 
 /* Starts filename with envp, in directory dir (NULL: stay).  Returns 0,
- * or an errno value (from exec, chdir or resources) with nothing left
- * open or running. */
-int script_spawn(const char *filename, char *const envp[], const char *dir, struct script_proc *sp);
+ * or an errno value with nothing left open or running and *failed_step
+ * naming what failed ("exec", "chdir", "pipe", "fork", "setrlimit"...). */
+int script_spawn(const char *filename, char *const envp[], const char *dir, struct script_proc *sp,
+		 const char **failed_step);
 
 /* Reaps the script if it has exited; returns true once reaped. */
 bool script_try_reap(struct script_proc *sp);
