@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -27,18 +28,25 @@
 #include <unistd.h>
 
 #include "src/cgi_env.h"
+#include "src/clock.h"
 #include "src/log.h"
+#include "src/rlimit_spec.h"
 #include "src/settings.h"
 #include "src/socket_url.h"
+#include "src/spawn.h"
 #include "src/workers.h"
 
 #define MAX_LISTENERS 64
 
 struct settings cfg = {
 	.max_active = DEFAULT_MAX_ACTIVE,
-	.kill_grace_ms = 3000,
-	.io_timeout_ms = 60000,
-	.keepalive_timeout_ms = 60000,
+	.max_connections = DEFAULT_MAX_CONNECTIONS,
+	.timeout_ms = DEFAULT_TIMEOUT_S * 1000,
+	.inactivity_timeout_ms = DEFAULT_INACTIVITY_TIMEOUT_S * 1000,
+	.kill_grace_ms = DEFAULT_KILL_GRACE_S * 1000,
+	.peer_timeout_ms = DEFAULT_PEER_TIMEOUT_S * 1000,
+	.queue_timeout_ms = DEFAULT_QUEUE_TIMEOUT_S * 1000,
+	.shutdown_timeout_ms = DEFAULT_SHUTDOWN_TIMEOUT_S * 1000,
 };
 
 struct listener {
@@ -57,11 +65,26 @@ static const char usage_text[] =
 	"Runs CGI programs for a FastCGI web server.\n"
 	"\n"
 	"Options:\n"
-	"  -c, --concurrency=N         serve up to N connections at once (default 256)\n"
+	"  -c, --concurrency=N         run up to N scripts at once (default 256)\n"
+	"      --max-connections=N     serve up to N connections at once (default 1024)\n"
 	"  -f, --stderr-to-fastcgi     send scripts' stderr to the web server (FCGI_STDERR)\n"
 	"                              instead of fcgiwrap's own log\n"
 	"  -s, --socket=URL            listen on URL (repeatable; '-s help' lists the forms)\n"
 	"  -p, --allow-program=PATH    run only this script (repeatable)\n"
+	"  -t, --timeout=SECONDS       end a request after this long (default 3600; 0: never)\n"
+	"      --inactivity-timeout=SECONDS\n"
+	"                              end a request when no byte went to or came from its\n"
+	"                              script for this long (default 300; 0: never)\n"
+	"      --kill-grace=SECONDS    from SIGTERM to SIGKILL of an ended script (default 3)\n"
+	"      --peer-timeout=SECONDS  longest wait for the web server to send a request,\n"
+	"                              the next body bytes, or take output (default 30)\n"
+	"      --queue-timeout=SECONDS longest wait for a free script slot before 503\n"
+	"                              (default 30)\n"
+	"      --shutdown-timeout=SECONDS\n"
+	"                              on SIGTERM, wait this long for running requests\n"
+	"                              before ending them (default 60)\n"
+	"      --rlimit=NAME=VALUE     resource limit for scripts, repeatable: as, core,\n"
+	"                              cpu, data, fsize, nofile, nproc, stack\n"
 	"      --log-level=LEVEL       error, warning, info (default) or debug\n"
 	"  -h, --help                  show this help and exit\n"
 	"  -V, --version               show the version and exit\n"
@@ -85,6 +108,40 @@ static unsigned parse_count(const char *s, const char *what)
 	if (errno || *end || end == s || v < 1 || v > 1000000 || *s == '-')
 		usage_error(what, s);
 	return (unsigned)v;
+}
+
+/* Seconds, with a fraction if wanted, from 0 to 1000000: to ms. */
+static int parse_seconds(const char *s, const char *what)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || *end || end == s || !(v >= 0 && v <= 1000000))
+		usage_error(what, s);
+	return (int)(v * 1000 + 0.5);
+}
+
+static void add_rlimit(const char *spec)
+{
+	struct rlimit_setting r;
+	struct rlimit cur;
+	const char *why;
+
+	if (rlimit_spec_parse(spec, &r, &why) < 0) {
+		fprintf(stderr, "fcgiwrap: invalid --rlimit '%s': %s (names: %s)\n", spec, why,
+			rlimit_spec_names);
+		exit(1);
+	}
+	/* Only root may raise a hard limit: find out now, not per request. */
+	if (geteuid() != 0 && getrlimit(r.resource, &cur) == 0 && cur.rlim_max != RLIM_INFINITY &&
+	    (r.limit.rlim_max == RLIM_INFINITY || r.limit.rlim_max > cur.rlim_max))
+		fatalx("--rlimit %s: above the current hard limit, which only root may raise", spec);
+	cfg.rlimits = realloc(cfg.rlimits, (cfg.n_rlimits + 1) * sizeof(*cfg.rlimits));
+	if (!cfg.rlimits)
+		fatalx("out of memory");
+	cfg.rlimits[cfg.n_rlimits++] = r;
 }
 
 static void add_listener(int fd, int family, const char *unix_path)
@@ -270,7 +327,7 @@ static void accept_connections(struct listener *l, bool *backoff)
 {
 	static bool fd_shortage_logged;
 
-	while (workers_active() < cfg.max_active) {
+	while (workers_active() < cfg.max_connections) {
 		int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
@@ -327,21 +384,29 @@ static int setup_signals(void)
 	return fd;
 }
 
+/* The main loop: accepts connections, and on SIGTERM or SIGINT stops
+ * accepting and waits for requests to finish, at most
+ * --shutdown-timeout; then, or on a second signal, ends them. */
 static void serve(int sig_fd)
 {
-	bool stopping = false;
+	bool stopping = false, killed = false;
+	long long kill_at = 0;
 	struct pollfd pfd[MAX_LISTENERS + 2];
 
 	for (;;) {
-		bool backoff = false, accepting = !stopping && workers_active() < cfg.max_active;
+		bool backoff = false, accepting = !stopping && workers_active() < cfg.max_connections;
 		nfds_t np = 0;
-		int rc;
+		int rc, timeout = -1;
 
 		pfd[np++] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
 		pfd[np++] = (struct pollfd){ .fd = workers_done_fd(), .events = POLLIN };
 		for (size_t i = 0; accepting && i < n_listeners; i++)
 			pfd[np++] = (struct pollfd){ .fd = listeners[i].fd, .events = POLLIN };
-		rc = poll(pfd, np, -1);
+		if (stopping && !killed) {
+			long long left = kill_at - monotonic_ms();
+			timeout = left > 0 ? (int)left : 0;
+		}
+		rc = poll(pfd, np, timeout);
 		if (rc < 0) {
 			if (errno != EINTR)
 				fatal("poll");
@@ -352,23 +417,30 @@ static void serve(int sig_fd)
 		if (pfd[0].revents) {
 			struct signalfd_siginfo si;
 			while (read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
-				if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
-					if (!stopping) {
-						log_info("stopping: waiting for %u connection(s) to finish",
-							 workers_active());
-						sd_notify(0, "STOPPING=1");
-						stopping = true;
-						close_listeners();
-						workers_stop();
-					}
-				} else {
+				if (si.ssi_signo != SIGTERM && si.ssi_signo != SIGINT) {
 					log_debug("signal %u ignored", si.ssi_signo);
+				} else if (!stopping) {
+					log_info("stopping: waiting up to %d s for %u connection(s) to finish",
+						 cfg.shutdown_timeout_ms / 1000, workers_active());
+					sd_notify(0, "STOPPING=1");
+					stopping = true;
+					kill_at = monotonic_ms() + cfg.shutdown_timeout_ms;
+					close_listeners();
+					workers_stop();
+				} else if (!killed) {
+					log_info("second signal: ending running requests now");
+					kill_at = monotonic_ms();
 				}
 			}
 		}
 		if (stopping) {
 			if (workers_active() == 0)
 				return;
+			if (!killed && monotonic_ms() >= kill_at) {
+				log_warnx("ending %u connection(s) still running", workers_active());
+				workers_kill();
+				killed = true;
+			}
 			continue;
 		}
 		for (size_t i = 2; i < np; i++) {
@@ -387,6 +459,14 @@ int main(int argc, char **argv)
 		{ "stderr-to-fastcgi", no_argument, NULL, 'f' },
 		{ "socket", required_argument, NULL, 's' },
 		{ "allow-program", required_argument, NULL, 'p' },
+		{ "max-connections", required_argument, NULL, 'M' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "inactivity-timeout", required_argument, NULL, 'I' },
+		{ "kill-grace", required_argument, NULL, 'G' },
+		{ "peer-timeout", required_argument, NULL, 'P' },
+		{ "queue-timeout", required_argument, NULL, 'Q' },
+		{ "shutdown-timeout", required_argument, NULL, 'S' },
+		{ "rlimit", required_argument, NULL, 'R' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -400,7 +480,7 @@ int main(int argc, char **argv)
 
 	ensure_std_fds();
 	log_init();
-	while ((c = getopt_long(argc, argv, "c:fs:p:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:fs:p:t:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			cfg.max_active = parse_count(optarg, "invalid -c value (1 to 1000000):");
@@ -424,6 +504,32 @@ int main(int argc, char **argv)
 			if (!cfg.allowed_programs)
 				fatalx("out of memory");
 			cfg.allowed_programs[cfg.n_allowed_programs++] = optarg;
+			break;
+		case 'M':
+			cfg.max_connections = parse_count(optarg, "invalid --max-connections value (1 to 1000000):");
+			break;
+		case 't':
+			cfg.timeout_ms = parse_seconds(optarg, "invalid -t value (seconds):");
+			break;
+		case 'I':
+			cfg.inactivity_timeout_ms = parse_seconds(optarg, "invalid --inactivity-timeout value (seconds):");
+			break;
+		case 'G':
+			cfg.kill_grace_ms = parse_seconds(optarg, "invalid --kill-grace value (seconds):");
+			break;
+		case 'P':
+			cfg.peer_timeout_ms = parse_seconds(optarg, "invalid --peer-timeout value (seconds):");
+			if (cfg.peer_timeout_ms < 1)
+				usage_error("--peer-timeout must be more than 0:", optarg);
+			break;
+		case 'Q':
+			cfg.queue_timeout_ms = parse_seconds(optarg, "invalid --queue-timeout value (seconds):");
+			break;
+		case 'S':
+			cfg.shutdown_timeout_ms = parse_seconds(optarg, "invalid --shutdown-timeout value (seconds):");
+			break;
+		case 'R':
+			add_rlimit(optarg);
 			break;
 		case 'L':
 			if (log_level_parse(optarg, &level) < 0)
@@ -458,11 +564,13 @@ int main(int argc, char **argv)
 	unsetenv("LIBFCGI_OS_CLOSE_POLL_TIMEOUT");
 	/* After FCGX_Init, which installs handlers of its own. */
 	sig_fd = setup_signals();
+	spawn_init();
 
 	open_listeners(urls, n_urls);
-	if (workers_init(cfg.max_active) < 0)
+	if (workers_init(cfg.max_connections, cfg.max_active) < 0)
 		fatal("cannot start workers");
-	log_info("serving %zu socket(s), up to %u connections at once", n_listeners, cfg.max_active);
+	log_info("serving %zu socket(s): up to %u scripts and %u connections at once", n_listeners,
+		 cfg.max_active, cfg.max_connections);
 	sd_notify(0, "READY=1");
 
 	serve(sig_fd);

@@ -33,6 +33,8 @@
 #include <unistd.h>
 
 #include "cgi_env.h"
+#include "clock.h"
+#include "fcgi_head.h"
 #include "cgi_header.h"
 #include "fcgi_out.h"
 #include "log.h"
@@ -40,20 +42,25 @@
 #include "script_path.h"
 #include "settings.h"
 #include "spawn.h"
+#include "workers.h"
 
 #define IO_BUF_SIZE (64 * 1024)
 /* libfcgi delivers at most one 8 KB read buffer per call. */
 #define BODY_BUF_SIZE (16 * 1024)
 /* A script's stderr line longer than this is logged in pieces. */
 #define STDERR_LINE_MAX 2048
+/* How long a connection kept open by the web server may idle between
+ * requests (nginx's upstream keepalive_timeout defaults to 60 s too). */
+#define KEEPALIVE_TIMEOUT_MS 60000
 
 int worker_buffers_init(struct worker_buffers *wb)
 {
 	wb->io = malloc(IO_BUF_SIZE);
 	wb->body = malloc(BODY_BUF_SIZE);
+	wb->head = malloc(FCGI_HEAD_MAX + FCGI_HEADER_LEN);
 	wb->io_size = IO_BUF_SIZE;
 	wb->body_size = BODY_BUF_SIZE;
-	if (!wb->io || !wb->body) {
+	if (!wb->io || !wb->body || !wb->head) {
 		worker_buffers_free(wb);
 		return -1;
 	}
@@ -64,7 +71,9 @@ void worker_buffers_free(struct worker_buffers *wb)
 {
 	free(wb->io);
 	free(wb->body);
+	free(wb->head);
 	wb->io = wb->body = NULL;
+	wb->head = NULL;
 }
 
 enum header_state { HDR_PARSING, HDR_DONE, HDR_FAILED };
@@ -83,6 +92,9 @@ struct request {
 	size_t body_off, body_len; /* body bytes in wb->body not yet written */
 	bool stdin_ended;       /* FCGI_STDIN has ended */
 	bool conn_broken;       /* no more output can reach the peer */
+	bool has_slot;          /* holds one of the -c script slots */
+	long long deadline;     /* -t: when the request is ended, or 0 */
+	long long last_activity; /* last byte to or from the script */
 	char *errline;          /* partial stderr line (without -f) */
 	size_t errline_len;
 };
@@ -93,14 +105,19 @@ static void request_init(struct request *r, FCGX_Request *fcgx, struct worker_bu
 	r->fcgx = fcgx;
 	r->wb = wb;
 	/* Relies on FCGX_Request.ipcFd (the connection) and .requestId. */
-	fcgi_out_init(&r->out, fcgx->ipcFd, (uint16_t)fcgx->requestId, cfg.io_timeout_ms);
+	fcgi_out_init(&r->out, fcgx->ipcFd, (uint16_t)fcgx->requestId, cfg.peer_timeout_ms);
 	cgi_header_init(&r->hdr);
 	script_proc_init(&r->proc);
 	r->label = "(unknown script)";
+	r->last_activity = monotonic_ms();
+	r->deadline = cfg.timeout_ms ? r->last_activity + cfg.timeout_ms : 0;
 }
 
 static void request_free(struct request *r)
 {
+	if (r->has_slot)
+		workers_release_script_slot();
+	r->has_slot = false;
 	fcgi_out_free(&r->out);
 	cgi_header_free(&r->hdr);
 	script_proc_close(&r->proc);
@@ -282,6 +299,7 @@ static void feed_script(struct request *r)
 			break;
 		}
 		r->body_off += (size_t)n;
+		r->last_activity = monotonic_ms();
 	}
 	if (r->proc.stdin_fd < 0)
 		r->body_off = r->body_len = 0;
@@ -297,8 +315,10 @@ static int read_pipe(struct request *r, int *fd,
 {
 	ssize_t n = read(*fd, r->wb->io, r->wb->io_size);
 
-	if (n > 0)
+	if (n > 0) {
+		r->last_activity = monotonic_ms();
 		return handler(r, r->wb->io, (size_t)n) < 0 ? -1 : 0;
+	}
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return 0;
 	close_fd(fd);
@@ -329,8 +349,72 @@ static void abort_request(struct request *r, const char *why)
 	r->conn_broken = true;
 }
 
+/* Ends a request the web server is still waiting for (timeout, stop): the
+ * script's group is ended, then the client gets status_line if no header
+ * was sent yet, else the response ends where it is.  Output held so far is
+ * sent first.  A body not read to its end makes the connection unusable
+ * for another request. */
+static void end_early(struct request *r, const char *status_line, const char *why)
+{
+	log_warnx("%s: %s (pid %d); ending it", r->label, why, (int)r->proc.pid);
+	script_terminate(&r->proc, cfg.kill_grace_ms);
+	if (!r->stdin_ended)
+		r->conn_broken = true;
+	if (fcgi_out_release(&r->out, r->wb->io, r->wb->io_size) < 0) {
+		r->conn_broken = true;
+		return;
+	}
+	if (r->hstate != HDR_DONE)
+		send_error_body(r, status_line);
+	if (fcgi_out_end_request(&r->out, (uint32_t)script_exit_code(r->proc.wait_status),
+				 FCGI_REQUEST_COMPLETE) < 0)
+		r->conn_broken = true;
+}
+
+/* How long the relay may wait before a limit is reached (-1: no limit),
+ * or 0 with *why set when one has been reached. */
+static int time_left(struct request *r, const char **why)
+{
+	long long now = monotonic_ms(), left = -1;
+
+	*why = NULL;
+	if (r->deadline) {
+		if (now >= r->deadline) {
+			*why = "timed out (-t)";
+			return 0;
+		}
+		left = r->deadline - now;
+	}
+	if (cfg.inactivity_timeout_ms) {
+		long long idle_end = r->last_activity + cfg.inactivity_timeout_ms;
+		if (now >= idle_end) {
+			*why = "no input or output for --inactivity-timeout";
+			return 0;
+		}
+		if (left < 0 || idle_end - now < left)
+			left = idle_end - now;
+	}
+	return left < 0 ? -1 : (int)(left < INT_MAX ? left : INT_MAX);
+}
+
+/* Why reading the body failed, for the log line. */
+static const char *body_error(FCGX_Stream *in)
+{
+	switch (FCGX_GetError(in)) {
+	case EAGAIN:
+		return "the web server sent no body bytes for --peer-timeout";
+	case FCGX_PROTOCOL_ERROR:
+		return "the web server closed the connection or aborted the request during the body";
+	case FCGX_UNSUPPORTED_VERSION:
+		return "malformed record (bad version) in the body";
+	default:
+		return "the connection failed while the body was read";
+	}
+}
+
 /* Runs the relay until the request is complete.  Returns 0, or -1 when the
- * request was aborted (the script has been ended then). */
+ * request was aborted or ended early (the script has been ended then, and
+ * whatever answer was possible has been sent). */
 static int relay(struct request *r)
 {
 	struct script_proc *p = &r->proc;
@@ -338,16 +422,24 @@ static int relay(struct request *r)
 
 	r->hstate = HDR_PARSING;
 	for (;;) {
-		struct pollfd pfd[5];
-		int np = 0, i_out = -1, i_err = -1, i_in = -1, i_pid = -1, i_conn = -1;
+		struct pollfd pfd[6];
+		int np = 0, i_out = -1, i_err = -1, i_in = -1, i_pid = -1, i_conn = -1, i_kill, timeout;
 		bool want_body = !r->stdin_ended && r->body_off == r->body_len;
+		const char *limit;
 
+		timeout = time_left(r, &limit);
+		if (limit) {
+			end_early(r, "504 Gateway Timeout", limit);
+			return -1;
+		}
 		if (want_body) {
 			ssize_t n = read_body(r->fcgx->in, r->wb->body, r->wb->body_size);
 			if (n < 0) {
-				abort_request(r, "the connection failed while the body was read");
+				abort_request(r, body_error(r->fcgx->in));
 				return -1;
 			}
+			if (n > 0)
+				r->last_activity = monotonic_ms();
 			if (n == 0) {
 				r->stdin_ended = true;
 				close_fd(&p->stdin_fd);
@@ -385,13 +477,19 @@ static int relay(struct request *r)
 			pfd[np] = (struct pollfd){ .fd = conn, .events = POLLIN };
 			i_conn = np++;
 		}
+		pfd[np] = (struct pollfd){ .fd = workers_kill_fd(), .events = POLLIN };
+		i_kill = np++;
 		/* When body bytes are wanted, only look at what is ready now and
 		 * go back to reading the body (libfcgi may hold decoded bytes that
 		 * poll() cannot see). */
-		if (poll(pfd, (nfds_t)np, want_body ? 0 : -1) < 0) {
+		if (poll(pfd, (nfds_t)np, want_body ? 0 : timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			abort_request(r, "poll failed");
+			return -1;
+		}
+		if (pfd[i_kill].revents) {
+			end_early(r, "503 Service Unavailable", "the daemon is stopping");
 			return -1;
 		}
 		if (i_in >= 0 && pfd[i_in].revents)
@@ -432,6 +530,8 @@ static int relay(struct request *r)
 /* Set while script starts fail for lack of resources (one log line per
  * episode, not per request). */
 static atomic_bool resource_shortage;
+/* Set while requests time out waiting for a script slot. */
+static atomic_bool overloaded;
 
 static bool is_resource_shortage(int err)
 {
@@ -562,6 +662,23 @@ static bool handle_request(FCGX_Request *fcgx, struct worker_buffers *wb)
 		goto done;
 	}
 	r.label = r.loc.filename;
+	/* -c: a script slot, waited for at most --queue-timeout. */
+	switch (workers_acquire_script_slot(cfg.queue_timeout_ms)) {
+	case 0:
+		r.has_slot = true;
+		if (atomic_exchange(&overloaded, false))
+			log_info("script slots are available again");
+		break;
+	case -1:
+		if (!atomic_exchange(&overloaded, true))
+			log_warnx("all %u script slots (-c) stayed busy for --queue-timeout; answering 503 "
+				  "until one frees in time", cfg.max_active);
+		respond_error(&r, "503 Service Unavailable");
+		goto done;
+	default:
+		respond_error(&r, "503 Service Unavailable");
+		goto done;
+	}
 	rc = script_spawn(r.loc.filename, r.env, r.dir, &r.proc, &step);
 	if (rc != 0 && is_resource_shortage(rc)) {
 		/* Out of processes, fds or memory: say so once per episode,
@@ -602,9 +719,10 @@ done:
 /* Waits until fd has bytes to read.  Returns false on timeout, on error,
  * or when the daemon stops while nothing has arrived: a request already
  * sent is still served during a stop. */
-static bool wait_readable(int fd, int stop_fd, int timeout_ms)
+static bool wait_readable(int fd, int timeout_ms)
 {
-	struct pollfd pfd[2] = { { .fd = fd, .events = POLLIN }, { .fd = stop_fd, .events = POLLIN } };
+	struct pollfd pfd[2] = { { .fd = fd, .events = POLLIN },
+				 { .fd = workers_stop_fd(), .events = POLLIN } };
 	int rc;
 
 	do
@@ -613,15 +731,74 @@ static bool wait_readable(int fd, int stop_fd, int timeout_ms)
 	return rc > 0 && pfd[0].revents;
 }
 
-void serve_connection(int fd, int stop_fd, struct worker_buffers *wb)
+/* Waits until the connection has sent a complete request head (see
+ * fcgi_head.c), within --peer-timeout.  Returns 0, or -1 after logging why
+ * the connection is given up (a peer that closed between requests is not
+ * worth a line). */
+static int await_request_head(int fd, struct worker_buffers *wb, bool first)
+{
+	long long deadline = monotonic_ms() + cfg.peer_timeout_ms;
+	size_t want = 16 * 1024;
+	int pause_ms = 1;
+
+	for (;;) {
+		ssize_t n = recv(fd, wb->head, want, MSG_PEEK | MSG_DONTWAIT);
+		size_t head_len;
+		const char *why = NULL;
+		long long left;
+
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			if (n < 0 || !first)
+				return -1; /* closed between requests: the usual end */
+			log_info("connection closed before a complete request");
+			return -1;
+		}
+		if (n > 0) {
+			switch (fcgi_head_scan(wb->head, (size_t)n, &head_len, &why)) {
+			case FCGI_HEAD_COMPLETE:
+				return 0;
+			case FCGI_HEAD_INVALID:
+				log_warnx("closing a connection: %s", why);
+				return -1;
+			case FCGI_HEAD_INCOMPLETE:
+				if ((size_t)n == want && want < FCGI_HEAD_MAX + FCGI_HEADER_LEN) {
+					want = FCGI_HEAD_MAX + FCGI_HEADER_LEN;
+					continue; /* the head is longer than the first look */
+				}
+				break;
+			}
+		}
+		left = deadline - monotonic_ms();
+		if (left <= 0) {
+			log_warnx("closing a connection: no complete request within --peer-timeout (%zd bytes sent)",
+				  n > 0 ? n : 0);
+			return -1;
+		}
+		/* Part of a head is there, so poll() would return at once:
+		 * sleep a little (at most 100 ms) before looking again.  Normal
+		 * peers send a head in one write and never get here. */
+		if (n > 0) {
+			poll(NULL, 0, (int)(left < pause_ms ? left : pause_ms));
+			if (pause_ms < 100)
+				pause_ms *= 2;
+		} else if (!wait_readable(fd, (int)left)) {
+			if (monotonic_ms() >= deadline)
+				continue; /* report the timeout above */
+			return -1; /* the daemon is stopping */
+		}
+	}
+}
+
+void serve_connection(int fd, struct worker_buffers *wb)
 {
 	FCGX_Request fcgx;
-	struct timeval tv = { .tv_sec = cfg.io_timeout_ms / 1000,
-			      .tv_usec = (cfg.io_timeout_ms % 1000) * 1000 };
-	int timeout = cfg.io_timeout_ms;
+	struct timeval tv = { .tv_sec = cfg.peer_timeout_ms / 1000,
+			      .tv_usec = (cfg.peer_timeout_ms % 1000) * 1000 };
+	bool first = true;
 
-	/* libfcgi's blocking reads give up after io_timeout: a peer that
-	 * stops mid-record holds this worker for that long at most. */
+	/* libfcgi's blocking reads of the body give up after --peer-timeout:
+	 * a peer that stops mid-record holds this worker for that long at
+	 * most. */
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 
 	/* listen_sock -1: libfcgi must never accept() itself.  When it hits
@@ -633,8 +810,13 @@ void serve_connection(int fd, int stop_fd, struct worker_buffers *wb)
 	fcgx.ipcFd = fd;
 	for (;;) {
 		bool keep;
-		if (!wait_readable(fcgx.ipcFd, stop_fd, timeout))
+		/* Between requests, a kept connection may idle for
+		 * KEEPALIVE_TIMEOUT_MS; the stop of the daemon closes it. */
+		if (!first && !wait_readable(fcgx.ipcFd, KEEPALIVE_TIMEOUT_MS))
 			break;
+		if (await_request_head(fcgx.ipcFd, wb, first) < 0)
+			break;
+		first = false;
 		/* FCGX_Accept_r starts with FCGX_Finish_r, which closes ipcFd
 		 * unless keepConnection is set: set it, so that closing stays
 		 * ours to decide (relies on FCGX_Request.keepConnection). */
@@ -648,7 +830,6 @@ void serve_connection(int fd, int stop_fd, struct worker_buffers *wb)
 		/* Relies on FCGX_Request.keepConnection (FCGI_KEEP_CONN). */
 		if (!keep || !fcgx.keepConnection)
 			break;
-		timeout = cfg.keepalive_timeout_ms;
 	}
 	if (fcgx.ipcFd >= 0)
 		close(fcgx.ipcFd);

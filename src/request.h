@@ -10,13 +10,14 @@ struct worker_buffers {
 	size_t io_size;
 	char *body;   /* request body on its way to the script */
 	size_t body_size;
+	unsigned char *head; /* a peek at the request head (fcgi_head.c) */
 };
 
 int worker_buffers_init(struct worker_buffers *wb);
 void worker_buffers_free(struct worker_buffers *wb);
 
 /* Serves the connection fd until it closes, fails, idles out or the daemon
- * stops, then closes it.  stop_fd becomes readable when the daemon stops. */
-void serve_connection(int fd, int stop_fd, struct worker_buffers *wb);
+ * stops, then closes it. */
+void serve_connection(int fd, struct worker_buffers *wb);
 
 #endif

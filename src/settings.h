@@ -7,8 +7,15 @@
 #include <stddef.h>
 #include <sys/resource.h>
 
-/* Default cap on connections served at once (see -c in the man page). */
+/* Defaults of the options; the man page explains each choice. */
 #define DEFAULT_MAX_ACTIVE 256
+#define DEFAULT_MAX_CONNECTIONS 1024
+#define DEFAULT_TIMEOUT_S 3600
+#define DEFAULT_INACTIVITY_TIMEOUT_S 300
+#define DEFAULT_KILL_GRACE_S 3
+#define DEFAULT_PEER_TIMEOUT_S 30
+#define DEFAULT_QUEUE_TIMEOUT_S 30
+#define DEFAULT_SHUTDOWN_TIMEOUT_S 60
 
 struct rlimit_setting {
 	int resource;
@@ -16,14 +23,18 @@ struct rlimit_setting {
 };
 
 struct settings {
-	unsigned max_active;       /* -c: connections served at once */
+	unsigned max_active;       /* -c: scripts running at once */
+	unsigned max_connections;  /* connections served at once */
 	bool stderr_to_fastcgi;    /* -f */
 	char **allowed_programs;   /* -p, exact paths; none = any */
 	size_t n_allowed_programs;
 	char **inherited_env;      /* daemon environment passed to scripts */
+	int timeout_ms;            /* -t: wall clock per request, 0 = none */
+	int inactivity_timeout_ms; /* no byte to or from the script, 0 = none */
 	int kill_grace_ms;         /* SIGTERM to SIGKILL */
-	int io_timeout_ms;         /* a peer stalled mid-record or not reading */
-	int keepalive_timeout_ms;  /* idle kept-open connection */
+	int peer_timeout_ms;       /* web server silent or not reading */
+	int queue_timeout_ms;      /* wait for a script slot before 503 */
+	int shutdown_timeout_ms;   /* SIGTERM: wait for requests this long */
 	struct rlimit_setting *rlimits; /* --rlimit, applied to scripts */
 	size_t n_rlimits;
 };

@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <sys/pidfd.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,20 +43,45 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
-/* Signals whose disposition the daemon (or libfcgi) changes. */
-static const int changed_signals[] = { SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
+/* The kernel's struct sigaction for rt_sigaction(2), used directly: glibc's
+ * sigaction() refuses the two signals it reserves (32 and 33), and those
+ * can arrive ignored from whoever started the daemon. */
+struct kernel_sigaction {
+	void (*handler)(int);
+	unsigned long flags;
+	void (*restorer)(void);
+	unsigned long mask;
+};
+
+/* Signals whose disposition is not the default in the daemon (ignored by
+ * whoever started it, or changed by the daemon or libfcgi): the child
+ * resets exactly these.  Filled once by spawn_init(). */
+static int changed_signals[_NSIG];
+static size_t n_changed_signals;
+
+void spawn_init(void)
+{
+	for (int sig = 1; sig < _NSIG; sig++) {
+		struct kernel_sigaction old;
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		if (syscall(SYS_rt_sigaction, sig, NULL, &old, sizeof(old.mask)) == 0 &&
+		    old.handler != SIG_DFL)
+			changed_signals[n_changed_signals++] = sig;
+	}
+}
 
 /* The vfork child: system calls only, then exec.  On failure it records
  * the step and errno in the parent's memory (shared until exec). */
 static void run_child(const char *filename, char *const argv[], char *const envp[], const char *dir,
 		      const int fds[3], volatile int *err, const char *volatile *step)
 {
-	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	struct kernel_sigaction dfl = { .handler = SIG_DFL };
 	sigset_t none;
 
 	/* Defaults first, so nothing of the daemon's runs once unblocked. */
-	for (size_t i = 0; i < sizeof(changed_signals) / sizeof(changed_signals[0]); i++)
-		sigaction(changed_signals[i], &dfl, NULL);
+	for (size_t i = 0; i < n_changed_signals; i++)
+		syscall(SYS_rt_sigaction, changed_signals[i], &dfl, NULL, sizeof(dfl.mask));
 	if (setpgid(0, 0) < 0) {
 		*step = "setpgid";
 		goto fail;

@@ -17,6 +17,10 @@ struct script_proc {
 
 void script_proc_init(struct script_proc *sp);
 
+/* Notes which signals scripts must have reset to their defaults; call once
+ * the daemon's own signal handling is set up. */
+void spawn_init(void);
+
 /* Starts filename with envp, in directory dir (NULL: stay).  Returns 0,
  * or an errno value with nothing left open or running and *failed_step
  * naming what failed ("exec", "chdir", "pipe", "fork", "setrlimit"...). */

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -24,17 +25,67 @@ static pthread_cond_t work_ready = PTHREAD_COND_INITIALIZER;
 static int *queue; /* ring of accepted fds waiting for a worker */
 static unsigned queue_cap, queue_head, queue_len;
 static unsigned active, idle_threads, threads;
-static int done_fd = -1, stop_fd = -1;
+static int done_fd = -1, stop_fd = -1, kill_fd = -1;
 
-int workers_init(unsigned max)
+/* Script slots (-c): taken before a script starts, given back at the end
+ * of its request. */
+static pthread_cond_t slot_free;
+static unsigned slots_free;
+static bool killed;
+
+int workers_init(unsigned max_connections, unsigned max_scripts)
 {
-	queue = calloc(max, sizeof(*queue));
-	queue_cap = max;
+	pthread_condattr_t ca;
+
+	queue = calloc(max_connections, sizeof(*queue));
+	queue_cap = max_connections;
+	slots_free = max_scripts;
+	/* Slot waits are timed on the monotonic clock, as every timeout. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&slot_free, &ca);
+	pthread_condattr_destroy(&ca);
 	done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (!queue || done_fd < 0 || stop_fd < 0)
+	kill_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!queue || done_fd < 0 || stop_fd < 0 || kill_fd < 0)
 		return -1;
 	return 0;
+}
+
+int workers_acquire_script_slot(int timeout_ms)
+{
+	struct timespec until;
+	int rc = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&lock);
+	while (slots_free == 0 && !killed && rc == 0)
+		rc = pthread_cond_timedwait(&slot_free, &lock, &until);
+	if (killed) {
+		rc = -2;
+	} else if (slots_free > 0) {
+		slots_free--;
+		rc = 0;
+	} else {
+		rc = -1;
+	}
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+void workers_release_script_slot(void)
+{
+	pthread_mutex_lock(&lock);
+	slots_free++;
+	pthread_cond_signal(&slot_free);
+	pthread_mutex_unlock(&lock);
 }
 
 static void *worker_main(void *arg)
@@ -59,7 +110,7 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&lock);
 
 		if (wb.io)
-			serve_connection(fd, stop_fd, &wb);
+			serve_connection(fd, &wb);
 		else
 			close(fd);
 
@@ -131,9 +182,30 @@ void workers_ack_done(void)
 	}
 }
 
+int workers_stop_fd(void)
+{
+	return stop_fd;
+}
+
+int workers_kill_fd(void)
+{
+	return kill_fd;
+}
+
 void workers_stop(void)
 {
 	uint64_t one = 1;
 	if (write(stop_fd, &one, sizeof(one)) < 0)
 		log_warn("cannot wake idle connections");
+}
+
+void workers_kill(void)
+{
+	uint64_t one = 1;
+	pthread_mutex_lock(&lock);
+	killed = true;
+	pthread_cond_broadcast(&slot_free);
+	pthread_mutex_unlock(&lock);
+	if (write(kill_fd, &one, sizeof(one)) < 0)
+		log_warn("cannot wake running requests");
 }

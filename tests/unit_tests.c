@@ -12,6 +12,8 @@
 
 #include "../src/cgi_env.h"
 #include "../src/cgi_header.h"
+#include "../src/fcgi_head.h"
+#include "../src/rlimit_spec.h"
 #include "../src/script_path.h"
 #include "../src/socket_url.h"
 
@@ -358,12 +360,130 @@ static void test_script_path(void)
 	}
 }
 
+/* ---- FastCGI request heads ---- */
+
+static size_t put_record(unsigned char *b, int version, int type, int id, size_t clen, int plen)
+{
+	b[0] = (unsigned char)version;
+	b[1] = (unsigned char)type;
+	b[2] = (unsigned char)(id >> 8);
+	b[3] = (unsigned char)id;
+	b[4] = (unsigned char)(clen >> 8);
+	b[5] = (unsigned char)clen;
+	b[6] = (unsigned char)plen;
+	b[7] = 0;
+	memset(b + 8, 'p', clen + (size_t)plen);
+	return 8 + clen + (size_t)plen;
+}
+
+static void test_fcgi_head(void)
+{
+	static const struct {
+		const char *name;
+		int records[6][5]; /* version, type, id, content length, padding; version 0 ends */
+		enum fcgi_head_result want;
+		const char *why;
+	} cases[] = {
+		{ "begin, params, end", { { 1, 1, 1, 8, 0 }, { 1, 4, 1, 30, 2 }, { 1, 4, 1, 0, 0 } }, FCGI_HEAD_COMPLETE, NULL },
+		{ "no params at all", { { 1, 1, 1, 8, 0 }, { 1, 4, 1, 0, 0 } }, FCGI_HEAD_COMPLETE, NULL },
+		{ "management record first", { { 1, 9, 0, 12, 4 }, { 1, 1, 1, 8, 0 }, { 1, 4, 1, 0, 0 } }, FCGI_HEAD_COMPLETE, NULL },
+		{ "other id skipped", { { 1, 1, 1, 8, 0 }, { 1, 5, 7, 3, 0 }, { 1, 4, 1, 0, 0 } }, FCGI_HEAD_COMPLETE, NULL },
+		{ "params not ended", { { 1, 1, 1, 8, 0 }, { 1, 4, 1, 30, 2 } }, FCGI_HEAD_INCOMPLETE, NULL },
+		{ "empty", { { 0 } }, FCGI_HEAD_INCOMPLETE, NULL },
+		{ "bad version", { { 2, 1, 1, 8, 0 } }, FCGI_HEAD_INVALID, "unsupported FastCGI version" },
+		{ "begin too short", { { 1, 1, 1, 7, 0 } }, FCGI_HEAD_INVALID, "malformed BEGIN_REQUEST" },
+		{ "begin id 0", { { 1, 1, 0, 8, 0 } }, FCGI_HEAD_INVALID, "malformed BEGIN_REQUEST" },
+		{ "stdin before begin", { { 1, 5, 1, 1, 0 } }, FCGI_HEAD_INVALID, "before BEGIN_REQUEST" },
+		{ "stdin inside params", { { 1, 1, 1, 8, 0 }, { 1, 5, 1, 1, 0 } }, FCGI_HEAD_INVALID, "other than PARAMS" },
+		{ "second begin", { { 1, 1, 1, 8, 0 }, { 1, 1, 2, 8, 0 } }, FCGI_HEAD_INVALID, "second BEGIN_REQUEST" },
+	};
+	unsigned char *buf = malloc(FCGI_HEAD_MAX + 70000);
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t len = 0, head_len = 0;
+		const char *why = NULL;
+		enum fcgi_head_result res;
+		for (int r = 0; r < 6 && cases[i].records[r][0]; r++)
+			len += put_record(buf + len, cases[i].records[r][0], cases[i].records[r][1],
+					  cases[i].records[r][2], (size_t)cases[i].records[r][3], cases[i].records[r][4]);
+		res = fcgi_head_scan(buf, len, &head_len, &why);
+		CHECK(res == cases[i].want, "head '%s': %d, want %d (%s)", cases[i].name, res, cases[i].want,
+		      why ? why : "");
+		if (res == FCGI_HEAD_COMPLETE)
+			CHECK(head_len == len, "head '%s': length %zu of %zu", cases[i].name, head_len, len);
+		if (cases[i].why && why)
+			CHECK(strstr(why, cases[i].why) != NULL, "head '%s': why '%s'", cases[i].name, why);
+		/* Every proper prefix of a complete head is incomplete. */
+		if (res == FCGI_HEAD_COMPLETE) {
+			for (size_t cut = 0; cut < len; cut++)
+				CHECK(fcgi_head_scan(buf, cut, &head_len, &why) == FCGI_HEAD_INCOMPLETE,
+				      "head '%s' cut at %zu", cases[i].name, cut);
+		}
+	}
+	/* The size limit: PARAMS records adding up to more than FCGI_HEAD_MAX. */
+	{
+		size_t len = put_record(buf, 1, 1, 1, 8, 0), head_len;
+		const char *why = NULL;
+		while (len < FCGI_HEAD_MAX + 100)
+			len += put_record(buf + len, 1, 4, 1, 65535, 1);
+		CHECK(fcgi_head_scan(buf, len, &head_len, &why) == FCGI_HEAD_INVALID && why &&
+			      strstr(why, "larger than"),
+		      "oversized head accepted");
+		/* Known too large from its first bytes: no need to wait for them. */
+		CHECK(fcgi_head_scan(buf, FCGI_HEAD_MAX - 10, &head_len, &why) != FCGI_HEAD_COMPLETE,
+		      "truncated oversized head complete");
+	}
+	free(buf);
+}
+
+/* ---- --rlimit ---- */
+
+static void test_rlimit_spec(void)
+{
+	static const struct {
+		const char *spec;
+		int ok, resource;
+		unsigned long long value;
+	} cases[] = {
+		{ "cpu=30", 1, RLIMIT_CPU, 30 },
+		{ "nofile=1024", 1, RLIMIT_NOFILE, 1024 },
+		{ "as=512M", 1, RLIMIT_AS, 512ULL << 20 },
+		{ "as=2g", 1, RLIMIT_AS, 2ULL << 30 },
+		{ "fsize=10k", 1, RLIMIT_FSIZE, 10ULL << 10 },
+		{ "core=0", 1, RLIMIT_CORE, 0 },
+		{ "nproc=unlimited", 1, RLIMIT_NPROC, (unsigned long long)RLIM_INFINITY },
+		{ "stack=8M", 1, RLIMIT_STACK, 8ULL << 20 },
+		{ "data=1", 1, RLIMIT_DATA, 1 },
+		{ "cpu=10M", 0, 0, 0 },
+		{ "cpu=", 0, 0, 0 },
+		{ "cpu=-1", 0, 0, 0 },
+		{ "cpu", 0, 0, 0 },
+		{ "bogus=1", 0, 0, 0 },
+		{ "as=12Q", 0, 0, 0 },
+		{ "as=1MB", 0, 0, 0 },
+		{ "=5", 0, 0, 0 },
+		{ "as=99999999999999999999G", 0, 0, 0 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct rlimit_setting r;
+		const char *why = NULL;
+		int rc = rlimit_spec_parse(cases[i].spec, &r, &why);
+		CHECK((rc == 0) == cases[i].ok, "rlimit '%s': rc %d (%s)", cases[i].spec, rc, why ? why : "");
+		if (rc == 0 && cases[i].ok)
+			CHECK(r.resource == cases[i].resource && r.limit.rlim_cur == cases[i].value &&
+				      r.limit.rlim_max == cases[i].value,
+			      "rlimit '%s': %d %llu", cases[i].spec, r.resource, (unsigned long long)r.limit.rlim_cur);
+	}
+}
+
 int main(void)
 {
 	test_headers();
 	test_socket_urls();
 	test_env();
 	test_script_path();
+	test_fcgi_head();
+	test_rlimit_spec();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }

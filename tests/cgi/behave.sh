@@ -48,6 +48,20 @@ group)
 	echo "$$ $!" > "$PIDFILE"
 	printf 'Content-Type: text/plain\n\nwaiting\n'
 	sleep 300 ;;
+slow-headers)
+	# No headers yet; a background child holds stdout open.
+	sleep 300 &
+	echo "$$ $!" > "$PIDFILE"
+	sleep 300 ;;
+tick)
+	printf 'Content-Type: text/plain\n\n'
+	for i in 1 2 3 4 5 6; do
+		echo tick
+		sleep 0.4
+	done ;;
+limits)
+	printf 'Content-Type: text/plain\n\n'
+	echo "nofile=$(ulimit -n) cpu=$(ulimit -t)" ;;
 ignore-term)
 	trap '' TERM
 	echo "$$" > "$PIDFILE"

@@ -1,0 +1,317 @@
+"""Every request bounded: timeouts, slow and hostile peers, malformed
+input, overload, resource exhaustion, rlimits, stopping with a deadline."""
+
+import os
+import resource
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+import fcgi_client as fc
+import pytest
+from conftest import FCGIWRAP, Daemon, cgi_params, children_of, pid_alive, wait_for
+
+
+def start_script(daemon, tmp_path, query, **params):
+    pidfile = tmp_path / "pids"
+    c = fc.Client(daemon.address)
+    c.begin(cgi_params(query=query, PIDFILE=str(pidfile), **params))
+    c.send_stdin(b"")
+    assert wait_for(lambda: pidfile.exists() and pidfile.read_text().endswith("\n"))
+    return c, [int(p) for p in pidfile.read_text().split()]
+
+
+def all_gone(pids, timeout=5):
+    return wait_for(lambda: not any(pid_alive(p) for p in pids), timeout)
+
+
+def test_timeout_before_headers_is_504(tmp_path, start_daemon):
+    d = start_daemon(["-t", "1"])
+    start = time.monotonic()
+    c, pids = start_script(d, tmp_path, "slow-headers")
+    with c:
+        r = c.read_response()
+    assert r.status == 504
+    assert 0.9 <= time.monotonic() - start < 3
+    # The script and the grandchild holding its stdout are both gone.
+    assert all_gone(pids)
+    assert "timed out (-t)" in d.log()
+
+
+def test_timeout_after_headers_ends_response(tmp_path, start_daemon):
+    d = start_daemon(["-t", "1"])
+    c, pids = start_script(d, tmp_path, "group")
+    with c:
+        r = c.read_response()
+    assert r.status == 200 and r.body == b"waiting\n"
+    assert r.app_status == 128 + signal.SIGTERM
+    assert all_gone(pids)
+
+
+def test_inactivity_timeout(tmp_path, start_daemon):
+    d = start_daemon(["-t", "0", "--inactivity-timeout", "1"])
+    # Output every 0.4 s keeps a 2.4 s request alive...
+    r = fc.request(d.address, cgi_params(query="tick"))
+    assert r.body == b"tick\n" * 6 and r.app_status == 0
+    # ...silence ends it.
+    start = time.monotonic()
+    c, pids = start_script(d, tmp_path, "group")
+    with c:
+        r = c.read_response()
+    assert 0.9 <= time.monotonic() - start < 3
+    assert all_gone(pids)
+    assert "no input or output for --inactivity-timeout" in d.log()
+
+
+def test_kill_grace_option(tmp_path, start_daemon):
+    d = start_daemon(["-t", "0.5", "--kill-grace", "0.5"])
+    start = time.monotonic()
+    c, (pid,) = start_script(d, tmp_path, "ignore-term")
+    with c:
+        c.read_response()
+    assert all_gone([pid], 3)
+    assert time.monotonic() - start < 2.5
+
+
+def fast_request_latency(daemon):
+    start = time.monotonic()
+    assert fc.request(daemon.address, cgi_params(query="hello")).status == 200
+    return time.monotonic() - start
+
+
+def test_idle_connection_is_closed(start_daemon):
+    d = start_daemon(["--peer-timeout", "1"])
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(d.address)
+    start = time.monotonic()
+    assert fast_request_latency(d) < 0.5
+    assert fc.is_closed(s, 3)
+    assert 0.9 <= time.monotonic() - start < 3
+    assert "no complete request within --peer-timeout" in d.log()
+
+
+def test_trickling_connection(start_daemon):
+    d = start_daemon(["--peer-timeout", "1"])
+    head = fc.record(fc.BEGIN_REQUEST, 1, struct.pack(">HB5x", 1, 0)) + \
+        fc.stream_records(fc.PARAMS, 1, fc.encode_params(cgi_params(query="hello")))
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(d.address)
+    start = time.monotonic()
+    closed = False
+    for i in range(len(head) - 1):
+        try:
+            s.send(head[i:i + 1])
+        except OSError:
+            closed = True
+            break
+        assert fast_request_latency(d) < 0.5
+        time.sleep(0.1)
+        if time.monotonic() - start > 3:
+            break
+    assert closed or fc.is_closed(s, 2)
+    assert time.monotonic() - start < 3
+    s.close()
+
+
+BEGIN = fc.record(fc.BEGIN_REQUEST, 1, struct.pack(">HB5x", 1, 0))
+PARAMS = fc.stream_records(fc.PARAMS, 1, fc.encode_params(cgi_params(query="hello")))
+
+MALFORMED = [
+    ("bad version", b"\x02" + BEGIN[1:] + PARAMS, "unsupported FastCGI version"),
+    ("http request", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "unsupported FastCGI version"),
+    ("short BEGIN", fc.record(fc.BEGIN_REQUEST, 1, b"\0\1\0"), "malformed BEGIN_REQUEST"),
+    ("BEGIN with id 0", fc.record(fc.BEGIN_REQUEST, 0, struct.pack(">HB5x", 1, 0)), "malformed BEGIN_REQUEST"),
+    ("STDIN first", fc.record(fc.STDIN, 1, b"x") + BEGIN + PARAMS, "before BEGIN_REQUEST"),
+    ("two BEGINs", BEGIN + fc.record(fc.BEGIN_REQUEST, 2, struct.pack(">HB5x", 1, 0)), "second BEGIN_REQUEST"),
+    ("STDIN inside PARAMS", BEGIN + fc.record(fc.PARAMS, 1, b"\x01\x01ab") + fc.record(fc.STDIN, 1, b"x"),
+     "other than PARAMS"),
+    ("unknown type inside PARAMS", BEGIN + fc.record(42, 1, b"x"), "other than PARAMS"),
+    ("huge PARAMS", BEGIN + fc.stream_records(fc.PARAMS, 1, fc.encode_params({"BIG": "x" * 200000})),
+     "larger than 131072"),
+    ("huge record length", BEGIN + struct.pack(">BBHHBB", 1, fc.PARAMS, 1, 65535, 255, 0) + b"\0" * 70000,
+     None),
+    ("truncated then closed", BEGIN[:5], "closed before a complete request"),
+    ("params truncated then closed", BEGIN + PARAMS[:20], "closed before a complete request"),
+    ("bad name length", BEGIN + fc.record(fc.PARAMS, 1, b"\x80\x00\x00\x10ab") + fc.record(fc.PARAMS, 1), None),
+]
+
+
+@pytest.mark.parametrize("name,data,log", MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_input_fails_only_its_connection(start_daemon, name, data, log):
+    d = start_daemon(["--peer-timeout", "2"])
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(d.address)
+    try:
+        s.sendall(data)
+    except OSError:
+        pass
+    if "closed" in name:
+        s.shutdown(socket.SHUT_WR)
+    assert fc.is_closed(s, 4), name
+    s.close()
+    if log:
+        assert wait_for(lambda: log in d.log()), d.log()
+    r = fc.request(d.address, cgi_params(query="hello"))
+    assert r.status == 200 and r.body == b"hello\n"
+    assert d.proc.poll() is None
+
+
+def test_endless_params(start_daemon):
+    # Either the head outgrows the limit, or (on unix sockets, where the
+    # kernel stops the sender after a few records the daemon has not read)
+    # it never completes within --peer-timeout: closed either way.
+    d = start_daemon(["--peer-timeout", "2"])
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(d.address)
+    s.sendall(BEGIN)
+    sent = 0
+    s.settimeout(3)
+    try:
+        while sent < 4 * 1024 * 1024:
+            s.sendall(fc.record(fc.PARAMS, 1, fc.encode_params({"N%d" % sent: "v" * 8000})))
+            sent += 8000
+    except OSError:
+        pass
+    assert fc.is_closed(s, 5)
+    assert wait_for(lambda: "larger than 131072" in d.log() or "within --peer-timeout" in d.log())
+    assert fc.request(d.address, cgi_params(query="hello")).status == 200
+
+
+def test_bad_record_in_body_aborts_request(start_daemon):
+    d = start_daemon()
+    with fc.Client(d.address) as c:
+        c.begin(cgi_params(query="count", method="POST", CONTENT_LENGTH="10"))
+        c.send(fc.record(fc.STDIN, 1, b"12345") + b"\x09" + fc.record(fc.STDIN, 1, b"12345")[1:])
+        assert fc.is_closed(c.sock, 5)
+    assert wait_for(lambda: "bad version" in d.log() or "aborted the request" in d.log())
+    assert fc.request(d.address, cgi_params(query="hello")).status == 200
+
+
+def test_overload_503_after_queue_timeout(start_daemon):
+    d = start_daemon(["-c", "1", "--queue-timeout", "0.5"])
+    slow = threading.Thread(target=fc.request, args=(d.address, cgi_params(query="sleep=2")))
+    slow.start()
+    time.sleep(0.3)
+    start = time.monotonic()
+    r = fc.request(d.address, cgi_params(query="hello"))
+    assert r.status == 503
+    assert 0.4 <= time.monotonic() - start < 1.5
+    slow.join()
+    assert fc.request(d.address, cgi_params(query="hello")).status == 200
+    log = d.log()
+    assert log.count("stayed busy for --queue-timeout") == 1
+    assert "script slots are available again" in log
+
+
+def test_overload_waits_within_queue_timeout(start_daemon):
+    d = start_daemon(["-c", "1", "--queue-timeout", "5"])
+    slow = threading.Thread(target=fc.request, args=(d.address, cgi_params(query="sleep=1")))
+    slow.start()
+    time.sleep(0.3)
+    start = time.monotonic()
+    assert fc.request(d.address, cgi_params(query="hello")).status == 200
+    assert time.monotonic() - start >= 0.5
+    slow.join()
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_fd_exhaustion_recovers(tmp_path):
+    def low_nofile():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
+
+    d = Daemon(tmp_path)
+    d.log_file = open(d.log_path, "ab")
+    d.proc = subprocess.Popen([FCGIWRAP, "-s", d.url, "--peer-timeout", "60"], stdout=d.log_file,
+                              stderr=subprocess.STDOUT, preexec_fn=low_nofile)
+    assert wait_for(lambda: os.path.exists(d.address))
+    held = []
+    try:
+        # Idle connections use up the daemon's fds.
+        for _ in range(40):
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(d.address)
+            held.append(s)
+        time.sleep(0.5)
+        cpu0 = cpu_seconds(d.proc.pid)
+        time.sleep(1)
+        assert cpu_seconds(d.proc.pid) - cpu0 < 0.2, "spinning while out of fds"
+        assert wait_for(lambda: "cannot accept connections for now" in d.log())
+        # A request on one of the accepted connections cannot get pipes: 503.
+        statuses = set()
+        for s in held[:30]:
+            s.settimeout(0.2)
+            try:
+                s.sendall(BEGIN + PARAMS + fc.record(fc.STDIN, 1))
+            except OSError:
+                pass
+        for s in held[:30]:
+            c = fc.Client.__new__(fc.Client)
+            c.sock, c.buf = s, b""
+            s.settimeout(5)
+            try:
+                statuses.add(c.read_response().status)
+            except (OSError, ConnectionError, ValueError):
+                pass
+        assert 503 in statuses, statuses
+        # One line per episode of shortage, not one per refused request.
+        log = d.log()
+        assert log.count("cannot start scripts") <= log.count("scripts can be started again") + 1
+    finally:
+        for s in held:
+            s.close()
+    # Resources are back: it serves again, by itself.
+    assert wait_for(lambda: fc.request(d.address, cgi_params(query="hello")).status == 200, 10)
+    assert "accepting connections again" in d.log()
+    assert "scripts can be started again" in d.log()
+    assert d.proc.poll() is None
+    d.stop()
+
+
+def test_rlimits_apply_to_scripts(start_daemon):
+    d = start_daemon(["--rlimit", "nofile=64", "--rlimit", "cpu=7"])
+    r = fc.request(d.address, cgi_params(query="limits"))
+    assert r.body == b"nofile=64 cpu=7\n"
+
+
+@pytest.mark.parametrize("spec", ["nofile", "bogus=1", "cpu=-1", "as=12Q", "cpu=10M"])
+def test_bad_rlimit_spec(spec):
+    r = subprocess.run([FCGIWRAP, "--rlimit", spec, "-s", "unix:/nonexistent/x"], capture_output=True,
+                       text=True)
+    assert r.returncode == 1
+    assert "invalid --rlimit" in r.stderr
+
+
+def test_stop_deadline_ends_requests(tmp_path, start_daemon):
+    d = start_daemon(["--shutdown-timeout", "1"])
+    c, pids = start_script(d, tmp_path, "slow-headers")
+    start = time.monotonic()
+    d.proc.send_signal(signal.SIGTERM)
+    with c:
+        r = c.read_response()
+    assert r.status == 503
+    assert 0.9 <= time.monotonic() - start < 3
+    assert d.proc.wait(5) == 0
+    assert all_gone(pids)
+
+
+def test_second_signal_stops_at_once(tmp_path, start_daemon):
+    d = start_daemon()
+    c, pids = start_script(d, tmp_path, "slow-headers")
+    start = time.monotonic()
+    d.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    d.proc.send_signal(signal.SIGINT)
+    with c:
+        r = c.read_response()
+    assert r.status == 503
+    assert time.monotonic() - start < 2
+    assert d.proc.wait(5) == 0
+    assert all_gone(pids)
