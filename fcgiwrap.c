@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -549,6 +550,11 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc)
 		usage_error("unexpected argument:", argv[optind]);
+
+	/* Two malloc arenas rather than one per thread: requests allocate
+	 * little, and per-thread arenas would keep memory each busy period
+	 * touched long after the threads are gone. */
+	mallopt(M_ARENA_MAX, 2);
 
 	/* Scripts get the environment as it was at start-up, filtered. */
 	cfg.inherited_env = cgi_env_filter_inherited(environ);

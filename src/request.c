@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -53,25 +54,31 @@
  * requests (nginx's upstream keepalive_timeout defaults to 60 s too). */
 #define KEEPALIVE_TIMEOUT_MS 60000
 
+/* The three buffers share one anonymous mapping: pages are only taken
+ * when touched, and all of it goes back to the system when an idle
+ * worker exits (malloc would keep it in the thread's arena). */
 int worker_buffers_init(struct worker_buffers *wb)
 {
-	wb->io = malloc(IO_BUF_SIZE);
-	wb->body = malloc(BODY_BUF_SIZE);
-	wb->head = malloc(FCGI_HEAD_MAX + FCGI_HEADER_LEN);
-	wb->io_size = IO_BUF_SIZE;
-	wb->body_size = BODY_BUF_SIZE;
-	if (!wb->io || !wb->body || !wb->head) {
-		worker_buffers_free(wb);
+	size_t total = IO_BUF_SIZE + BODY_BUF_SIZE + FCGI_HEAD_MAX + FCGI_HEADER_LEN;
+	char *p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED) {
+		wb->io = wb->body = NULL;
+		wb->head = NULL;
 		return -1;
 	}
+	wb->io = p;
+	wb->io_size = IO_BUF_SIZE;
+	wb->body = p + IO_BUF_SIZE;
+	wb->body_size = BODY_BUF_SIZE;
+	wb->head = (unsigned char *)p + IO_BUF_SIZE + BODY_BUF_SIZE;
 	return 0;
 }
 
 void worker_buffers_free(struct worker_buffers *wb)
 {
-	free(wb->io);
-	free(wb->body);
-	free(wb->head);
+	if (wb->io)
+		munmap(wb->io, IO_BUF_SIZE + BODY_BUF_SIZE + FCGI_HEAD_MAX + FCGI_HEADER_LEN);
 	wb->io = wb->body = NULL;
 	wb->head = NULL;
 }
@@ -831,6 +838,7 @@ void serve_connection(int fd, struct worker_buffers *wb)
 		if (!keep || !fcgx.keepConnection)
 			break;
 	}
+	workers_connection_ending();
 	if (fcgx.ipcFd >= 0)
 		close(fcgx.ipcFd);
 }

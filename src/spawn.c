@@ -14,10 +14,13 @@
  * pipes on fds 0-2, the working directory, and no other fd. */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/pidfd.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -206,6 +209,49 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Whether process group pgid still has a member that is not a zombie.
+ * Killed grandchildren stay zombies until init reaps them (at once under
+ * systemd, up to a second under some container inits), and kill(-pgid, 0)
+ * counts them; /proc tells them apart, and is read only in this rare case
+ * (a group that outlived its script). */
+static bool group_has_live_members(pid_t pgid)
+{
+	DIR *d;
+	struct dirent *e;
+	bool live = false;
+
+	if (kill(-pgid, 0) < 0 && errno == ESRCH)
+		return false;
+	d = opendir("/proc");
+	if (!d)
+		return true;
+	while (!live && (e = readdir(d)) != NULL) {
+		char path[300], buf[512], *p;
+		int fd;
+		ssize_t n;
+		char state;
+		int ppid, pgrp;
+
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		/* "pid (comm) state ppid pgrp ...": comm may hold anything. */
+		p = strrchr(buf, ')');
+		if (p && sscanf(p + 1, " %c %d %d", &state, &ppid, &pgrp) == 3 && pgrp == pgid && state != 'Z')
+			live = true;
+	}
+	closedir(d);
+	return live;
+}
+
 void script_terminate(struct script_proc *sp, int grace_ms)
 {
 	long long deadline = now_ms() + grace_ms;
@@ -228,7 +274,7 @@ void script_terminate(struct script_proc *sp, int grace_ms)
 			continue;
 		}
 		/* The script is gone; wait for the rest of its group too. */
-		if (kill(-sp->pid, 0) < 0 && errno == ESRCH)
+		if (!group_has_live_members(sp->pid))
 			return;
 		poll(NULL, 0, left > 20 ? 20 : (int)left);
 	}

@@ -19,12 +19,17 @@
 /* Plenty for the relay's call depth; the default 8 MiB would only cost
  * address space, but a small one makes thread creation cheaper too. */
 #define WORKER_STACK_SIZE (256 * 1024)
+/* A worker idle this long exits. */
+#define WORKER_IDLE_EXIT_S 10
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t work_ready = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t work_ready;
 static int *queue; /* ring of accepted fds waiting for a worker */
 static unsigned queue_cap, queue_head, queue_len;
 static unsigned active, idle_threads, threads;
+/* Workers inside a connection that is not ending yet.  threads - busy are
+ * idle, just started, or about to loop back: all about to take work. */
+static unsigned busy;
 static int done_fd = -1, stop_fd = -1, kill_fd = -1;
 
 /* Script slots (-c): taken before a script starts, given back at the end
@@ -40,10 +45,11 @@ int workers_init(unsigned max_connections, unsigned max_scripts)
 	queue = calloc(max_connections, sizeof(*queue));
 	queue_cap = max_connections;
 	slots_free = max_scripts;
-	/* Slot waits are timed on the monotonic clock, as every timeout. */
+	/* Waits are timed on the monotonic clock, as every timeout. */
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&slot_free, &ca);
+	pthread_cond_init(&work_ready, &ca);
 	pthread_condattr_destroy(&ca);
 	done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -100,13 +106,26 @@ static void *worker_main(void *arg)
 	for (;;) {
 		int fd;
 		while (queue_len == 0) {
+			struct timespec until;
+			int rc;
+			clock_gettime(CLOCK_MONOTONIC, &until);
+			until.tv_sec += WORKER_IDLE_EXIT_S;
 			idle_threads++;
-			pthread_cond_wait(&work_ready, &lock);
+			rc = pthread_cond_timedwait(&work_ready, &lock, &until);
 			idle_threads--;
+			if (rc == ETIMEDOUT && queue_len == 0) {
+				/* Idle long enough: give back the thread and its
+				 * buffers; a busy period starts new ones. */
+				threads--;
+				pthread_mutex_unlock(&lock);
+				worker_buffers_free(&wb);
+				return NULL;
+			}
 		}
 		fd = queue[queue_head];
 		queue_head = (queue_head + 1) % queue_cap;
 		queue_len--;
+		busy++;
 		pthread_mutex_unlock(&lock);
 
 		if (wb.io)
@@ -135,7 +154,10 @@ int workers_submit(int fd)
 	queue[(queue_head + queue_len) % queue_cap] = fd;
 	queue_len++;
 	active++;
-	if (idle_threads < queue_len) {
+	/* A new thread only if the threads not busy cannot take the queue:
+	 * a worker finishing its connection takes the next one within
+	 * microseconds, and starting a thread for it would only add one. */
+	if (threads - busy < queue_len) {
 		pthread_attr_t attr;
 		pthread_t tid;
 		pthread_attr_init(&attr);
@@ -180,6 +202,13 @@ void workers_ack_done(void)
 	if (read(done_fd, &v, sizeof(v)) < 0) {
 		/* EAGAIN: nothing new. */
 	}
+}
+
+void workers_connection_ending(void)
+{
+	pthread_mutex_lock(&lock);
+	busy--;
+	pthread_mutex_unlock(&lock);
 }
 
 int workers_stop_fd(void)

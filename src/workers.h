@@ -17,6 +17,10 @@ void workers_release_script_slot(void);
  * Returns 0, or -1 if no worker could take it (the caller closes it). */
 int workers_submit(int fd);
 
+/* Called by a worker once its connection will serve no more requests
+ * (just before closing it), so the pool counts it as available. */
+void workers_connection_ending(void);
+
 /* Connections accepted and not yet closed. */
 unsigned workers_active(void);
 
