@@ -322,8 +322,14 @@ static void close_listeners(void)
 	}
 }
 
-/* Accepts what is waiting on l, up to the concurrency limit.  Running out
- * of fds is logged once per episode and paces accepting (*backoff). */
+/* Accepts what is waiting on l, up to --max-connections.  Running out of
+ * fds is logged once per episode and paces accepting (*backoff).
+ *
+ * accept() is ours, not libfcgi's: FCGX_Accept_r would accept and then
+ * read the request head with blocking reads, so one silent peer would hold
+ * whoever waits on the accept lock.  Here accepting only hands the socket
+ * to a worker, and a peer can hold nothing but its own worker, for at most
+ * --peer-timeout. */
 static void accept_connections(struct listener *l, bool *backoff)
 {
 	static bool fd_shortage_logged;
