@@ -86,6 +86,9 @@ static const char usage_text[] =
 	"                              before ending them (default 60)\n"
 	"      --rlimit=NAME=VALUE     resource limit for scripts, repeatable: as, core,\n"
 	"                              cpu, data, fsize, nofile, nproc, stack\n"
+	"      --env=NAME=VALUE        set NAME in every script's environment (repeatable)\n"
+	"      --pass-env=NAME         pass fcgiwrap's own NAME to scripts (repeatable)\n"
+	"      --clear-env             pass none of fcgiwrap's environment but --pass-env\n"
 	"      --log-level=LEVEL       error, warning, info (default) or debug\n"
 	"  -h, --help                  show this help and exit\n"
 	"  -V, --version               show the version and exit\n"
@@ -474,6 +477,9 @@ int main(int argc, char **argv)
 		{ "queue-timeout", required_argument, NULL, 'Q' },
 		{ "shutdown-timeout", required_argument, NULL, 'S' },
 		{ "rlimit", required_argument, NULL, 'R' },
+		{ "env", required_argument, NULL, 'E' },
+		{ "pass-env", required_argument, NULL, 'A' },
+		{ "clear-env", no_argument, NULL, 'C' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -538,6 +544,26 @@ int main(int argc, char **argv)
 		case 'R':
 			add_rlimit(optarg);
 			break;
+		case 'E': {
+			char *eq = strchr(optarg, '=');
+			if (!eq || eq == optarg)
+				usage_error("--env takes NAME=VALUE, not", optarg);
+			cfg.set_env = realloc(cfg.set_env, (cfg.n_set_env + 1) * sizeof(*cfg.set_env));
+			if (!cfg.set_env)
+				fatalx("out of memory");
+			*eq = '\0';
+			cfg.set_env[cfg.n_set_env++] = (struct env_override){ optarg, eq + 1 };
+			break;
+		}
+		case 'A':
+			cfg.pass_env = realloc(cfg.pass_env, (cfg.n_pass_env + 1) * sizeof(char *));
+			if (!cfg.pass_env)
+				fatalx("out of memory");
+			cfg.pass_env[cfg.n_pass_env++] = optarg;
+			break;
+		case 'C':
+			cfg.clear_env = true;
+			break;
 		case 'L':
 			if (log_level_parse(optarg, &level) < 0)
 				usage_error("invalid log level:", optarg);
@@ -563,7 +589,7 @@ int main(int argc, char **argv)
 	mallopt(M_ARENA_MAX, 2);
 
 	/* Scripts get the environment as it was at start-up, filtered. */
-	cfg.inherited_env = cgi_env_filter_inherited(environ);
+	cfg.inherited_env = cgi_env_filter_inherited(environ, cfg.clear_env, cfg.pass_env, cfg.n_pass_env);
 	if (!cfg.inherited_env)
 		fatalx("out of memory");
 

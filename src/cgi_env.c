@@ -34,7 +34,16 @@ static bool is_meta_var(const char *entry, size_t len)
 	return false;
 }
 
-char **cgi_env_filter_inherited(char *const *environ_in)
+static bool in_list(const char *entry, size_t len, char *const *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (strlen(list[i]) == len && strncmp(entry, list[i], len) == 0)
+			return true;
+	}
+	return false;
+}
+
+char **cgi_env_filter_inherited(char *const *environ_in, int clear, char *const *pass, size_t npass)
 {
 	size_t n = 0, k = 0;
 	char **out;
@@ -46,12 +55,40 @@ char **cgi_env_filter_inherited(char *const *environ_in)
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
 		size_t len = name_len(environ_in[i]);
-		if (environ_in[i][len] != '=' || len == 0 || is_meta_var(environ_in[i], len))
+		if (environ_in[i][len] != '=' || len == 0)
+			continue;
+		if (!in_list(environ_in[i], len, pass, npass) && (clear || is_meta_var(environ_in[i], len)))
 			continue;
 		out[k++] = environ_in[i];
 	}
 	out[k] = NULL;
 	return out;
+}
+
+/* Exact names of the variables cgi_env_param_unsafe() refuses, besides
+ * every LD_ name. */
+static const char *const unsafe_params[] = {
+	"HTTP_PROXY",    /* httpoxy: a client's "Proxy:" header */
+	"GCONV_PATH",    "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES",
+	"LOCPATH",       "MALLOC_CHECK_", "MALLOC_TRACE", "NIS_PATH", "NLSPATH",
+	"RESOLV_HOST_CONF",
+	"BASH_ENV",      "ENV",          "SHELLOPTS",   "BASHOPTS",    "PS4",
+	"IFS",           "CDPATH",
+	"PERL5LIB",      "PERL5OPT",     "PERLLIB",     "PERL5DB",
+	"PYTHONPATH",    "PYTHONHOME",   "PYTHONSTARTUP", "PYTHONINSPECT",
+	"RUBYLIB",       "RUBYOPT",      "NODE_OPTIONS", "NODE_PATH",   "PHPRC",
+	"PHP_INI_SCAN_DIR", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS",
+};
+
+int cgi_env_param_unsafe(const char *name, size_t len)
+{
+	if (len >= 3 && strncmp(name, "LD_", 3) == 0)
+		return 1;
+	for (size_t i = 0; i < sizeof(unsafe_params) / sizeof(unsafe_params[0]); i++) {
+		if (strlen(unsafe_params[i]) == len && strncmp(name, unsafe_params[i], len) == 0)
+			return 1;
+	}
+	return 0;
 }
 
 const char *cgi_env_get(char *const *env, const char *name)
@@ -108,7 +145,7 @@ char **cgi_env_build(char *const *params, char *const *inherited, const struct e
 		if (ov[i].value)
 			strbytes += strlen(ov[i].name) + strlen(ov[i].value) + 2;
 	}
-	total = nparams + ninh + nov;
+	total = nparams + ninh + nov + 1; /* + the default PATH */
 	while (cap < total * 2)
 		cap *= 2;
 	set.slot = calloc(cap, sizeof(*set.slot));
@@ -137,7 +174,7 @@ char **cgi_env_build(char *const *params, char *const *inherited, const struct e
 	}
 	for (size_t i = 0; i < nparams; i++) {
 		size_t nl = name_len(params[i]);
-		if (params[i][nl] != '=' || nl == 0)
+		if (params[i][nl] != '=' || nl == 0 || cgi_env_param_unsafe(params[i], nl))
 			continue;
 		if (name_set_add(&set, params[i], nl))
 			env[k++] = params[i];
@@ -147,6 +184,8 @@ char **cgi_env_build(char *const *params, char *const *inherited, const struct e
 		if (name_set_add(&set, inherited[i], nl))
 			env[k++] = inherited[i];
 	}
+	if (name_set_add(&set, "PATH", 4))
+		env[k++] = (char *)"PATH=" CGI_DEFAULT_PATH;
 	env[k] = NULL;
 	free(set.slot);
 	free(set.slot_len);

@@ -9,15 +9,29 @@ struct env_override {
 	const char *value; /* NULL removes the variable */
 };
 
-/* Returns a copy of environ without the names a request's params speak
- * for: the CGI meta-variables and every name starting with HTTP (HTTP_*,
- * HTTPS), as fcgiwrap 1.1.0 does.  The strings are shared, the vector is
- * malloc'd; NULL on allocation failure. */
-char **cgi_env_filter_inherited(char *const *environ_in);
+/* PATH for scripts when neither the params nor the options give one. */
+#define CGI_DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
 
-/* Builds a script's environment: overrides first, then the params (the
- * first occurrence of a name wins, as getenv() in 1.1.0 saw it), then the
- * inherited entries whose names are not set yet.  Entries without '=' are
+/* Returns the part of environ scripts inherit.  By default: all of it but
+ * the names a request's params speak for, the CGI meta-variables and every
+ * name starting with HTTP (HTTP_*, HTTPS), as fcgiwrap 1.1.0 does; with
+ * clear (--clear-env), nothing.  Names in pass (--pass-env, npass of them)
+ * are inherited either way.  The strings are shared, the vector is
+ * malloc'd; NULL on allocation failure. */
+char **cgi_env_filter_inherited(char *const *environ_in, int clear, char *const *pass, size_t npass);
+
+/* Whether a request parameter named name (len bytes) must never reach a
+ * script: HTTP_PROXY (set from a client's "Proxy:" header, httpoxy), and
+ * variables that make the dynamic loader, the C library, a shell or an
+ * interpreter load or run other code (LD_*, GCONV_PATH, BASH_ENV, ENV,
+ * PERL5OPT...). */
+int cgi_env_param_unsafe(const char *name, size_t len);
+
+/* Builds a script's environment: overrides first (SCRIPT_NAME and
+ * PATH_INFO after resolution, then --env), then the params (the first
+ * occurrence of a name wins, as getenv() in 1.1.0 saw it; unsafe ones are
+ * dropped), then the inherited entries whose names are not set yet, then
+ * PATH=CGI_DEFAULT_PATH if no PATH was set.  Entries without '=' are
  * dropped.  One malloc holds the vector and the override strings; free()
  * it.  NULL on allocation failure. */
 char **cgi_env_build(char *const *params, char *const *inherited, const struct env_override *ov,

@@ -619,7 +619,7 @@ static bool handle_request(FCGX_Request *fcgx, struct worker_buffers *wb)
 {
 	struct request r;
 	char *const *params = fcgx->envp;
-	struct env_override ov[2];
+	struct env_override ov[2 + cfg.n_set_env];
 	size_t nov = 0;
 	const char *why = NULL, *step;
 	int rc;
@@ -662,6 +662,8 @@ static bool handle_request(FCGX_Request *fcgx, struct worker_buffers *wb)
 		ov[nov++] = (struct env_override){ "SCRIPT_NAME", r.loc.script_name };
 		ov[nov++] = (struct env_override){ "PATH_INFO", r.loc.path_info };
 	}
+	for (size_t i = 0; i < cfg.n_set_env; i++)
+		ov[nov++] = cfg.set_env[i];
 	r.env = cgi_env_build(params, cfg.inherited_env, ov, nov);
 	if (!r.env || absolutize(&r) < 0) {
 		log_err("%s: cannot prepare the environment", r.label);

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <sys/resource.h>
 
+#include "cgi_env.h"
+
 /* Defaults of the options; the man page explains each choice. */
 #define DEFAULT_MAX_ACTIVE 256
 #define DEFAULT_MAX_CONNECTIONS 1024
@@ -29,6 +31,11 @@ struct settings {
 	char **allowed_programs;   /* -p, exact paths; none = any */
 	size_t n_allowed_programs;
 	char **inherited_env;      /* daemon environment passed to scripts */
+	struct env_override *set_env; /* --env NAME=VALUE */
+	size_t n_set_env;
+	char **pass_env;           /* --pass-env NAME */
+	size_t n_pass_env;
+	bool clear_env;            /* --clear-env */
 	int timeout_ms;            /* -t: wall clock per request, 0 = none */
 	int inactivity_timeout_ms; /* no byte to or from the script, 0 = none */
 	int kill_grace_ms;         /* SIGTERM to SIGKILL */

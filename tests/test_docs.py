@@ -19,7 +19,9 @@ def section(text, start, end):
 def man_options():
     with open(os.path.join(TOP_SRCDIR, "man", "fcgiwrap.8")) as f:
         text = section(f.read(), ".SH OPTIONS", "\n.SH ")
-    items = [line for line in text.splitlines() if line.startswith(".BR ")]
+    lines = text.splitlines()
+    # The tag line of each .TP item names the option.
+    items = [lines[i + 1] for i, line in enumerate(lines[:-1]) if line == ".TP"]
     longs, shorts = set(), set()
     for line in items:
         line = line.replace("\\-", "-")

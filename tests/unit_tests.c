@@ -231,7 +231,7 @@ static void test_env(void)
 	struct env_override unset[] = { { "PATH_INFO", NULL } };
 	char **inh, **env;
 
-	inh = cgi_env_filter_inherited(daemon_env);
+	inh = cgi_env_filter_inherited(daemon_env, 0, NULL, 0);
 	CHECK(env_count(inh) == 3, "inherited %zu entries", env_count(inh));
 	CHECK(cgi_env_get(inh, "PATH") && cgi_env_get(inh, "HOME") && cgi_env_get(inh, "LANG"),
 	      "PATH, HOME, LANG inherited");
@@ -246,6 +246,7 @@ static void test_env(void)
 	CHECK(strcmp(cgi_env_get(env, "PATH"), "/usr/bin:/bin") == 0, "inherited PATH");
 	CHECK(strcmp(cgi_env_get(env, "HTTP_HOST"), "example.org") == 0, "HTTP_ param kept");
 	CHECK(env_count(env) == 8, "entries: %zu", env_count(env));
+	CHECK(strcmp(cgi_env_get(env, "PATH"), "/usr/bin:/bin") == 0, "inherited PATH kept");
 	for (size_t i = 0; env[i]; i++)
 		CHECK(strcmp(env[i], "BROKEN") != 0, "entry without '=' dropped");
 	free(env);
@@ -255,9 +256,47 @@ static void test_env(void)
 	free(env);
 
 	env = cgi_env_build(NULL, NULL, NULL, 0);
-	CHECK(env && env[0] == NULL, "empty environment");
+	CHECK(env && env[0] && strcmp(env[0], "PATH=" CGI_DEFAULT_PATH) == 0 && env[1] == NULL,
+	      "empty environment gets the default PATH");
 	free(env);
 	free(inh);
+
+	/* --clear-env and --pass-env. */
+	{
+		char *pass[] = { "HOME", "HTTPS" };
+		inh = cgi_env_filter_inherited(daemon_env, 1, pass, 2);
+		CHECK(env_count(inh) == 2 && cgi_env_get(inh, "HOME") && cgi_env_get(inh, "HTTPS"),
+		      "clear-env keeps only pass-env names: %zu", env_count(inh));
+		free(inh);
+		inh = cgi_env_filter_inherited(daemon_env, 0, pass + 1, 1);
+		CHECK(cgi_env_get(inh, "HTTPS") && cgi_env_get(inh, "LANG"), "pass-env adds a filtered name");
+		free(inh);
+	}
+
+	/* Parameters that must never reach a script. */
+	{
+		static const struct {
+			const char *name;
+			int unsafe;
+		} names[] = {
+			{ "HTTP_PROXY", 1 }, { "LD_PRELOAD", 1 }, { "LD_LIBRARY_PATH", 1 }, { "LD_AUDIT", 1 },
+			{ "GCONV_PATH", 1 }, { "BASH_ENV", 1 }, { "ENV", 1 }, { "PERL5OPT", 1 },
+			{ "PYTHONPATH", 1 }, { "GLIBC_TUNABLES", 1 }, { "NODE_OPTIONS", 1 },
+			{ "HTTP_HOST", 0 }, { "HTTP_PROXY_AUTH", 0 }, { "HTTPS", 0 }, { "LD", 0 },
+			{ "ENVIRONMENT", 0 }, { "PATH", 0 }, { "QUERY_STRING", 0 }, { "TMPDIR", 0 },
+		};
+		char *unsafe_params[] = { "LD_PRELOAD=/tmp/evil.so", "HTTP_PROXY=http://evil:1", "A=1",
+					  "BASH_ENV=/tmp/x", "PATH=/evil", NULL };
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			CHECK(cgi_env_param_unsafe(names[i].name, strlen(names[i].name)) == names[i].unsafe,
+			      "unsafe param %s", names[i].name);
+		env = cgi_env_build(unsafe_params, NULL, NULL, 0);
+		CHECK(!cgi_env_get(env, "LD_PRELOAD") && !cgi_env_get(env, "HTTP_PROXY") &&
+			      !cgi_env_get(env, "BASH_ENV") && cgi_env_get(env, "A"),
+		      "unsafe params dropped");
+		CHECK(strcmp(cgi_env_get(env, "PATH"), "/evil") == 0, "PATH from params is the web server's");
+		free(env);
+	}
 
 	/* Many distinct names: every one kept once (the table grows). */
 	{
@@ -268,7 +307,7 @@ static void test_env(void)
 			asprintf(&many[N + i], "V%d=dup", i);
 		}
 		env = cgi_env_build(many, NULL, NULL, 0);
-		CHECK(env_count(env) == N, "5000 names, duplicates dropped: %zu", env_count(env));
+		CHECK(env_count(env) == N + 1, "5000 names and PATH, duplicates dropped: %zu", env_count(env));
 		CHECK(strcmp(cgi_env_get(env, "V4999"), "4999") == 0, "last of many");
 		free(env);
 		for (int i = 0; i < 2 * N; i++)
