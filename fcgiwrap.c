@@ -8,12 +8,15 @@
 #include <errno.h>
 #include <fcgiapp.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
 #include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -31,6 +34,7 @@
 #include "src/cgi_env.h"
 #include "src/clock.h"
 #include "src/log.h"
+#include "src/peer_acl.h"
 #include "src/rlimit_spec.h"
 #include "src/settings.h"
 #include "src/socket_url.h"
@@ -61,6 +65,14 @@ struct listener {
 static struct listener listeners[MAX_LISTENERS];
 static size_t n_listeners;
 
+/* Who may connect, who scripts run as: see SECURITY in the man page. */
+static mode_t socket_mode = 0660;
+static const char *socket_owner;  /* USER[:GROUP] for unix sockets */
+static struct peer_rule *acl;     /* --allow-from */
+static size_t n_acl;
+static const char *run_user, *run_group, *chroot_dir;
+static bool allow_root;
+
 static const char usage_text[] =
 	"Usage: fcgiwrap [OPTION]...\n"
 	"Runs CGI programs for a FastCGI web server.\n"
@@ -71,7 +83,13 @@ static const char usage_text[] =
 	"  -f, --stderr-to-fastcgi     send scripts' stderr to the web server (FCGI_STDERR)\n"
 	"                              instead of fcgiwrap's own log\n"
 	"  -s, --socket=URL            listen on URL (repeatable; '-s help' lists the forms)\n"
-	"  -p, --allow-program=PATH    run only this script (repeatable)\n"
+	"  -p, --allow-program=PATH    run only this script, or the scripts under this\n"
+	"                              directory (repeatable)\n"
+	"      --root=DIR              run only scripts whose real path is under DIR\n"
+	"                              (repeatable)\n"
+	"      --allow-symlinks-out    let a script found through DOCUMENT_ROOT be a\n"
+	"                              symlink to a file outside it\n"
+	"      --allow-writable        run scripts writable by group or others\n"
 	"  -t, --timeout=SECONDS       end a request after this long (default 3600; 0: never)\n"
 	"      --inactivity-timeout=SECONDS\n"
 	"                              end a request when no byte went to or came from its\n"
@@ -86,6 +104,17 @@ static const char usage_text[] =
 	"                              before ending them (default 60)\n"
 	"      --rlimit=NAME=VALUE     resource limit for scripts, repeatable: as, core,\n"
 	"                              cpu, data, fsize, nofile, nproc, stack\n"
+	"      --user=USER             run as USER (and USER's groups) once the sockets\n"
+	"                              are open; needed when started as root\n"
+	"      --group=GROUP           run as GROUP instead of USER's primary group\n"
+	"      --allow-root            let scripts run as root\n"
+	"      --chroot=DIR            chroot to DIR once the sockets are open\n"
+	"      --socket-mode=MODE      permissions of unix sockets (default 0660)\n"
+	"      --socket-owner=USER[:GROUP]\n"
+	"                              owner of unix sockets\n"
+	"      --allow-from=ADDR[/PREFIX]\n"
+	"                              accept TCP connections only from these peers\n"
+	"                              (repeatable); needed to listen beyond loopback\n"
 	"      --env=NAME=VALUE        set NAME in every script's environment (repeatable)\n"
 	"      --pass-env=NAME         pass fcgiwrap's own NAME to scripts (repeatable)\n"
 	"      --clear-env             pass none of fcgiwrap's environment but --pass-env\n"
@@ -148,10 +177,42 @@ static void add_rlimit(const char *spec)
 	cfg.rlimits[cfg.n_rlimits++] = r;
 }
 
+/* -p and --root.  A directory (for -p: a path ending in '/' or naming a
+ * directory) is stored canonical, so it is compared with the script's
+ * canonical path; for --root without the trailing '/'.  A -p file is kept
+ * as given and compared as 1.1.0 did, with the path as resolved. */
+static void add_path(char ***list, size_t *n, const char *arg, bool is_root)
+{
+	char real[PATH_MAX], *entry;
+	struct stat st;
+	size_t len = strlen(arg);
+	bool dir = is_root || (len > 0 && arg[len - 1] == '/') || (stat(arg, &st) == 0 && S_ISDIR(st.st_mode));
+
+	if (dir) {
+		if (!realpath(arg, real))
+			fatal("%s %s", is_root ? "--root" : "-p", arg);
+		if (asprintf(&entry, "%s%s", real, is_root || strcmp(real, "/") == 0 ? "" : "/") < 0)
+			fatalx("out of memory");
+	} else {
+		entry = strdup(arg);
+	}
+	*list = realloc(*list, (*n + 1) * sizeof(char *));
+	if (!*list || !entry)
+		fatalx("out of memory");
+	(*list)[(*n)++] = entry;
+}
+
 static void add_listener(int fd, int family, const char *unix_path)
 {
 	struct listener *l;
 	struct stat st;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	/* Sockets passed in (systemd, fd 0) follow the same rule as -s. */
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 && !addr_is_loopback((struct sockaddr *)&ss) &&
+	    n_acl == 0)
+		fatalx("fd %d: refusing to serve a socket that is not loopback without --allow-from", fd);
 
 	if (n_listeners == MAX_LISTENERS)
 		fatalx("too many listening sockets (at most %d)", MAX_LISTENERS);
@@ -196,12 +257,46 @@ static bool remove_stale_socket(const char *path)
 	return unlink(path) == 0;
 }
 
+/* USER[:GROUP] to ids; GROUP defaults to USER's primary group. */
+static void lookup_user_group(const char *user, const char *group, uid_t *uid, gid_t *gid)
+{
+	struct passwd *pw = getpwnam(user);
+	if (!pw)
+		fatalx("unknown user '%s'", user);
+	*uid = pw->pw_uid;
+	*gid = pw->pw_gid;
+	if (group) {
+		struct group *gr = getgrnam(group);
+		if (!gr)
+			fatalx("unknown group '%s'", group);
+		*gid = gr->gr_gid;
+	}
+}
+
+static void chown_socket(const char *path)
+{
+	char *user = strdup(socket_owner), *colon;
+	uid_t uid;
+	gid_t gid;
+
+	if (!user)
+		fatalx("out of memory");
+	colon = strchr(user, ':');
+	if (colon)
+		*colon++ = '\0';
+	lookup_user_group(user, colon, &uid, &gid);
+	if (chown(path, uid, gid) < 0)
+		fatal("%s: cannot give the socket to %s", path, socket_owner);
+	free(user);
+}
+
 static void open_socket_url(const char *url)
 {
 	struct socket_addr addr;
 	const char *why;
 	char name[256];
-	int fd, one = 1;
+	int fd, one = 1, rc;
+	mode_t old_umask;
 
 	if (socket_url_parse(url, &addr, &why) < 0) {
 		fprintf(stderr, "fcgiwrap: invalid socket URL '%s': %s\n%s", url, why, socket_url_help);
@@ -213,15 +308,27 @@ static void open_socket_url(const char *url)
 		fatal("%s: cannot create socket", name);
 	if (addr.family != AF_UNIX && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
 		fatal("%s: cannot set SO_REUSEADDR", name);
-	if (bind(fd, (struct sockaddr *)&addr.ss, addr.len) < 0) {
+	if (!addr_is_loopback((struct sockaddr *)&addr.ss) && n_acl == 0)
+		fatalx("%s: refusing to listen on an address that is not loopback without --allow-from "
+		       "(whoever can connect can run scripts; --allow-from 0.0.0.0/0 allows everyone)", name);
+	/* The socket file is created with socket_mode from the start: the
+	 * umask decides its permissions at bind(), so there is no moment when
+	 * others could connect. */
+	old_umask = umask(0777 & ~socket_mode);
+	rc = bind(fd, (struct sockaddr *)&addr.ss, addr.len);
+	if (rc < 0) {
 		const char *path = ((struct sockaddr_un *)&addr.ss)->sun_path;
-		if (!(addr.family == AF_UNIX && errno == EADDRINUSE && remove_stale_socket(path) &&
-		      bind(fd, (struct sockaddr *)&addr.ss, addr.len) == 0)) {
-			if (errno == EADDRINUSE)
-				fatalx("%s: address already in use (is another fcgiwrap running?)", name);
-			fatal("%s: cannot bind", name);
-		}
+		if (addr.family == AF_UNIX && errno == EADDRINUSE && remove_stale_socket(path))
+			rc = bind(fd, (struct sockaddr *)&addr.ss, addr.len);
 	}
+	umask(old_umask);
+	if (rc < 0) {
+		if (errno == EADDRINUSE)
+			fatalx("%s: address already in use (is another fcgiwrap running?)", name);
+		fatal("%s: cannot bind", name);
+	}
+	if (addr.family == AF_UNIX && socket_owner)
+		chown_socket(((struct sockaddr_un *)&addr.ss)->sun_path);
 	if (listen(fd, SOMAXCONN) < 0)
 		fatal("%s: cannot listen", name);
 	add_listener(fd, addr.family,
@@ -338,7 +445,9 @@ static void accept_connections(struct listener *l, bool *backoff)
 	static bool fd_shortage_logged;
 
 	while (workers_active() < cfg.max_connections) {
-		int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+		struct sockaddr_storage peer;
+		socklen_t peer_len = sizeof(peer);
+		int fd = accept4(l->fd, (struct sockaddr *)&peer, &peer_len, SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
 				if (!fd_shortage_logged)
@@ -353,6 +462,27 @@ static void accept_connections(struct listener *l, bool *backoff)
 			log_info("accepting connections again");
 			fd_shortage_logged = false;
 		}
+		if ((l->family == AF_INET || l->family == AF_INET6) && n_acl > 0 &&
+		    !peer_allowed(acl, n_acl, (struct sockaddr *)&peer)) {
+			/* Refused before a byte is read: the socket is the trust
+			 * boundary.  Logged at most once a second. */
+			static long long last_log;
+			static unsigned refused;
+			char host[INET6_ADDRSTRLEN] = "?";
+			refused++;
+			if (monotonic_ms() - last_log >= 1000) {
+				const void *a = peer.ss_family == AF_INET
+					? (const void *)&((struct sockaddr_in *)&peer)->sin_addr
+					: (const void *)&((struct sockaddr_in6 *)&peer)->sin6_addr;
+				inet_ntop(peer.ss_family, a, host, sizeof(host));
+				log_warnx("refused a connection from %s (not in --allow-from; %u refused since the "
+					  "last line)", host, refused);
+				last_log = monotonic_ms();
+				refused = 0;
+			}
+			close(fd);
+			continue;
+		}
 		if (l->family == AF_INET || l->family == AF_INET6) {
 			int one = 1;
 			/* Records are written whole; Nagle would only add delay. */
@@ -365,6 +495,43 @@ static void accept_connections(struct listener *l, bool *backoff)
 			return;
 		}
 	}
+}
+
+/* Started as root: refuse unless told who to run as (or --allow-root).
+ * Checked before any socket is created. */
+static void check_privileges(void)
+{
+	if (geteuid() == 0) {
+		if (!run_user && !allow_root)
+			fatalx("refusing to run scripts as root: use --user USER (and --group GROUP), "
+			       "or --allow-root if you mean it");
+		return;
+	}
+	if (run_user || run_group || chroot_dir)
+		fatalx("--user, --group and --chroot need fcgiwrap to be started as root");
+}
+
+/* After the sockets are open: --chroot, then become --user/--group, with
+ * that user's supplementary groups, for good. */
+static void drop_privileges(void)
+{
+	uid_t uid;
+	gid_t gid;
+
+	if (geteuid() != 0)
+		return;
+	if (chroot_dir && (chroot(chroot_dir) < 0 || chdir("/") < 0))
+		fatal("--chroot %s", chroot_dir);
+	if (!run_user)
+		return;
+	lookup_user_group(run_user, run_group, &uid, &gid);
+	if (uid == 0 && !allow_root)
+		fatalx("--user %s is root: add --allow-root if you mean it", run_user);
+	if (initgroups(run_user, gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+		fatal("cannot become %s", run_user);
+	if (uid != 0 && setuid(0) == 0)
+		fatalx("could regain root after dropping privileges");
+	log_debug("running as %s (uid %u, gid %u)", run_user, (unsigned)uid, (unsigned)gid);
 }
 
 static int setup_signals(void)
@@ -477,6 +644,16 @@ int main(int argc, char **argv)
 		{ "queue-timeout", required_argument, NULL, 'Q' },
 		{ "shutdown-timeout", required_argument, NULL, 'S' },
 		{ "rlimit", required_argument, NULL, 'R' },
+		{ "root", required_argument, NULL, 'O' },
+		{ "user", required_argument, NULL, 'u' },
+		{ "group", required_argument, NULL, 'g' },
+		{ "allow-root", no_argument, NULL, 'r' },
+		{ "chroot", required_argument, NULL, 'H' },
+		{ "socket-mode", required_argument, NULL, 'm' },
+		{ "socket-owner", required_argument, NULL, 'o' },
+		{ "allow-from", required_argument, NULL, 'a' },
+		{ "allow-symlinks-out", no_argument, NULL, 'Y' },
+		{ "allow-writable", no_argument, NULL, 'W' },
 		{ "env", required_argument, NULL, 'E' },
 		{ "pass-env", required_argument, NULL, 'A' },
 		{ "clear-env", no_argument, NULL, 'C' },
@@ -512,11 +689,49 @@ int main(int argc, char **argv)
 			urls[n_urls++] = optarg;
 			break;
 		case 'p':
-			cfg.allowed_programs = realloc(cfg.allowed_programs,
-						       (cfg.n_allowed_programs + 1) * sizeof(char *));
-			if (!cfg.allowed_programs)
+			add_path(&cfg.policy.allowed, &cfg.policy.n_allowed, optarg, false);
+			break;
+		case 'O':
+			add_path(&cfg.policy.roots, &cfg.policy.n_roots, optarg, true);
+			break;
+		case 'Y':
+			cfg.policy.allow_symlinks_out = true;
+			break;
+		case 'u':
+			run_user = optarg;
+			break;
+		case 'g':
+			run_group = optarg;
+			break;
+		case 'r':
+			allow_root = true;
+			break;
+		case 'H':
+			chroot_dir = optarg;
+			break;
+		case 'm': {
+			char *end;
+			unsigned long m = strtoul(optarg, &end, 8);
+			if (*end || end == optarg || m > 0777)
+				usage_error("invalid --socket-mode (octal, like 0660):", optarg);
+			socket_mode = (mode_t)m;
+			break;
+		}
+		case 'o':
+			socket_owner = optarg;
+			break;
+		case 'a': {
+			const char *why;
+			acl = realloc(acl, (n_acl + 1) * sizeof(*acl));
+			if (!acl)
 				fatalx("out of memory");
-			cfg.allowed_programs[cfg.n_allowed_programs++] = optarg;
+			if (peer_rule_parse(optarg, &acl[n_acl], &why) < 0)
+				usage_error("invalid --allow-from (ADDR or ADDR/PREFIX):", optarg);
+			n_acl++;
+			break;
+		}
+		case 'W':
+			cfg.policy.allow_writable = true;
 			break;
 		case 'M':
 			cfg.max_connections = parse_count(optarg, "invalid --max-connections value (1 to 1000000):");
@@ -582,6 +797,9 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc)
 		usage_error("unexpected argument:", argv[optind]);
+	if (run_group && !run_user)
+		usage_error("--group needs --user too:", run_group);
+	check_privileges();
 
 	/* Two malloc arenas rather than one per thread: requests allocate
 	 * little, and per-thread arenas would keep memory each busy period
@@ -605,6 +823,7 @@ int main(int argc, char **argv)
 	spawn_init();
 
 	open_listeners(urls, n_urls);
+	drop_privileges();
 	if (workers_init(cfg.max_connections, cfg.max_active) < 0)
 		fatal("cannot start workers");
 	log_info("serving %zu socket(s): up to %u scripts and %u connections at once", n_listeners,

@@ -132,7 +132,7 @@ def main():
         f.write(NGINX_CONF.format(tmp=tmp, port_ours=ports["ours"], port_theirs=ports["theirs"], cgi=args.cgi))
     devnull = open(os.devnull, "w")
     daemons = {
-        "ours": subprocess.Popen([args.ours, "-s", "unix:%s/ours.sock" % tmp], stderr=devnull),
+        "ours": subprocess.Popen([args.ours, "-s", "unix:%s/ours.sock" % tmp, "--allow-root"], stderr=devnull),
         "theirs": subprocess.Popen([args.theirs, "-c", args.theirs_c, "-s", "unix:%s/theirs.sock" % tmp],
                                    stderr=devnull),
     }

@@ -7,6 +7,8 @@ PORT="${1:-8080}"
 cd "$(dirname "$0")/.."
 TOP=$(pwd)
 sh tests/install-deps.sh
+# fcgiwrap refuses scripts writable by group or others (umask 002 checkouts).
+chmod go-w examples/cgi-bin/*.sh
 [ -x ./fcgiwrap ] || { [ -f Makefile ] || { autoreconf -fi && ./configure -q; }; make -j2 -s; }
 
 RUN=$(mktemp -d /tmp/fcgiwrap-demo.XXXXXX)
@@ -41,7 +43,9 @@ http {
     }
 }
 CONF
-./fcgiwrap -s "unix:$RUN/fcgiwrap.sock" &
+# A local demo run as root: --allow-root says so.  In production, start it
+# with --user (or from the systemd units, which run it as www-data).
+./fcgiwrap -s "unix:$RUN/fcgiwrap.sock" --allow-root &
 FCGI=$!
 /usr/sbin/nginx -p "$RUN/nginx" -c "$RUN/nginx.conf" &
 NGINX=$!

@@ -545,17 +545,6 @@ static bool is_resource_shortage(int err)
 	return err == EAGAIN || err == EMFILE || err == ENFILE || err == ENOMEM;
 }
 
-static bool program_allowed(const char *filename)
-{
-	if (cfg.n_allowed_programs == 0)
-		return true;
-	for (size_t i = 0; i < cfg.n_allowed_programs; i++) {
-		if (strcmp(cfg.allowed_programs[i], filename) == 0)
-			return true;
-	}
-	return false;
-}
-
 /* Where the script runs: FCGI_CHDIR if sent ("-" for the daemon's own
  * directory), else the script's directory.  Returns 0, or -1 with *why. */
 static int choose_directory(struct request *r, char *const *params, const char **why)
@@ -648,10 +637,14 @@ static bool handle_request(FCGX_Request *fcgx, struct worker_buffers *wb)
 		goto done;
 	}
 	r.label = r.loc.filename;
-	if (!program_allowed(r.loc.filename)) {
-		log_warnx("%s: script refused: not in the -p list", r.label);
-		respond_error(&r, "403 Forbidden");
-		goto done;
+	{
+		const char *sf = cgi_env_get(params, "SCRIPT_FILENAME");
+		const char *root = sf && *sf ? NULL : cgi_env_get(params, "DOCUMENT_ROOT");
+		if (script_policy_check(&cfg.policy, r.loc.filename, root, &why) < 0) {
+			log_warnx("%s: script refused: %s", r.label, why);
+			respond_error(&r, "403 Forbidden");
+			goto done;
+		}
 	}
 	if (choose_directory(&r, params, &why) < 0) {
 		log_warnx("%s: script refused: %s", r.label, why);

@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -128,4 +129,93 @@ enum script_result script_resolve(const char *script_filename, const char *docum
 		}
 	}
 	return SCRIPT_FOUND;
+}
+
+bool path_has_dotdot(const char *path)
+{
+	const char *p = path;
+
+	while ((p = strstr(p, "..")) != NULL) {
+		bool starts = p == path || p[-1] == '/';
+		bool ends = p[2] == '\0' || p[2] == '/';
+		if (starts && ends)
+			return true;
+		p += 2;
+	}
+	return false;
+}
+
+/* Whether canonical path lies inside canonical directory dir. */
+static bool path_inside(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	if (n == 1 && dir[0] == '/')
+		return true;
+	return strncmp(path, dir, n) == 0 && path[n] == '/';
+}
+
+int script_policy_check(const struct script_policy *pol, const char *filename,
+			const char *document_root, const char **why)
+{
+	char real[PATH_MAX], root[PATH_MAX];
+	bool allowed;
+	struct stat st;
+
+	if (path_has_dotdot(filename)) {
+		*why = "the path has a '..' segment";
+		return -1;
+	}
+	if (!realpath(filename, real)) {
+		*why = "cannot resolve the path";
+		return -1;
+	}
+	/* Found through DOCUMENT_ROOT: the file itself must be in there, not
+	 * reached through a symlink leading out. */
+	if (document_root && !pol->allow_symlinks_out) {
+		if (!realpath(document_root, root)) {
+			*why = "cannot resolve DOCUMENT_ROOT";
+			return -1;
+		}
+		if (!path_inside(real, root)) {
+			*why = "resolves outside DOCUMENT_ROOT (a symlink leading out; see --allow-symlinks-out)";
+			return -1;
+		}
+	}
+	if (pol->n_roots > 0) {
+		allowed = false;
+		for (size_t i = 0; i < pol->n_roots && !allowed; i++)
+			allowed = path_inside(real, pol->roots[i]);
+		if (!allowed) {
+			*why = "outside every --root";
+			return -1;
+		}
+	}
+	if (pol->n_allowed > 0) {
+		allowed = false;
+		for (size_t i = 0; i < pol->n_allowed && !allowed; i++) {
+			const char *a = pol->allowed[i];
+			size_t n = strlen(a);
+			if (n > 0 && a[n - 1] == '/')
+				allowed = strncmp(real, a, n) == 0;
+			else
+				allowed = strcmp(filename, a) == 0;
+		}
+		if (!allowed) {
+			*why = "not allowed by -p";
+			return -1;
+		}
+	}
+	/* As suexec: a script others can change is someone else's code. */
+	if (!pol->allow_writable) {
+		if (stat(real, &st) < 0) {
+			*why = "cannot stat the script";
+			return -1;
+		}
+		if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+			*why = "writable by group or others (see --allow-writable)";
+			return -1;
+		}
+	}
+	return 0;
 }

@@ -41,4 +41,23 @@ enum script_result script_resolve(const char *script_filename, const char *docum
 
 void script_location_free(struct script_location *loc);
 
+/* Whether path has a ".." segment ("/a/../b", "../x", "/a/.."). */
+bool path_has_dotdot(const char *path);
+
+/* What may run, beyond existing and being executable. */
+struct script_policy {
+	bool allow_symlinks_out;  /* --allow-symlinks-out */
+	bool allow_writable;      /* --allow-writable */
+	char **roots;             /* --root, canonical, without trailing '/' */
+	size_t n_roots;
+	char **allowed;           /* -p: exact paths, or directories ending in '/' */
+	size_t n_allowed;
+};
+
+/* Applies the rules to a resolved script (reads the file system).
+ * document_root is the parameter when the script was found through it,
+ * else NULL.  Returns 0, or -1 with *why naming the rule that refused. */
+int script_policy_check(const struct script_policy *pol, const char *filename,
+			const char *document_root, const char **why);
+
 #endif

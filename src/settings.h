@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 
 #include "cgi_env.h"
+#include "script_path.h"
 
 /* Defaults of the options; the man page explains each choice. */
 #define DEFAULT_MAX_ACTIVE 256
@@ -28,8 +29,7 @@ struct settings {
 	unsigned max_active;       /* -c: scripts running at once */
 	unsigned max_connections;  /* connections served at once */
 	bool stderr_to_fastcgi;    /* -f */
-	char **allowed_programs;   /* -p, exact paths; none = any */
-	size_t n_allowed_programs;
+	struct script_policy policy; /* -p, --root, --allow-*: what may run */
 	char **inherited_env;      /* daemon environment passed to scripts */
 	struct env_override *set_env; /* --env NAME=VALUE */
 	size_t n_set_env;

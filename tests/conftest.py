@@ -14,6 +14,7 @@ FCGIWRAP = os.environ.get("FCGIWRAP", os.path.abspath("fcgiwrap"))
 TOP_SRCDIR = os.path.realpath(os.environ.get("TOP_SRCDIR", os.path.join(os.path.dirname(__file__), "..")))
 CGI_DIR = os.path.join(TOP_SRCDIR, "tests", "cgi")
 HELLO_CGI = os.environ.get("HELLO_CGI", os.path.abspath("tests/cgi/hello"))
+HELLO_STATIC = os.environ.get("HELLO_STATIC", os.path.abspath("tests/cgi/hello-static"))
 NGINX = os.environ.get("NGINX") or shutil.which("nginx") or "/usr/sbin/nginx"
 
 
@@ -91,7 +92,9 @@ class Daemon:
 
     def start(self, wait=True):
         self.log_file = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([FCGIWRAP, "-s", self.url] + self.args, stdout=self.log_file,
+        # Tests run as root: a daemon started as root must be told so.
+        extra = [] if "--user" in self.args else ["--allow-root"]
+        self.proc = subprocess.Popen([FCGIWRAP, "-s", self.url] + extra + self.args, stdout=self.log_file,
                                      stderr=subprocess.STDOUT, env=self.env)
         if wait:
             assert wait_for(lambda: can_connect(self.address) or self.proc.poll() is not None), \

@@ -104,7 +104,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="fcgiwrap-soak.")
     address = os.path.join(tmp, "sock")
     log = open(os.path.join(tmp, "log"), "wb")
-    daemon = subprocess.Popen([args.fcgiwrap, "-s", "unix:" + address, "-t", "1", "--kill-grace", "1",
+    daemon = subprocess.Popen([args.fcgiwrap, "-s", "unix:" + address, "--allow-root", "-t", "1", "--kill-grace", "1",
                                "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT)
     while not os.path.exists(address):
         time.sleep(0.01)

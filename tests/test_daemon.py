@@ -13,7 +13,8 @@ from conftest import FCGIWRAP, Daemon, can_connect, cgi_params, free_port, wait_
 
 
 def run(*args, **kw):
-    return subprocess.run([FCGIWRAP] + list(args), capture_output=True, text=True, timeout=10, **kw)
+    return subprocess.run([FCGIWRAP, "--allow-root"] + list(args), capture_output=True, text=True, timeout=10,
+                          **kw)
 
 
 def test_help_and_version():
@@ -140,7 +141,7 @@ def test_socket_on_fd_0(tmp_path):
     s = socket.socket(socket.AF_UNIX)
     s.bind(path)
     s.listen(16)
-    p = subprocess.Popen([FCGIWRAP], stdin=s.fileno(), stderr=subprocess.PIPE)
+    p = subprocess.Popen([FCGIWRAP, "--allow-root"], stdin=s.fileno(), stderr=subprocess.PIPE)
     s.close()
     try:
         assert wait_for(lambda: can_connect(path))
@@ -155,7 +156,7 @@ def test_socket_on_fd_0(tmp_path):
 
 def test_socket_activation(tmp_path):
     a, b = str(tmp_path / "a.sock"), str(tmp_path / "b.sock")
-    p = subprocess.Popen(["systemd-socket-activate", "-l", a, "-l", b, FCGIWRAP],
+    p = subprocess.Popen(["systemd-socket-activate", "-l", a, "-l", b, FCGIWRAP, "--allow-root"],
                          stderr=subprocess.PIPE)
     try:
         assert wait_for(lambda: can_connect(a) and can_connect(b))
@@ -169,7 +170,7 @@ def test_socket_activation(tmp_path):
 def test_socket_activation_ignores_s(tmp_path):
     a = str(tmp_path / "a.sock")
     other = str(tmp_path / "other.sock")
-    p = subprocess.Popen(["systemd-socket-activate", "-l", a, FCGIWRAP, "-s", "unix:" + other],
+    p = subprocess.Popen(["systemd-socket-activate", "-l", a, FCGIWRAP, "--allow-root", "-s", "unix:" + other],
                          stderr=subprocess.PIPE)
     try:
         assert wait_for(lambda: can_connect(a))

@@ -229,7 +229,7 @@ def test_fd_exhaustion_recovers(tmp_path):
 
     d = Daemon(tmp_path)
     d.log_file = open(d.log_path, "ab")
-    d.proc = subprocess.Popen([FCGIWRAP, "-s", d.url, "--peer-timeout", "60"], stdout=d.log_file,
+    d.proc = subprocess.Popen([FCGIWRAP, "-s", d.url, "--allow-root", "--peer-timeout", "60"], stdout=d.log_file,
                               stderr=subprocess.STDOUT, preexec_fn=low_nofile)
     assert wait_for(lambda: os.path.exists(d.address))
     held = []
@@ -283,7 +283,7 @@ def test_rlimits_apply_to_scripts(start_daemon):
 
 @pytest.mark.parametrize("spec", ["nofile", "bogus=1", "cpu=-1", "as=12Q", "cpu=10M"])
 def test_bad_rlimit_spec(spec):
-    r = subprocess.run([FCGIWRAP, "--rlimit", spec, "-s", "unix:/nonexistent/x"], capture_output=True,
+    r = subprocess.run([FCGIWRAP, "--allow-root", "--rlimit", spec, "-s", "unix:/nonexistent/x"], capture_output=True,
                        text=True)
     assert r.returncode == 1
     assert "invalid --rlimit" in r.stderr

@@ -102,7 +102,7 @@ def test_allow_program(start_daemon):
     assert fc.request(d.address, cgi_params("echo.sh")).status == 200
     r = fc.request(d.address, cgi_params(query="hello"))
     assert r.status == 403
-    assert wait_for(lambda: "not in the -p list" in d.log())
+    assert wait_for(lambda: "script refused: not allowed by -p" in d.log())
 
 
 def test_fcgi_chdir(tmp_path, daemon):

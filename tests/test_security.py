@@ -1,9 +1,16 @@
 """Secure by default: each rule attacked from outside."""
 
+import grp
 import os
+import pwd
+import shutil
+import stat
+import subprocess
+import tempfile
 
 import fcgi_client as fc
-from conftest import cgi_params, curl
+import pytest
+from conftest import CGI_DIR, FCGIWRAP, HELLO_STATIC, Daemon, cgi_params, curl, free_port, wait_for
 
 
 def env_of(response):
@@ -49,3 +56,162 @@ def test_clear_env_and_default_path(start_daemon):
     # The web server's PATH param wins over the default.
     e = env_of(fc.request(d.address, cgi_params(query="env", PATH="/usr/bin:/bin")))
     assert e["PATH"] == "/usr/bin:/bin"
+
+
+def make_script(path, mode=0o755):
+    path.write_text("#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nran %s\\n' \"$0\"\n")
+    path.chmod(mode)
+    return path
+
+
+def test_dotdot_out_of_document_root(daemon):
+    # Without the rule, the walk would find /bin/sh and run it.
+    r = fc.request(daemon.address, cgi_params(SCRIPT_FILENAME="", DOCUMENT_ROOT=CGI_DIR,
+                                              SCRIPT_NAME="/../../../../../../bin/sh"))
+    assert r.status == 403
+    assert "script refused: the path has a '..' segment" in daemon.log()
+
+
+def test_dotdot_in_script_filename(daemon):
+    r = fc.request(daemon.address, cgi_params(SCRIPT_FILENAME=CGI_DIR + "/../cgi/echo.sh"))
+    assert r.status == 403
+
+
+def test_symlink_out_of_document_root(tmp_path, start_daemon):
+    outside = make_script(tmp_path / "outside.cgi")
+    docroot = tmp_path / "docroot"
+    docroot.mkdir()
+    (docroot / "evil.cgi").symlink_to(outside)
+    make_script(docroot / "real.cgi")
+    (docroot / "alias.cgi").symlink_to(docroot / "real.cgi")
+    params = dict(SCRIPT_FILENAME="", DOCUMENT_ROOT=str(docroot))
+    d = start_daemon()
+    assert fc.request(d.address, cgi_params(SCRIPT_NAME="/evil.cgi", **params)).status == 403
+    assert "resolves outside DOCUMENT_ROOT" in d.log()
+    # A symlink that stays inside is fine.
+    assert fc.request(d.address, cgi_params(SCRIPT_NAME="/alias.cgi", **params)).status == 200
+    # SCRIPT_FILENAME is the web server's own choice: honoured as given.
+    assert fc.request(d.address, cgi_params(SCRIPT_FILENAME=str(docroot / "evil.cgi"))).status == 200
+    relaxed = start_daemon(["--allow-symlinks-out"])
+    assert fc.request(relaxed.address, cgi_params(SCRIPT_NAME="/evil.cgi", **params)).status == 200
+
+
+def test_root_confines_every_script(tmp_path, start_daemon):
+    outside = make_script(tmp_path / "outside.cgi")
+    d = start_daemon(["--root", CGI_DIR])
+    assert fc.request(d.address, cgi_params(query="hello")).status == 200
+    assert fc.request(d.address, cgi_params(SCRIPT_FILENAME=str(outside))).status == 403
+    assert "outside every --root" in d.log()
+
+
+def test_allow_program_directory(tmp_path, start_daemon):
+    outside = make_script(tmp_path / "outside.cgi")
+    d = start_daemon(["-p", CGI_DIR + "/"])
+    assert fc.request(d.address, cgi_params(query="hello")).status == 200
+    assert fc.request(d.address, cgi_params(SCRIPT_FILENAME=str(outside))).status == 403
+
+
+def test_writable_script_refused(tmp_path, start_daemon):
+    script = make_script(tmp_path / "shared.cgi", 0o775)
+    d = start_daemon()
+    assert fc.request(d.address, cgi_params(SCRIPT_FILENAME=str(script))).status == 403
+    assert "writable by group or others" in d.log()
+    script.chmod(0o757)
+    assert fc.request(d.address, cgi_params(SCRIPT_FILENAME=str(script))).status == 403
+    relaxed = start_daemon(["--allow-writable"])
+    assert fc.request(relaxed.address, cgi_params(SCRIPT_FILENAME=str(script))).status == 200
+
+
+def run(*args):
+    return subprocess.run([FCGIWRAP] + list(args), capture_output=True, text=True, timeout=10)
+
+
+def test_root_without_user_refused(tmp_path):
+    sock = tmp_path / "s.sock"
+    r = run("-s", "unix:%s" % sock)
+    assert r.returncode == 1
+    assert "refusing to run scripts as root" in r.stderr
+    assert not sock.exists()
+
+
+@pytest.fixture
+def public_script():
+    """behave.sh in a directory any user can read (the checkout may not be)."""
+    d = tempfile.mkdtemp(prefix="fcgiwrap-test.")
+    os.chmod(d, 0o755)
+    path = os.path.join(d, "behave.sh")
+    shutil.copy(os.path.join(CGI_DIR, "behave.sh"), path)
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(d)
+
+
+def test_user_drops_privileges(start_daemon, public_script):
+    d = start_daemon(["--user", "nobody"])
+    r = fc.request(d.address, cgi_params(query="id", SCRIPT_FILENAME=public_script))
+    nobody = pwd.getpwnam("nobody")
+    fields = dict(f.split("=", 1) for f in r.body.decode().split(" ", 2))
+    assert fields["uid"] == str(nobody.pw_uid)
+    assert fields["gid"] == str(nobody.pw_gid)
+    assert "0" not in fields["groups"].split()
+    # The daemon itself runs as nobody too.
+    with open("/proc/%d/status" % d.proc.pid) as f:
+        uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
+    assert uids == [str(nobody.pw_uid)] * 4
+
+
+def test_group_option(start_daemon, public_script):
+    d = start_daemon(["--user", "nobody", "--group", "daemon"])
+    r = fc.request(d.address, cgi_params(query="id", SCRIPT_FILENAME=public_script))
+    assert ("gid=%d " % grp.getgrnam("daemon").gr_gid).encode() in r.body
+
+
+def test_socket_mode_and_owner(tmp_path, start_daemon):
+    d = start_daemon()
+    assert stat.S_IMODE(os.stat(d.address).st_mode) == 0o660
+    d2 = start_daemon(["--socket-mode", "0600", "--socket-owner", "nobody:daemon"])
+    st = os.stat(d2.address)
+    assert stat.S_IMODE(st.st_mode) == 0o600
+    assert st.st_uid == pwd.getpwnam("nobody").pw_uid
+    assert st.st_gid == grp.getgrnam("daemon").gr_gid
+
+
+def test_allow_from(tmp_path):
+    port = free_port()
+    d = Daemon(tmp_path, ["--allow-from", "127.0.0.2", "--allow-from", "10.0.0.0/8"],
+               socket_url="tcp:127.0.0.1:%d" % port).start()
+    try:
+        with fc.Client(("127.0.0.1", port)) as c:
+            try:
+                c.begin(cgi_params(query="hello"))
+                c.send_stdin(b"")
+            except OSError:
+                pass
+            assert fc.is_closed(c.sock, 3)
+        assert wait_for(lambda: "refused a connection from 127.0.0.1" in d.log())
+    finally:
+        d.stop()
+    d = Daemon(tmp_path, ["--allow-from", "127.0.0.0/8"], socket_url="tcp:127.0.0.1:%d" % port,
+               name="allowed").start()
+    try:
+        assert fc.request(("127.0.0.1", port), cgi_params(query="hello")).status == 200
+    finally:
+        d.stop()
+
+
+def test_non_loopback_needs_allow_from():
+    r = run("--allow-root", "-s", "tcp:0.0.0.0:%d" % free_port())
+    assert r.returncode == 1
+    assert "not loopback without --allow-from" in r.stderr
+
+
+def test_chroot(tmp_path, start_daemon):
+    jail = tmp_path / "jail"
+    jail.mkdir()
+    shutil.copy(HELLO_STATIC, jail / "hello")
+    os.chmod(jail / "hello", 0o755)
+    d = start_daemon(["--chroot", str(jail)])
+    r = fc.request(d.address, cgi_params(SCRIPT_FILENAME="/hello"))
+    assert r.status == 200 and r.body == b"Hello, world!\n"
+    # Outside the jail nothing is found.
+    assert fc.request(d.address, cgi_params(query="hello")).status == 404

@@ -13,6 +13,7 @@
 #include "../src/cgi_env.h"
 #include "../src/cgi_header.h"
 #include "../src/fcgi_head.h"
+#include "../src/peer_acl.h"
 #include "../src/rlimit_spec.h"
 #include "../src/script_path.h"
 #include "../src/socket_url.h"
@@ -515,6 +516,73 @@ static void test_rlimit_spec(void)
 	}
 }
 
+/* ---- --allow-from, and '..' segments ---- */
+
+static void test_peer_acl(void)
+{
+	static const struct {
+		const char *rule, *peer;
+		int ok, match;
+	} cases[] = {
+		{ "127.0.0.1", "127.0.0.1", 1, 1 },    { "127.0.0.1", "127.0.0.2", 1, 0 },
+		{ "10.0.0.0/8", "10.200.3.4", 1, 1 },  { "10.0.0.0/8", "11.0.0.1", 1, 0 },
+		{ "10.1.2.3/8", "10.9.9.9", 1, 1 },    { "192.168.1.0/25", "192.168.1.127", 1, 1 },
+		{ "192.168.1.0/25", "192.168.1.128", 1, 0 }, { "0.0.0.0/0", "8.8.8.8", 1, 1 },
+		{ "::1", "::1", 1, 1 },                { "::1", "::2", 1, 0 },
+		{ "fd00::/8", "fd12:3456::1", 1, 1 },  { "fd00::/8", "fe80::1", 1, 0 },
+		{ "2001:db8::/33", "2001:db8:7fff::1", 1, 1 }, { "2001:db8::/33", "2001:db8:8000::1", 1, 0 },
+		{ "127.0.0.0/8", "::ffff:127.0.0.5", 1, 1 }, { "::/0", "1.2.3.4", 1, 0 },
+		{ "10.0.0.0/33", NULL, 0, 0 },         { "10.0.0.0/", NULL, 0, 0 },
+		{ "::/129", NULL, 0, 0 },              { "localhost", NULL, 0, 0 },
+		{ "", NULL, 0, 0 },                    { "1.2.3.4/x", NULL, 0, 0 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct peer_rule r;
+		const char *why;
+		int rc = peer_rule_parse(cases[i].rule, &r, &why);
+		CHECK((rc == 0) == cases[i].ok, "rule '%s': rc %d", cases[i].rule, rc);
+		if (rc == 0 && cases[i].peer) {
+			struct sockaddr_storage ss;
+			memset(&ss, 0, sizeof(ss));
+			if (strchr(cases[i].peer, ':')) {
+				ss.ss_family = AF_INET6;
+				inet_pton(AF_INET6, cases[i].peer, &((struct sockaddr_in6 *)&ss)->sin6_addr);
+			} else {
+				ss.ss_family = AF_INET;
+				inet_pton(AF_INET, cases[i].peer, &((struct sockaddr_in *)&ss)->sin_addr);
+			}
+			CHECK(peer_allowed(&r, 1, (struct sockaddr *)&ss) == cases[i].match, "rule '%s' peer %s",
+			      cases[i].rule, cases[i].peer);
+		}
+	}
+	{
+		struct sockaddr_in sin = { .sin_family = AF_INET };
+		struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6 };
+		inet_pton(AF_INET, "127.3.4.5", &sin.sin_addr);
+		CHECK(addr_is_loopback((struct sockaddr *)&sin), "127.3.4.5 is loopback");
+		inet_pton(AF_INET, "0.0.0.0", &sin.sin_addr);
+		CHECK(!addr_is_loopback((struct sockaddr *)&sin), "0.0.0.0 is not loopback");
+		inet_pton(AF_INET6, "::1", &sin6.sin6_addr);
+		CHECK(addr_is_loopback((struct sockaddr *)&sin6), "::1 is loopback");
+		inet_pton(AF_INET6, "::", &sin6.sin6_addr);
+		CHECK(!addr_is_loopback((struct sockaddr *)&sin6), ":: is not loopback");
+	}
+}
+
+static void test_dotdot(void)
+{
+	static const struct {
+		const char *path;
+		bool dotdot;
+	} cases[] = {
+		{ "/a/../b", true }, { "../x", true }, { "/a/..", true }, { "..", true }, { "/a/b", false },
+		{ "/a/..b/c", false }, { "/a/b../c", false }, { "/a/.../c", false }, { "/a/./b", false },
+		{ "/srv/www//../x", true }, { "", false },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		CHECK(path_has_dotdot(cases[i].path) == cases[i].dotdot, "dotdot '%s'", cases[i].path);
+}
+
 int main(void)
 {
 	test_headers();
@@ -523,6 +591,8 @@ int main(void)
 	test_script_path();
 	test_fcgi_head();
 	test_rlimit_spec();
+	test_peer_acl();
+	test_dotdot();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }

@@ -59,6 +59,9 @@ tick)
 		echo tick
 		sleep 0.4
 	done ;;
+id)
+	printf 'Content-Type: text/plain\n\n'
+	echo "uid=$(id -u) gid=$(id -g) groups=$(id -G)" ;;
 limits)
 	printf 'Content-Type: text/plain\n\n'
 	echo "nofile=$(ulimit -n) cpu=$(ulimit -t)" ;;
