@@ -27,4 +27,10 @@ rm -rf build-asan && mkdir build-asan && cd build-asan
 make -j2
 make check || show_logs .
 cat tests/unit_tests.log tests/run-blackbox.log | grep -E "passed|failed" || true
+cd ..
+# The libFuzzer targets, FUZZ_SECONDS each (60 by default).
+rm -rf build-fuzz && mkdir build-fuzz && cd build-fuzz
+../configure -q CC=clang --enable-fuzzers CFLAGS="-O1 -g -Werror"
+make -j2
+make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
 echo "all tests passed"
