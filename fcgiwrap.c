@@ -19,6 +19,7 @@
 #include <pwd.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,12 +34,14 @@
 
 #include "src/cgi_env.h"
 #include "src/clock.h"
+#include "src/access_log.h"
 #include "src/log.h"
 #include "src/peer_acl.h"
 #include "src/rlimit_spec.h"
 #include "src/settings.h"
 #include "src/socket_url.h"
 #include "src/spawn.h"
+#include "src/stats.h"
 #include "src/workers.h"
 
 #define MAX_LISTENERS 64
@@ -118,6 +121,12 @@ static const char usage_text[] =
 	"      --env=NAME=VALUE        set NAME in every script's environment (repeatable)\n"
 	"      --pass-env=NAME         pass fcgiwrap's own NAME to scripts (repeatable)\n"
 	"      --clear-env             pass none of fcgiwrap's environment but --pass-env\n"
+	"      --access-log=FILE       log one line per request to FILE ('-': stdout)\n"
+	"      --access-format=FORMAT  format of those lines (see the man page)\n"
+	"      --slow-log=SECONDS      log requests still running after this long\n"
+	"      --status-path=PATH      answer requests for SCRIPT_NAME PATH with live\n"
+	"                              figures (text; ?json, ?openmetrics)\n"
+	"      --ping-path=PATH        answer requests for SCRIPT_NAME PATH with 'pong'\n"
 	"      --log-level=LEVEL       error, warning, info (default) or debug\n"
 	"  -h, --help                  show this help and exit\n"
 	"  -V, --version               show the version and exit\n"
@@ -488,6 +497,7 @@ static void accept_connections(struct listener *l, bool *backoff)
 			/* Records are written whole; Nagle would only add delay. */
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		}
+		atomic_fetch_add(&stats.accepted, 1);
 		if (workers_submit(fd) < 0) {
 			log_warn("no worker for a new connection");
 			close(fd);
@@ -561,6 +571,48 @@ static int setup_signals(void)
 	return fd;
 }
 
+/* Under systemd: STATUS= with live counts when they change (at most every
+ * 2 s), and WATCHDOG=1 at half the WatchdogSec interval.  Lowers *timeout
+ * so the main loop wakes up for them. */
+static void notify_systemd(int *timeout)
+{
+	static bool checked, enabled;
+	static uint64_t watchdog_usec;
+	static long long next_status, next_watchdog;
+	static char last[160];
+	long long now = monotonic_ms();
+	long long next;
+
+	if (!checked) {
+		checked = true;
+		enabled = getenv("NOTIFY_SOCKET") != NULL;
+		if (sd_watchdog_enabled(0, &watchdog_usec) <= 0)
+			watchdog_usec = 0;
+	}
+	if (!enabled)
+		return;
+	if (now >= next_status) {
+		char status[160];
+		snprintf(status, sizeof(status), "STATUS=%u connections, %u scripts running, %u queued, %llu requests",
+			 atomic_load(&stats.connections), atomic_load(&stats.scripts), atomic_load(&stats.queued),
+			 (unsigned long long)atomic_load(&stats.requests));
+		if (strcmp(status, last) != 0) {
+			sd_notify(0, status);
+			strcpy(last, status);
+		}
+		next_status = now + 2000;
+	}
+	if (watchdog_usec && now >= next_watchdog) {
+		sd_notify(0, "WATCHDOG=1");
+		next_watchdog = now + (long long)(watchdog_usec / 2000);
+	}
+	next = next_status;
+	if (watchdog_usec && next_watchdog < next)
+		next = next_watchdog;
+	if (*timeout < 0 || next - now < *timeout)
+		*timeout = (int)(next - now > 0 ? next - now : 0);
+}
+
 /* The main loop: accepts connections, and on SIGTERM or SIGINT stops
  * accepting and waits for requests to finish, at most
  * --shutdown-timeout; then, or on a second signal, ends them. */
@@ -583,6 +635,7 @@ static void serve(int sig_fd)
 			long long left = kill_at - monotonic_ms();
 			timeout = left > 0 ? (int)left : 0;
 		}
+		notify_systemd(&timeout);
 		rc = poll(pfd, np, timeout);
 		if (rc < 0) {
 			if (errno != EINTR)
@@ -594,7 +647,12 @@ static void serve(int sig_fd)
 		if (pfd[0].revents) {
 			struct signalfd_siginfo si;
 			while (read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
-				if (si.ssi_signo != SIGTERM && si.ssi_signo != SIGINT) {
+				if (si.ssi_signo == SIGHUP) {
+					if (access_log_reopen() < 0)
+						log_warn("SIGHUP: cannot reopen the access log");
+					else
+						log_info("SIGHUP: access log reopened");
+				} else if (si.ssi_signo != SIGTERM && si.ssi_signo != SIGINT) {
 					log_debug("signal %u ignored", si.ssi_signo);
 				} else if (!stopping) {
 					log_info("stopping: waiting up to %d s for %u connection(s) to finish",
@@ -657,6 +715,11 @@ int main(int argc, char **argv)
 		{ "env", required_argument, NULL, 'E' },
 		{ "pass-env", required_argument, NULL, 'A' },
 		{ "clear-env", no_argument, NULL, 'C' },
+		{ "access-log", required_argument, NULL, 'l' },
+		{ "access-format", required_argument, NULL, 'F' },
+		{ "slow-log", required_argument, NULL, 'w' },
+		{ "status-path", required_argument, NULL, 'T' },
+		{ "ping-path", required_argument, NULL, 'i' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -665,6 +728,7 @@ int main(int argc, char **argv)
 	extern char **environ;
 	char **urls = NULL;
 	size_t n_urls = 0;
+	const char *access_log_path = NULL, *access_log_format = NULL;
 	enum log_level level;
 	int c, sig_fd;
 
@@ -779,6 +843,21 @@ int main(int argc, char **argv)
 		case 'C':
 			cfg.clear_env = true;
 			break;
+		case 'l':
+			access_log_path = optarg;
+			break;
+		case 'F':
+			access_log_format = optarg;
+			break;
+		case 'w':
+			cfg.slow_log_ms = parse_seconds(optarg, "invalid --slow-log value (seconds):");
+			break;
+		case 'T':
+			cfg.status_path = optarg;
+			break;
+		case 'i':
+			cfg.ping_path = optarg;
+			break;
 		case 'L':
 			if (log_level_parse(optarg, &level) < 0)
 				usage_error("invalid log level:", optarg);
@@ -800,6 +879,10 @@ int main(int argc, char **argv)
 	if (run_group && !run_user)
 		usage_error("--group needs --user too:", run_group);
 	check_privileges();
+	stats_init();
+	/* Opened before privileges are dropped, like the sockets. */
+	if (access_log_path && access_log_open(access_log_path, access_log_format) < 0)
+		fatal("--access-log %s", access_log_path);
 
 	/* Two malloc arenas rather than one per thread: requests allocate
 	 * little, and per-thread arenas would keep memory each busy period

@@ -33,6 +33,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "access_log.h"
 #include "cgi_env.h"
 #include "clock.h"
 #include "fcgi_head.h"
@@ -43,6 +44,7 @@
 #include "script_path.h"
 #include "settings.h"
 #include "spawn.h"
+#include "stats.h"
 #include "workers.h"
 
 #define IO_BUF_SIZE (64 * 1024)
@@ -100,6 +102,10 @@ struct request {
 	bool stdin_ended;       /* FCGI_STDIN has ended */
 	bool conn_broken;       /* no more output can reach the peer */
 	bool has_slot;          /* holds one of the -c script slots */
+	bool slow_logged;       /* --slow-log line written */
+	int status;             /* HTTP status sent to the web server, or 0 */
+	unsigned long long bytes_in; /* request body bytes read */
+	long long start_ms;
 	long long deadline;     /* -t: when the request is ended, or 0 */
 	long long last_activity; /* last byte to or from the script */
 	char *errline;          /* partial stderr line (without -f) */
@@ -116,14 +122,16 @@ static void request_init(struct request *r, FCGX_Request *fcgx, struct worker_bu
 	cgi_header_init(&r->hdr);
 	script_proc_init(&r->proc);
 	r->label = "(unknown script)";
-	r->last_activity = monotonic_ms();
+	r->start_ms = r->last_activity = monotonic_ms();
 	r->deadline = cfg.timeout_ms ? r->last_activity + cfg.timeout_ms : 0;
 }
 
 static void request_free(struct request *r)
 {
-	if (r->has_slot)
+	if (r->has_slot) {
 		workers_release_script_slot();
+		atomic_fetch_sub(&stats.scripts, 1);
+	}
 	r->has_slot = false;
 	fcgi_out_free(&r->out);
 	cgi_header_free(&r->hdr);
@@ -172,31 +180,50 @@ static int drain_body(struct request *r)
 			return -1;
 		if (n == 0)
 			r->stdin_ended = true;
+		r->bytes_in += (size_t)n;
 	}
 	return 0;
 }
 
-/* Sends the whole body for an error status, in the form 1.1.0 used. */
-static void send_error_body(struct request *r, const char *status_line)
+/* Sends a complete response: status_line, type and body (by default the
+ * status line itself, the form 1.1.0 used for its errors). */
+static void send_response(struct request *r, const char *status_line, const char *type, const char *body)
 {
-	char buf[256];
-	int n = snprintf(buf, sizeof(buf), "Status: %s\r\nContent-Type: text/plain\r\n\r\n%s\r\n",
-			 status_line, status_line);
-	if (fcgi_out_stream(&r->out, FCGI_STDOUT, buf, (size_t)n) < 0)
+	char head[256];
+	int n = snprintf(head, sizeof(head), "Status: %s\r\nContent-Type: %s\r\n\r\n", status_line, type);
+
+	if (fcgi_out_stream(&r->out, FCGI_STDOUT, head, (size_t)n) < 0 ||
+	    (body && fcgi_out_stream(&r->out, FCGI_STDOUT, body, strlen(body)) < 0) ||
+	    (!body && (fcgi_out_stream(&r->out, FCGI_STDOUT, status_line, strlen(status_line)) < 0 ||
+		       fcgi_out_stream(&r->out, FCGI_STDOUT, "\r\n", 2) < 0))) {
 		r->conn_broken = true;
+		return;
+	}
+	r->status = atoi(status_line);
 }
 
-/* Answers a request that never reached a script: drains the body first
- * (nginx would stop sending it otherwise), then the error and the end. */
-static void respond_error(struct request *r, const char *status_line)
+static void send_error_body(struct request *r, const char *status_line)
+{
+	send_response(r, status_line, "text/plain", NULL);
+}
+
+/* Answers a request without a script (an error, the status or ping page):
+ * drains the body first (nginx would stop sending it otherwise), then the
+ * response and the end. */
+static void respond(struct request *r, const char *status_line, const char *type, const char *body)
 {
 	if (drain_body(r) < 0 || fcgi_out_release(&r->out, r->wb->io, r->wb->io_size) < 0) {
 		r->conn_broken = true;
 		return;
 	}
-	send_error_body(r, status_line);
+	send_response(r, status_line, type, body);
 	if (!r->conn_broken && fcgi_out_end_request(&r->out, 0, FCGI_REQUEST_COMPLETE) < 0)
 		r->conn_broken = true;
+}
+
+static void respond_error(struct request *r, const char *status_line)
+{
+	respond(r, status_line, "text/plain", NULL);
 }
 
 static void log_stderr_line(struct request *r, const char *line, size_t len)
@@ -263,6 +290,7 @@ static int on_stdout(struct request *r, const char *data, size_t len)
 			return 0;
 		case CGI_HEADER_DONE:
 			r->hstate = HDR_DONE;
+			r->status = r->hdr.status;
 			if (fcgi_out_stream(&r->out, FCGI_STDOUT, r->hdr.out, r->hdr.out_len) < 0)
 				return -1;
 			data += used;
@@ -351,6 +379,7 @@ static const char *peer_abort_reason(int fd)
 
 static void abort_request(struct request *r, const char *why)
 {
+	atomic_fetch_add(&stats.aborts, 1);
 	log_info("%s: %s; ending the script", r->label, why);
 	script_terminate(&r->proc, cfg.kill_grace_ms);
 	r->conn_broken = true;
@@ -385,12 +414,24 @@ static int time_left(struct request *r, const char **why)
 	long long now = monotonic_ms(), left = -1;
 
 	*why = NULL;
+	if (cfg.slow_log_ms && !r->slow_logged) {
+		long long slow_at = r->start_ms + cfg.slow_log_ms;
+		if (now >= slow_at) {
+			r->slow_logged = true;
+			atomic_fetch_add(&stats.slow, 1);
+			log_warnx("%s: slow request: running for %lld s (pid %d)", r->label, (now - r->start_ms) / 1000,
+				  (int)r->proc.pid);
+		} else {
+			left = slow_at - now;
+		}
+	}
 	if (r->deadline) {
 		if (now >= r->deadline) {
 			*why = "timed out (-t)";
 			return 0;
 		}
-		left = r->deadline - now;
+		if (left < 0 || r->deadline - now < left)
+			left = r->deadline - now;
 	}
 	if (cfg.inactivity_timeout_ms) {
 		long long idle_end = r->last_activity + cfg.inactivity_timeout_ms;
@@ -436,6 +477,7 @@ static int relay(struct request *r)
 
 		timeout = time_left(r, &limit);
 		if (limit) {
+			atomic_fetch_add(&stats.timeouts, 1);
 			end_early(r, "504 Gateway Timeout", limit);
 			return -1;
 		}
@@ -445,8 +487,10 @@ static int relay(struct request *r)
 				abort_request(r, body_error(r->fcgx->in));
 				return -1;
 			}
-			if (n > 0)
+			if (n > 0) {
 				r->last_activity = monotonic_ms();
+				r->bytes_in += (size_t)n;
+			}
 			if (n == 0) {
 				r->stdin_ended = true;
 				close_fd(&p->stdin_fd);
@@ -602,6 +646,68 @@ static void log_exit_status(struct request *r)
 		log_warnx("%s: killed by signal %d (%s)", r->label, WTERMSIG(st), strsignal(WTERMSIG(st)));
 }
 
+/* --status-path and --ping-path: answered by the daemon itself.  Returns
+ * true if the request was one of them. */
+static bool serve_builtin_page(struct request *r, char *const *params)
+{
+	const char *name = cgi_env_get(params, "SCRIPT_NAME");
+	const char *query = cgi_env_get(params, "QUERY_STRING");
+	const char *type, *format = "text";
+	char *page;
+
+	if (!name)
+		return false;
+	if (cfg.ping_path && strcmp(name, cfg.ping_path) == 0) {
+		r->label = cfg.ping_path;
+		respond(r, "200 OK", "text/plain", "pong\n");
+		return true;
+	}
+	if (!cfg.status_path || strcmp(name, cfg.status_path) != 0)
+		return false;
+	r->label = cfg.status_path;
+	if (query && strstr(query, "json"))
+		format = "json";
+	else if (query && strstr(query, "openmetrics"))
+		format = "openmetrics";
+	page = stats_render(format, cfg.max_active, &type);
+	if (page)
+		respond(r, "200 OK", type, page);
+	else
+		respond_error(r, "500 Internal Server Error");
+	free(page);
+	return true;
+}
+
+/* The request's figures: counters, and its access log line. */
+static void account(struct request *r, char *const *params)
+{
+	struct access_entry e = {
+		.peer = cgi_env_get(params, "REMOTE_ADDR"),
+		.method = cgi_env_get(params, "REQUEST_METHOD"),
+		.uri = cgi_env_get(params, "REQUEST_URI"),
+		.script = r->loc.filename ? r->loc.filename : cgi_env_get(params, "SCRIPT_NAME"),
+		.status = r->status,
+		.bytes_in = r->bytes_in,
+		.bytes_out = r->out.stdout_bytes,
+		.duration_ms = monotonic_ms() - r->start_ms,
+		.exit_status = r->proc.pid > 0 && r->proc.reaped ? r->proc.wait_status : -1,
+		.pid = r->proc.pid,
+	};
+
+	atomic_fetch_add(&stats.requests, 1);
+	if (r->status)
+		stats_count_status(r->status);
+	if (e.exit_status >= 0) {
+		if (WIFSIGNALED(e.exit_status))
+			atomic_fetch_add(&stats.exit_signal, 1);
+		else if (WEXITSTATUS(e.exit_status) == 0)
+			atomic_fetch_add(&stats.exit_zero, 1);
+		else
+			atomic_fetch_add(&stats.exit_nonzero, 1);
+	}
+	access_log_write(&e);
+}
+
 /* Serves the request FCGX_Accept_r() has just read.  Returns true if the
  * connection is still usable for another request. */
 static bool handle_request(FCGX_Request *fcgx, struct worker_buffers *wb)
@@ -622,6 +728,8 @@ static bool handle_request(FCGX_Request *fcgx, struct worker_buffers *wb)
 		goto done;
 	}
 
+	if (serve_builtin_page(&r, params))
+		goto done;
 	switch (script_resolve(cgi_env_get(params, "SCRIPT_FILENAME"),
 			       cgi_env_get(params, "DOCUMENT_ROOT"), cgi_env_get(params, "SCRIPT_NAME"),
 			       file_probe_stat, NULL, &r.loc, &why)) {
@@ -665,13 +773,22 @@ static bool handle_request(FCGX_Request *fcgx, struct worker_buffers *wb)
 	}
 	r.label = r.loc.filename;
 	/* -c: a script slot, waited for at most --queue-timeout. */
-	switch (workers_acquire_script_slot(cfg.queue_timeout_ms)) {
-	case 0:
+	atomic_fetch_add(&stats.queued, 1);
+	rc = workers_acquire_script_slot(cfg.queue_timeout_ms);
+	atomic_fetch_sub(&stats.queued, 1);
+	switch (rc) {
+	case 0: {
+		unsigned running = atomic_fetch_add(&stats.scripts, 1) + 1;
+		unsigned max = atomic_load(&stats.max_scripts);
+		while (running > max && !atomic_compare_exchange_weak(&stats.max_scripts, &max, running))
+			;
 		r.has_slot = true;
 		if (atomic_exchange(&overloaded, false))
 			log_info("script slots are available again");
 		break;
+	}
 	case -1:
+		atomic_fetch_add(&stats.overloaded, 1);
 		if (!atomic_exchange(&overloaded, true))
 			log_warnx("all %u script slots (-c) stayed busy for --queue-timeout; answering 503 "
 				  "until one frees in time", cfg.max_active);
@@ -682,6 +799,8 @@ static bool handle_request(FCGX_Request *fcgx, struct worker_buffers *wb)
 		goto done;
 	}
 	rc = script_spawn(r.loc.filename, r.env, r.dir, &r.proc, &step);
+	if (rc != 0)
+		atomic_fetch_add(&stats.spawn_failures, 1);
 	if (rc != 0 && is_resource_shortage(rc)) {
 		/* Out of processes, fds or memory: say so once per episode,
 		 * answer 503, and let the next request try again. */
@@ -714,6 +833,7 @@ static bool handle_request(FCGX_Request *fcgx, struct worker_buffers *wb)
 done:
 	if (r.proc.pid > 0 && !r.proc.reaped)
 		script_terminate(&r.proc, cfg.kill_grace_ms);
+	account(&r, params);
 	request_free(&r);
 	return !r.conn_broken;
 }

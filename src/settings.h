@@ -42,6 +42,9 @@ struct settings {
 	int peer_timeout_ms;       /* web server silent or not reading */
 	int queue_timeout_ms;      /* wait for a script slot before 503 */
 	int shutdown_timeout_ms;   /* SIGTERM: wait for requests this long */
+	int slow_log_ms;           /* --slow-log, 0 = off */
+	const char *status_path;   /* --status-path, or NULL */
+	const char *ping_path;     /* --ping-path, or NULL */
 	struct rlimit_setting *rlimits; /* --rlimit, applied to scripts */
 	size_t n_rlimits;
 };

@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "request.h"
+#include "stats.h"
 #include "workers.h"
 
 /* Plenty for the relay's call depth; the default 8 MiB would only cost
@@ -128,11 +129,13 @@ static void *worker_main(void *arg)
 		busy++;
 		pthread_mutex_unlock(&lock);
 
+		atomic_fetch_add(&stats.connections, 1);
 		if (wb.io)
 			serve_connection(fd, &wb);
 		else
 			close(fd);
 
+		atomic_fetch_sub(&stats.connections, 1);
 		pthread_mutex_lock(&lock);
 		active--;
 		if (write(done_fd, &one, sizeof(one)) < 0) {

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "../src/access_log.h"
 #include "../src/cgi_env.h"
 #include "../src/cgi_header.h"
 #include "../src/fcgi_head.h"
@@ -583,6 +584,43 @@ static void test_dotdot(void)
 		CHECK(path_has_dotdot(cases[i].path) == cases[i].dotdot, "dotdot '%s'", cases[i].path);
 }
 
+/* ---- access log lines ---- */
+
+static void test_access_format(void)
+{
+	struct access_entry full = { "10.0.0.9", "POST", "/cgi-bin/x?y", "/usr/lib/cgi-bin/x", 201, 12, 3456, 78,
+				     3 << 8, 4242 };
+	struct access_entry none = { NULL, NULL, NULL, NULL, 0, 0, 0, 5, -1, 0 };
+	struct access_entry killed = { "::1", "GET", "/", "/s", 504, 0, 0, 1000, 9, 7 };
+	const struct {
+		const char *fmt;
+		const struct access_entry *e;
+		const char *want;
+	} cases[] = {
+		{ "%a \"%m %u\" %S %I %O %Dms %s exit=%x pid=%p", &full,
+		  "10.0.0.9 \"POST /cgi-bin/x?y\" 201 12 3456 78ms /usr/lib/cgi-bin/x exit=3 pid=4242\n" },
+		{ "%a %m %u %S %s %x %p", &none, "- - - - - - -\n" },
+		{ "%S %x %p", &killed, "504 sig9 7\n" },
+		{ "100%% %q %", &full, "100% %q %\n" },
+		{ "", &full, "\n" },
+	};
+	char buf[256];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t n = access_format(buf, sizeof(buf), cases[i].fmt, cases[i].e, 0);
+		CHECK(n == strlen(cases[i].want) && strcmp(buf, cases[i].want) == 0, "access format '%s': '%s'",
+		      cases[i].fmt, buf);
+	}
+	/* %t is a date in brackets' usual form; a line never overflows. */
+	access_format(buf, sizeof(buf), "[%t]", &full, 86400);
+	CHECK(strlen(buf) > 20 && buf[0] == '[' && strstr(buf, "/1970:") != NULL, "time '%s'", buf);
+	{
+		char small[16];
+		size_t n = access_format(small, sizeof(small), "%s %s %s", &full, 0);
+		CHECK(n < sizeof(small) && small[n - 1] == '\n' && small[n] == '\0', "cut line '%s'", small);
+	}
+}
+
 int main(void)
 {
 	test_headers();
@@ -593,6 +631,7 @@ int main(void)
 	test_rlimit_spec();
 	test_peer_acl();
 	test_dotdot();
+	test_access_format();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }

@@ -1,0 +1,34 @@
+/* The access log: one line per request (--access-log, --access-format). */
+#ifndef FCGIWRAP_ACCESS_LOG_H
+#define FCGIWRAP_ACCESS_LOG_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
+
+#define ACCESS_FORMAT_DEFAULT "%a [%t] \"%m %u\" %S %I %O %Dms %s exit=%x pid=%p"
+
+struct access_entry {
+	const char *peer, *method, *uri, *script; /* NULL prints "-" */
+	int status;                /* sent to the web server; 0: none */
+	unsigned long long bytes_in, bytes_out;
+	long long duration_ms;
+	int exit_status;           /* wait status, or -1 without a script */
+	pid_t pid;                 /* 0 without a script */
+};
+
+/* Formats e by fmt into buf (always NUL-terminated, cut to size) and adds
+ * a newline.  Pure.  Returns the length. */
+size_t access_format(char *buf, size_t size, const char *fmt, const struct access_entry *e, time_t now);
+
+/* Opens path ("-" for standard output) for appending.  Returns 0 or -1. */
+int access_log_open(const char *path, const char *format);
+
+/* Opens the file again, under the same fd (SIGHUP, after log rotation).
+ * Returns 0 or -1. */
+int access_log_reopen(void);
+
+/* Writes one line, if an access log is open. */
+void access_log_write(const struct access_entry *e);
+
+#endif

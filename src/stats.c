@@ -1,0 +1,126 @@
+/* Counters kept with atomics (workers update them without a lock) and the
+ * status page, in PHP-FPM's spirit: plain text by default, JSON and
+ * OpenMetrics on request. */
+#include "config.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clock.h"
+#include "stats.h"
+
+const int stats_status_codes[STATS_STATUSES] = { 200, 204, 301, 302, 304, 400, 403, 404, 500, 502, 503, 504 };
+
+struct stats stats;
+
+void stats_init(void)
+{
+	stats.start_ms = monotonic_ms();
+	stats.start_unix = (long long)time(NULL);
+}
+
+void stats_count_status(int status)
+{
+	for (int i = 0; i < STATS_STATUSES; i++) {
+		if (stats_status_codes[i] == status) {
+			atomic_fetch_add(&stats.status[i], 1);
+			return;
+		}
+	}
+	atomic_fetch_add(&stats.status_other, 1);
+}
+
+/* One figure: its name in each format, and its value. */
+struct figure {
+	const char *name;   /* text and JSON */
+	const char *metric; /* OpenMetrics, without the fcgiwrap_ prefix */
+	const char *type;   /* "counter" or "gauge" */
+	const char *help;
+	unsigned long long value;
+};
+
+char *stats_render(const char *format, unsigned max_scripts, const char **type)
+{
+	struct figure f[] = {
+		{ "uptime seconds", "uptime_seconds", "gauge", "Seconds since start",
+		  (unsigned long long)((monotonic_ms() - stats.start_ms) / 1000) },
+		{ "accepted connections", "connections_accepted", "counter", "Connections accepted",
+		  atomic_load(&stats.accepted) },
+		{ "requests", "requests", "counter", "Requests answered", atomic_load(&stats.requests) },
+		{ "active connections", "connections_active", "gauge", "Connections open now",
+		  atomic_load(&stats.connections) },
+		{ "active scripts", "scripts_active", "gauge", "Scripts running now", atomic_load(&stats.scripts) },
+		{ "queued requests", "requests_queued", "gauge", "Requests waiting for a script slot",
+		  atomic_load(&stats.queued) },
+		{ "max active scripts", "scripts_max_active", "gauge", "Most scripts running at once since start",
+		  atomic_load(&stats.max_scripts) },
+		{ "script slots", "script_slots", "gauge", "Scripts that may run at once (-c)", max_scripts },
+		{ "timeouts", "timeouts", "counter", "Requests ended by -t or --inactivity-timeout",
+		  atomic_load(&stats.timeouts) },
+		{ "aborts", "aborts", "counter", "Requests the web server closed or aborted", atomic_load(&stats.aborts) },
+		{ "spawn failures", "spawn_failures", "counter", "Scripts that could not be started",
+		  atomic_load(&stats.spawn_failures) },
+		{ "overloaded", "overloaded", "counter", "Requests answered 503 for want of a script slot",
+		  atomic_load(&stats.overloaded) },
+		{ "slow requests", "slow_requests", "counter", "Requests that ran past --slow-log",
+		  atomic_load(&stats.slow) },
+		{ "exit zero", "exits_zero", "counter", "Scripts that exited with status 0", atomic_load(&stats.exit_zero) },
+		{ "exit nonzero", "exits_nonzero", "counter", "Scripts that exited with another status",
+		  atomic_load(&stats.exit_nonzero) },
+		{ "exit signal", "exits_signal", "counter", "Scripts killed by a signal", atomic_load(&stats.exit_signal) },
+	};
+	size_t nf = sizeof(f) / sizeof(f[0]);
+	char *out = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&out, &len);
+	bool json = strcmp(format, "json") == 0, om = strcmp(format, "openmetrics") == 0;
+
+	if (!m)
+		return NULL;
+	if (json) {
+		*type = "application/json";
+		fprintf(m, "{\"start time\":%lld", stats.start_unix);
+		for (size_t i = 0; i < nf; i++)
+			fprintf(m, ",\"%s\":%llu", f[i].name, f[i].value);
+		fprintf(m, ",\"responses\":{");
+		for (int i = 0; i < STATS_STATUSES; i++)
+			fprintf(m, "%s\"%d\":%llu", i ? "," : "", stats_status_codes[i],
+				(unsigned long long)atomic_load(&stats.status[i]));
+		fprintf(m, ",\"other\":%llu}}\n", (unsigned long long)atomic_load(&stats.status_other));
+	} else if (om) {
+		*type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+		for (size_t i = 0; i < nf; i++) {
+			bool counter = strcmp(f[i].type, "counter") == 0;
+			fprintf(m, "# TYPE fcgiwrap_%s %s\n# HELP fcgiwrap_%s %s.\nfcgiwrap_%s%s %llu\n", f[i].metric,
+				f[i].type, f[i].metric, f[i].help, f[i].metric, counter ? "_total" : "", f[i].value);
+		}
+		fprintf(m, "# TYPE fcgiwrap_responses counter\n# HELP fcgiwrap_responses Responses by HTTP status.\n");
+		for (int i = 0; i < STATS_STATUSES; i++)
+			fprintf(m, "fcgiwrap_responses_total{status=\"%d\"} %llu\n", stats_status_codes[i],
+				(unsigned long long)atomic_load(&stats.status[i]));
+		fprintf(m, "fcgiwrap_responses_total{status=\"other\"} %llu\n# EOF\n",
+			(unsigned long long)atomic_load(&stats.status_other));
+	} else {
+		*type = "text/plain";
+		fprintf(m, "%-22s %lld\n", "start time:", stats.start_unix);
+		for (size_t i = 0; i < nf; i++) {
+			char label[40];
+			snprintf(label, sizeof(label), "%s:", f[i].name);
+			fprintf(m, "%-22s %llu\n", label, f[i].value);
+		}
+		for (int i = 0; i < STATS_STATUSES; i++) {
+			char label[40];
+			snprintf(label, sizeof(label), "responses %d:", stats_status_codes[i]);
+			fprintf(m, "%-22s %llu\n", label, (unsigned long long)atomic_load(&stats.status[i]));
+		}
+		fprintf(m, "%-22s %llu\n", "responses other:", (unsigned long long)atomic_load(&stats.status_other));
+	}
+	if (fclose(m) != 0) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
