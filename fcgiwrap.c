@@ -366,7 +366,8 @@ static bool is_listening_socket(int fd)
  * socket on fd 0 (spawn-fcgi, inetd-style managers). */
 static void open_listeners(char **urls, size_t n_urls)
 {
-	int n = sd_listen_fds(1);
+	char **names = NULL;
+	int n = sd_listen_fds_with_names(1, &names);
 
 	if (n < 0)
 		log_warnx("ignoring systemd's sockets: %s", strerror(-n));
@@ -375,12 +376,18 @@ static void open_listeners(char **urls, size_t n_urls)
 			log_warnx("sockets passed by systemd are served; -s is ignored");
 		for (int i = 0; i < n; i++) {
 			int fd = SD_LISTEN_FDS_START + i;
+			const char *name = names && names[i] ? names[i] : "?";
 			if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
-				log_warnx("fd %d from systemd is not a listening stream socket; skipped", fd);
+				log_warnx("socket '%s' (fd %d) from systemd is not a listening stream socket; skipped",
+					  name, fd);
 				continue;
 			}
 			add_listener(fd, socket_family(fd), NULL);
+			log_debug("serving socket '%s' (fd %d) from systemd", name, fd);
 		}
+		for (int i = 0; names && i < n; i++)
+			free(names[i]);
+		free(names);
 		if (n_listeners == 0)
 			fatalx("no usable socket among those systemd passed");
 		return;

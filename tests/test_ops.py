@@ -2,6 +2,7 @@
 pages, SIGHUP, and several instances behind one nginx."""
 
 import json
+import shutil
 import os
 import signal
 import socket
@@ -198,3 +199,58 @@ http {
         for d in daemons:
             d.stop()
     assert all(served), "both instances were used"
+
+
+def test_journal_priorities(start_daemon):
+    # Under systemd (JOURNAL_STREAM set), each line starts with its syslog
+    # priority, so the journal keeps the levels.
+    d = start_daemon(env=dict(os.environ, JOURNAL_STREAM="8:1234"))
+    fc.request(d.address, cgi_params("missing.sh"))
+    assert wait_for(lambda: "<4>" in d.log())
+    lines = d.log().splitlines()
+    assert lines[0].startswith("<6>serving ")
+    assert any(line.startswith("<4>") and "script not found" in line for line in lines)
+    plain = start_daemon()
+    assert plain.log().startswith("serving ")
+
+
+def test_cgi_bin_example(tmp_path, start_daemon):
+    # examples/nginx-cgi-bin.conf as it is, but for its two paths.
+    root = tmp_path / "usr-lib"
+    (root / "cgi-bin").mkdir(parents=True)
+    shutil.copy(os.path.join(CGI_DIR, "echo.sh"), root / "cgi-bin" / "echo.sh")
+    os.chmod(root / "cgi-bin" / "echo.sh", 0o755)
+    d = start_daemon()
+    location = open(os.path.join(TOP_SRCDIR, "examples", "nginx-cgi-bin.conf")).read() \
+        .replace("/usr/lib", str(root)).replace("unix:/run/fcgiwrap.socket", "unix:" + d.address)
+    http_port = free_port()
+    ngx_dir = tmp_path / "nginx"
+    ngx_dir.mkdir()
+    (ngx_dir / "cgi-bin.conf").write_text(location)
+    # "include fastcgi_params" is relative to nginx's configuration directory.
+    shutil.copy("/etc/nginx/fastcgi_params", ngx_dir / "fastcgi_params")
+    (ngx_dir / "nginx.conf").write_text("""
+daemon off; master_process off; user root; error_log %(d)s/error.log; pid %(d)s/nginx.pid;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path %(d)s/b; fastcgi_temp_path %(d)s/f; proxy_temp_path %(d)s/p;
+    uwsgi_temp_path %(d)s/u; scgi_temp_path %(d)s/s;
+    server {
+        listen 127.0.0.1:%(port)d;
+        include %(d)s/cgi-bin.conf;
+    }
+}
+""" % {"d": ngx_dir, "port": http_port})
+    ngx = subprocess.Popen([NGINX, "-p", str(ngx_dir), "-c", str(ngx_dir / "nginx.conf")])
+    try:
+        assert wait_for(lambda: can_connect(("127.0.0.1", http_port)))
+        code, body = curl("--data-binary", "abc", "http://127.0.0.1:%d/cgi-bin/echo.sh/extra?q=1" % http_port)
+        assert code == 200
+        assert b"SCRIPT_NAME=/cgi-bin/echo.sh\n" in body
+        assert b"PATH_INFO=/extra\n" in body
+        assert b"QUERY_STRING=q=1\n" in body
+        assert b"BODY=abc\n" in body
+    finally:
+        ngx.send_signal(signal.SIGQUIT)
+        ngx.wait(10)
