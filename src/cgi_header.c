@@ -71,6 +71,28 @@ static enum cgi_header_result parse_block(struct cgi_header *h, size_t block_len
 			h->error = "folded header line";
 			return CGI_HEADER_ERROR;
 		}
+		/* NPH ("non-parsed headers", RFC 3875 5): the script starts with
+		 * an HTTP status line.  A FastCGI web server builds its own, so
+		 * the line becomes a Status: header and the rest goes on as CGI
+		 * headers. */
+		if (p == h->raw && line_end - p >= 12 && strncmp(p, "HTTP/1.", 7) == 0 && p[8] == ' ') {
+			const char *code = p + 9;
+			if (code[0] < '1' || code[0] > '9' || code[1] < '0' || code[1] > '9' || code[2] < '0' ||
+			    code[2] > '9' || (line_end - code > 3 && code[3] != ' ')) {
+				h->error = "malformed HTTP status line (NPH)";
+				return CGI_HEADER_ERROR;
+			}
+			has_status = true;
+			h->status = (code[0] - '0') * 100 + (code[1] - '0') * 10 + (code[2] - '0');
+			memcpy(o, "Status: ", 8);
+			o += 8;
+			memcpy(o, code, (size_t)(line_end - code));
+			o += line_end - code;
+			*o++ = '\r';
+			*o++ = '\n';
+			p = nl + 1;
+			continue;
+		}
 		colon = memchr(p, ':', (size_t)(line_end - p));
 		if (!colon || colon == p) {
 			h->error = "header line without a field name";

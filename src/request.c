@@ -445,6 +445,21 @@ static int time_left(struct request *r, const char **why)
 	return left < 0 ? -1 : (int)(left < INT_MAX ? left : INT_MAX);
 }
 
+/* The body has ended: a CONTENT_LENGTH that does not match it is worth a
+ * line (the script got the body as it came, all of it). */
+static void check_content_length(struct request *r)
+{
+	const char *cl = cgi_env_get(r->fcgx->envp, "CONTENT_LENGTH");
+	char *end;
+	unsigned long long want;
+
+	if (!cl || !*cl)
+		return;
+	want = strtoull(cl, &end, 10);
+	if (*end || want != r->bytes_in)
+		log_warnx("%s: CONTENT_LENGTH is %s but the body had %llu bytes", r->label, cl, r->bytes_in);
+}
+
 /* Why reading the body failed, for the log line. */
 static const char *body_error(FCGX_Stream *in)
 {
@@ -493,6 +508,7 @@ static int relay(struct request *r)
 			}
 			if (n == 0) {
 				r->stdin_ended = true;
+				check_content_length(r);
 				close_fd(&p->stdin_fd);
 				if (fcgi_out_release(&r->out, r->wb->io, r->wb->io_size) < 0) {
 					abort_request(r, "the web server stopped taking the response");

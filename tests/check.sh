@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # fcgiwrap refuses scripts writable by group or others: a checkout made
 # with umask 002 would make the test scripts so.
 umask 022
-chmod go-w tests/cgi/*.sh examples/cgi-bin/*.sh
+chmod go-w tests/cgi/*.sh tests/cgi/*.pl tests/cgi/*.py examples/cgi-bin/*.sh
 sh tests/install-deps.sh
 autoreconf -fi
 show_logs() {

@@ -69,6 +69,12 @@ static const struct {
 	{ "Status: 200 OK\nStatus: 404 No\n\n", CGI_HEADER_ERROR, 0, NULL, 0, "more than one Status header" },
 	{ "Location:\n\n", CGI_HEADER_ERROR, 0, NULL, 0, "empty Location header" },
 	{ "A: x\ry\n\n", CGI_HEADER_ERROR, 0, NULL, 0, "control character in header line" },
+	{ "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nx", CGI_HEADER_DONE, 200,
+	  "Status: 200 OK\r\nContent-Type: text/plain\r\n\r\n", 45, NULL },
+	{ "HTTP/1.0 404 Not Found\n\n", CGI_HEADER_DONE, 404, "Status: 404 Not Found\r\n\r\n", 24, NULL },
+	{ "HTTP/1.1 302\nLocation: /x\n\n", CGI_HEADER_DONE, 302, "Status: 302\r\nLocation: /x\r\n\r\n", 27, NULL },
+	{ "HTTP/1.1 20x OK\n\n", CGI_HEADER_ERROR, 0, NULL, 0, "malformed HTTP status line (NPH)" },
+	{ "X: 1\nHTTP/1.1 200 OK\n\n", CGI_HEADER_ERROR, 0, NULL, 0, "header line without a field name" },
 };
 
 /* Feeds `in` whole, or one byte at a time (which must give the same). */

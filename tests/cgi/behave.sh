@@ -84,6 +84,16 @@ status)
 	printf 'Status: 418 I am a teapot\nContent-Type: text/plain\n\nteapot\n' ;;
 location)
 	printf 'Location: http://example.com/elsewhere\n\n' ;;
+local-redirect)
+	printf 'Location: /elsewhere\n\n' ;;
+moved)
+	printf 'Status: 301 Moved Permanently\nLocation: http://example.com/new\nContent-Type: text/plain\n\nmoved\n' ;;
+stderr-only)
+	echo "only to stderr" >&2
+	exit 0 ;;
+gigabyte)
+	printf 'Content-Type: application/octet-stream\nContent-Length: 1073741824\n\n'
+	head -c 1073741824 /dev/zero ;;
 *)
 	printf 'Status: 400 Bad Request\nContent-Type: text/plain\n\nunknown behaviour\n' ;;
 esac
