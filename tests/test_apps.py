@@ -1,12 +1,15 @@
-"""Real CGI programs through a real nginx: git-http-backend."""
+"""Real CGI programs through a real nginx: git-http-backend, cgit, one
+instance per user."""
 
 import hashlib
 import os
+import pwd
 import shutil
 import signal
 import subprocess
+import tempfile
 
-from conftest import NGINX, TOP_SRCDIR, can_connect, free_port, wait_for
+from conftest import CGI_DIR, NGINX, TOP_SRCDIR, can_connect, curl, free_port, wait_for
 
 MiB = 1024 * 1024
 GIT_HTTP_BACKEND = "/usr/lib/git-core/git-http-backend"
@@ -92,3 +95,66 @@ def test_git_http_backend_clone_push_fetch(tmp_path, start_daemon):
     log = (tmp_path / "access.log").read_text()
     assert "git-receive-pack" in log
     assert " 200 " in log
+
+
+def test_cgit(tmp_path, start_daemon):
+    srv = tmp_path / "srv-git"
+    srv.mkdir()
+    work = tmp_path / "work"
+    git("init", "-q", "-b", "main", str(work))
+    (work / "README").write_text("hello cgit\n")
+    git("add", "README", cwd=work)
+    git("-c", "user.name=T", "-c", "user.email=t@example.org", "commit", "-q", "-m", "First commit for cgit",
+        cwd=work)
+    git("clone", "-q", "--bare", str(work), str(srv / "demo.git"))
+    cgitrc = tmp_path / "cgitrc"
+    cgitrc.write_text("virtual-root=/cgit/\ncss=/cgit-static/cgit.css\nlogo=/cgit-static/cgit.png\n"
+                      "cache-size=0\nscan-path=%s\n" % srv)
+    d = start_daemon()
+    conf = open(os.path.join(TOP_SRCDIR, "examples", "nginx-cgit.conf")).read() \
+        .replace("/etc/cgitrc", str(cgitrc)).replace("unix:/run/fcgiwrap.socket", "unix:" + d.address)
+    ngx, port, _ = nginx_with(tmp_path, conf, "cgit")
+    try:
+        base = "http://127.0.0.1:%d" % port
+        code, body = curl(base + "/cgit/")
+        assert code == 200 and b"demo.git" in body
+        code, body = curl(base + "/cgit/demo.git/log/")
+        assert code == 200 and b"First commit for cgit" in body
+        code, body = curl(base + "/cgit/demo.git/plain/README")
+        assert code == 200 and body == b"hello cgit\n"
+        assert curl(base + "/cgit-static/cgit.css")[0] == 200
+    finally:
+        ngx.send_signal(signal.SIGQUIT)
+        ngx.wait(10)
+
+
+def test_per_user_instance(tmp_path, start_daemon):
+    # examples/nginx-per-user.conf, with a home and a run directory of the
+    # test's own: the user nobody's instance runs nobody's script as nobody.
+    base = tempfile.mkdtemp(prefix="fcgiwrap-home.")
+    try:
+        os.chmod(base, 0o755)
+        cgi_bin = os.path.join(base, "home", "nobody", "public_html", "cgi-bin")
+        os.makedirs(cgi_bin)
+        for dirpath in (os.path.join(base, "home"), os.path.join(base, "home", "nobody"),
+                        os.path.dirname(cgi_bin), cgi_bin):
+            os.chmod(dirpath, 0o755)
+        shutil.copy(os.path.join(CGI_DIR, "behave.sh"), os.path.join(cgi_bin, "app.cgi"))
+        os.chmod(os.path.join(cgi_bin, "app.cgi"), 0o755)
+        run = tmp_path / "run" / "fcgiwrap"
+        run.mkdir(parents=True)
+        d = start_daemon(["--user", "nobody"], socket_url="unix:%s/nobody.sock" % run)
+        conf = open(os.path.join(TOP_SRCDIR, "examples", "nginx-per-user.conf")).read() \
+            .replace("/home/", base + "/home/").replace("unix:/run/fcgiwrap/", "unix:%s/" % run)
+        ngx, port, _ = nginx_with(tmp_path, conf, "per-user")
+        try:
+            code, body = curl("http://127.0.0.1:%d/~nobody/cgi-bin/app.cgi/extra?id" % port)
+            assert code == 200
+            assert body.startswith(b"uid=%d " % pwd.getpwnam("nobody").pw_uid)
+            code, body = curl("http://127.0.0.1:%d/~nobody/cgi-bin/app.cgi/extra?env" % port)
+            assert b"PATH_INFO=/extra\n" in body and b"SCRIPT_NAME=/~nobody/cgi-bin/app.cgi\n" in body
+        finally:
+            ngx.send_signal(signal.SIGQUIT)
+            ngx.wait(10)
+    finally:
+        shutil.rmtree(base)
