@@ -13,6 +13,8 @@
 
 #include "cgi_header.h"
 
+#define REDIRECT_STATUS "Status: 302 Found\r\n"
+
 void cgi_header_init(struct cgi_header *h)
 {
 	memset(h, 0, sizeof(*h));
@@ -45,8 +47,9 @@ static enum cgi_header_result parse_block(struct cgi_header *h, size_t block_len
 	bool has_status = false, has_location = false;
 	char *o;
 
-	/* Each LF may gain a CR: twice the input is always enough. */
-	h->out = malloc(block_len * 2 + 2);
+	/* Each LF may gain a CR: twice the input is always enough, plus a
+	 * Status line for a redirect. */
+	h->out = malloc(block_len * 2 + 2 + sizeof(REDIRECT_STATUS));
 	if (!h->out) {
 		h->error = "out of memory";
 		return CGI_HEADER_ERROR;
@@ -133,10 +136,14 @@ static enum cgi_header_result parse_block(struct cgi_header *h, size_t block_len
 		*o++ = '\n';
 		p = nl + 1;
 	}
-	/* A redirect without Status is a 302 (RFC 3875 6.2.3); nginx applies
-	 * the same rule, this only keeps our own figure right. */
-	if (has_location && !has_status)
+	/* A redirect without Status is a 302 (RFC 3875 6.2.3).  nginx would
+	 * say so itself, Apache's mod_proxy_fcgi would answer 200: the Status
+	 * line makes every web server agree. */
+	if (has_location && !has_status) {
 		h->status = 302;
+		memcpy(o, REDIRECT_STATUS, sizeof(REDIRECT_STATUS) - 1);
+		o += sizeof(REDIRECT_STATUS) - 1;
+	}
 	*o++ = '\r';
 	*o++ = '\n';
 	h->out_len = (size_t)(o - h->out);

@@ -6,6 +6,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -239,8 +240,140 @@ def nginx(tmp_path, daemon):
         pytest.fail("nginx is required for the end-to-end tests (apt-get install nginx-light)")
     n = Nginx(tmp_path, "unix:" + daemon.address)
     n.daemon = daemon
+    n.name = "nginx"
+    n.stream_path = lambda query: "/stream/?" + query
+    n.unbuffered_path = lambda query: "/unbuffered/?" + query
     yield n
     n.stop()
+
+
+LIGHTTPD = shutil.which("lighttpd") or "/usr/sbin/lighttpd"
+APACHE = shutil.which("apache2") or "/usr/sbin/apache2"
+
+# The examples are used as they are, but for their paths, with what only
+# the tests need around them.
+LIGHTTPD_CONF = """
+server.document-root = "{root}"
+server.bind = "127.0.0.1"
+server.port = {port}
+server.errorlog = "{tmp}/error.log"
+server.pid-file = "{tmp}/lighttpd.pid"
+server.max-request-size = 0
+include "{tmp}/cgi-bin.conf"
+fastcgi.server += ("/hello" => (( "socket" => "{sock}", "check-local" => "disable" )))
+"""
+
+
+class Lighttpd(Nginx):
+    """lighttpd with mod_fastcgi and examples/lighttpd-cgi-bin.conf."""
+
+    def __init__(self, tmp_path, socket_path):
+        self.tmp = tmp_path / "lighttpd"
+        (self.tmp / "root").mkdir(parents=True)
+        os.symlink(HELLO_CGI, self.tmp / "root" / "hello")
+        self.port = free_port()
+        example = open(os.path.join(TOP_SRCDIR, "examples", "lighttpd-cgi-bin.conf")).read()
+        (self.tmp / "cgi-bin.conf").write_text(example.replace("/usr/lib/cgi-bin/", CGI_DIR + "/")
+                                               .replace("/run/fcgiwrap.socket", socket_path))
+        conf = self.tmp / "lighttpd.conf"
+        conf.write_text(LIGHTTPD_CONF.format(root=self.tmp / "root", port=self.port, tmp=self.tmp,
+                                             sock=socket_path))
+        self.proc = subprocess.Popen([LIGHTTPD, "-D", "-f", str(conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.STDOUT)
+        assert wait_for(lambda: can_connect(("127.0.0.1", self.port)) or self.proc.poll() is not None)
+        assert self.proc.poll() is None, "lighttpd exited: " + self.error_log()
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def error_log(self):
+        p = self.tmp / "error.log"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+APACHE_CONF = """
+ServerRoot "{tmp}"
+ServerName localhost
+Listen 127.0.0.1:{port}
+PidFile "{tmp}/apache.pid"
+ErrorLog "{tmp}/error.log"
+LogLevel warn
+LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
+LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+LoadModule setenvif_module /usr/lib/apache2/modules/mod_setenvif.so
+LoadModule proxy_module /usr/lib/apache2/modules/mod_proxy.so
+LoadModule proxy_fcgi_module /usr/lib/apache2/modules/mod_proxy_fcgi.so
+User {user}
+Group {group}
+DocumentRoot "{tmp}"
+Include "{tmp}/cgi-bin.conf"
+SetEnvIf Request_URI "^/hello$" CGI_SCRIPT={hello}
+ProxyPassMatch "^/hello$" "unix:{sock}|fcgi://localhost/" flushpackets=on
+"""
+
+
+class Apache(Lighttpd):
+    """Apache with mod_proxy_fcgi and examples/apache-cgi-bin.conf.  Its
+    workers run as www-data, so the daemon's socket is in a directory they
+    can reach and belongs to them."""
+
+    def __init__(self, tmp_path, socket_path):
+        self.tmp = tmp_path / "apache"
+        self.tmp.mkdir()
+        self.port = free_port()
+        example = open(os.path.join(TOP_SRCDIR, "examples", "apache-cgi-bin.conf")).read()
+        (self.tmp / "cgi-bin.conf").write_text(example.replace("/usr/lib/cgi-bin/", CGI_DIR + "/")
+                                               .replace("/run/fcgiwrap.socket", socket_path))
+        conf = self.tmp / "apache.conf"
+        conf.write_text(APACHE_CONF.format(tmp=self.tmp, port=self.port, user="www-data", group="www-data",
+                                           hello=HELLO_CGI, sock=socket_path))
+        self.proc = subprocess.Popen([APACHE, "-DFOREGROUND", "-f", str(conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.STDOUT)
+        assert wait_for(lambda: can_connect(("127.0.0.1", self.port)) or self.proc.poll() is not None)
+        assert self.proc.poll() is None, "apache exited: " + self.error_log()
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGWINCH)  # graceful stop
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture(params=["nginx", "lighttpd", "apache"])
+def web(request, tmp_path, start_daemon):
+    """The same end-to-end tests through each web server installed."""
+    name = request.param
+    if name == "nginx":
+        d = start_daemon()
+        server = Nginx(tmp_path, "unix:" + d.address)
+        server.stream_path = lambda query: "/stream/?" + query
+        server.unbuffered_path = lambda query: "/unbuffered/?" + query
+    else:
+        binary = LIGHTTPD if name == "lighttpd" else APACHE
+        if not os.path.exists(binary):
+            pytest.skip("%s is not installed (apt-get install %s)" % (name, "lighttpd" if name == "lighttpd"
+                                                                     else "apache2"))
+        if name == "lighttpd":
+            d = start_daemon()
+            server = Lighttpd(tmp_path, d.address)
+        else:
+            sock_dir = tempfile.mkdtemp(prefix="fcgiwrap-apache.")
+            os.chmod(sock_dir, 0o755)
+            request.addfinalizer(lambda: shutil.rmtree(sock_dir, ignore_errors=True))
+            d = start_daemon(["--socket-owner", "www-data"], socket_url="unix:%s/fcgiwrap.sock" % sock_dir)
+            server = Apache(tmp_path, d.address)
+        # One configuration streams both ways for every URL.
+        server.stream_path = lambda query: "/cgi-bin/behave.sh?" + query
+        server.unbuffered_path = lambda query: "/cgi-bin/behave.sh?" + query
+    server.daemon = d
+    server.name = name
+    yield server
+    server.stop()
 
 
 def curl(*args, timeout=60):

@@ -11,65 +11,65 @@ from conftest import CGI_DIR, cgi_params, curl, wait_for
 MiB = 1024 * 1024
 
 
-def test_nph_script(nginx):
-    code, body = curl("-D", "-", nginx.url + "/cgi-bin/nph-status.sh")
+def test_nph_script(web):
+    code, body = curl("-D", "-", web.url + "/cgi-bin/nph-status.sh")
     assert code == 201
     assert b"X-NPH: yes" in body and body.endswith(b"nph body\n")
 
 
-def test_client_redirect_is_302(nginx):
-    out = curl("-D", "-", nginx.url + "/cgi-bin/behave.sh?location")
+def test_client_redirect_is_302(web):
+    out = curl("-D", "-", web.url + "/cgi-bin/behave.sh?location")
     assert out[0] == 302
     assert b"Location: http://example.com/elsewhere" in out[1]
 
 
-def test_local_redirect_is_302(nginx):
-    out = curl("-D", "-", nginx.url + "/cgi-bin/behave.sh?local-redirect")
+def test_local_redirect_is_302(web):
+    out = curl("-D", "-", web.url + "/cgi-bin/behave.sh?local-redirect")
     assert out[0] == 302
-    assert b"Location: http://127.0.0.1:%d/elsewhere" % nginx.port in out[1] or b"Location: /elsewhere" in out[1]
+    assert b"Location: http://127.0.0.1:%d/elsewhere" % web.port in out[1] or b"Location: /elsewhere" in out[1]
 
 
-def test_redirect_with_status_and_document(nginx):
-    code, body = curl("-D", "-", nginx.url + "/cgi-bin/behave.sh?moved")
+def test_redirect_with_status_and_document(web):
+    code, body = curl("-D", "-", web.url + "/cgi-bin/behave.sh?moved")
     assert code == 301
     assert b"Location: http://example.com/new" in body and body.endswith(b"moved\n")
 
 
-def test_head(nginx):
-    code, body = curl("-I", nginx.url + "/cgi-bin/behave.sh?hello")
+def test_head(web):
+    code, body = curl("-I", web.url + "/cgi-bin/behave.sh?hello")
     assert code == 200
     assert b"Content-Type: text/plain" in body
     assert not body.endswith(b"hello\n")
 
 
-def test_python_script(nginx):
-    assert curl(nginx.url + "/cgi-bin/hello.py?abc") == (200, b"python says abc\n")
+def test_python_script(web):
+    assert curl(web.url + "/cgi-bin/hello.py?abc") == (200, b"python says abc\n")
 
 
-def test_perl_cgi_pm_form_and_upload(nginx, tmp_path):
-    assert curl("-d", "name=Ada+Lovelace", nginx.url + "/cgi-bin/form.pl") == (200, b"name=Ada Lovelace\n")
+def test_perl_cgi_pm_form_and_upload(web, tmp_path):
+    assert curl("-d", "name=Ada+Lovelace", web.url + "/cgi-bin/form.pl") == (200, b"name=Ada Lovelace\n")
     upload = tmp_path / "upload.bin"
     data = os.urandom(20 * MiB)
     upload.write_bytes(data)
-    code, body = curl("-F", "name=file test", "-F", "file=@%s" % upload, nginx.url + "/cgi-bin/form.pl")
+    code, body = curl("-F", "name=file test", "-F", "file=@%s" % upload, web.url + "/cgi-bin/form.pl")
     assert code == 200
     assert body == b"name=file test\nsize=%d md5=%s\n" % (len(data), hashlib.md5(data).hexdigest().encode())
 
 
-def test_script_writing_only_to_stderr(nginx):
-    code, _ = curl(nginx.url + "/cgi-bin/behave.sh?stderr-only")
+def test_script_writing_only_to_stderr(web):
+    code, _ = curl(web.url + "/cgi-bin/behave.sh?stderr-only")
     assert code == 502
-    assert wait_for(lambda: "behave.sh: only to stderr" in nginx.daemon.log())
-    assert "script produced no output" in nginx.daemon.log()
+    assert wait_for(lambda: "behave.sh: only to stderr" in web.daemon.log())
+    assert "script produced no output" in web.daemon.log()
 
 
-def test_nonzero_exit_after_valid_response(nginx):
-    assert curl(nginx.url + "/cgi-bin/behave.sh?exit=3") == (200, b"bye\n")
-    assert wait_for(lambda: "exited with status 3" in nginx.daemon.log())
+def test_nonzero_exit_after_valid_response(web):
+    assert curl(web.url + "/cgi-bin/behave.sh?exit=3") == (200, b"bye\n")
+    assert wait_for(lambda: "exited with status 3" in web.daemon.log())
 
 
-def test_gigabyte_download(nginx):
-    conn = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=120)
+def test_gigabyte_download(web):
+    conn = http.client.HTTPConnection("127.0.0.1", web.port, timeout=120)
     conn.request("GET", "/cgi-bin/behave.sh?gigabyte")
     resp = conn.getresponse()
     assert resp.status == 200
