@@ -1,0 +1,358 @@
+#!/usr/bin/env python3
+"""fcgiwrap benchmark, side by side with Debian's fcgiwrap 1.1.0.
+
+Both daemons run behind one nginx on 127.0.0.1 and are measured in the same
+run, interleaved (machines here are shared and noisy: medians of several
+runs).  Measured: requests/s of a small compiled CGI at 1, 32 and 256
+clients (wrk) with p50/p99 latency and each daemon's own CPU time per
+request (user + system of its processes, from /proc; scripts not counted);
+download and upload throughput; RSS idle and under many concurrent slow
+requests; p99 of fast requests while 8 slow ones run; and the spawn floor
+(bench/spawn_floor: the same CGI started and read directly, one thread
+per core, no FastCGI).  Prints a table with ratios and the targets, and
+writes bench/out/results.txt and bench/out/chart.png (gnuplot).
+
+Usage: bench/bench.py [--smoke] [--rounds N] [--seconds S] [--clients 1,32,256]"""
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(HERE)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+MiB = 1 << 20
+
+NGINX_CONF = """
+daemon off;
+worker_processes 1;
+user root;
+error_log {tmp}/error.log;
+pid {tmp}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    fastcgi_temp_path {tmp}/fastcgi;
+    proxy_temp_path {tmp}/proxy;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    client_max_body_size 0;
+    fastcgi_read_timeout 300s;
+{servers}
+}}
+"""
+
+SERVER = """
+    server {{
+        listen 127.0.0.1:{port};
+        location = /hello {{
+            fastcgi_param SCRIPT_FILENAME {hello};
+            include /etc/nginx/fastcgi_params;
+            fastcgi_pass unix:{sock};
+        }}
+        location ~ ^/bench/(.+)$ {{
+            fastcgi_param SCRIPT_FILENAME {cgi}/$1;
+            include /etc/nginx/fastcgi_params;
+            fastcgi_pass unix:{sock};
+        }}
+    }}
+"""
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_socket(path):
+    for _ in range(500):
+        if os.path.exists(path):
+            return
+        time.sleep(0.02)
+    raise SystemExit("no socket at " + path)
+
+
+def daemon_pids(pid):
+    """pid and the other processes running the same executable (Debian's
+    preforked children); scripts are other executables."""
+    exe = os.readlink("/proc/%d/exe" % pid)
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.readlink("/proc/%s/exe" % entry) == exe:
+                    out.append(int(entry))
+            except OSError:
+                pass
+    return out
+
+
+def cpu_seconds(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / CLK_TCK
+
+
+def rss_kib(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/status" % pid) as f:
+                total += int(next(line for line in f if line.startswith("VmRSS:")).split()[1])
+        except (OSError, StopIteration):
+            pass
+    return total
+
+
+def wrk(url, clients, seconds):
+    out = subprocess.run(["wrk", "-t%d" % min(clients, 2), "-c%d" % clients, "-d%ds" % seconds, "--latency", url],
+                         capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+
+    def ms(label):
+        v = re.search(r"%s%%\s+([\d.]+)(us|ms|s)\b" % label, out)
+        return float(v.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[v.group(2)]
+    failures = (int(bad.group(1)) if bad else 0) + (sum(map(int, errors.groups())) if errors else 0)
+    return rps, total, failures, ms("50"), ms("99")
+
+
+def transfer(url, size, upload):
+    """Seconds to download or upload size bytes through nginx (curl)."""
+    args = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "300"]
+    if upload:
+        args += ["-H", "Content-Type: application/octet-stream", "--data-binary", "@-"]
+    start = time.monotonic()
+    if upload:
+        p = subprocess.Popen(args + [url], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        chunk = bytes(MiB)
+        for _ in range(size // MiB):
+            p.stdin.write(chunk)
+        p.stdin.close()
+        code = p.stdout.read().decode()
+        p.wait()
+    else:
+        code = subprocess.run(args + [url], capture_output=True, text=True).stdout
+    if code != "200":
+        raise SystemExit("transfer failed: HTTP %s" % code)
+    return time.monotonic() - start
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: seconds, checks that the bench runs")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--clients", default="1,32,256")
+    ap.add_argument("--transfer-mib", type=int, default=256)
+    ap.add_argument("--slow", type=int, default=256, help="concurrent slow requests for the RSS figure")
+    ap.add_argument("--theirs-c", default="4", help="-c for Debian's fcgiwrap")
+    ap.add_argument("--ours", default=os.path.join(TOP, "fcgiwrap"))
+    ap.add_argument("--theirs", default="/usr/sbin/fcgiwrap")
+    ap.add_argument("--hello", default=os.path.join(TOP, "tests", "cgi", "hello"))
+    ap.add_argument("--floor", default=os.path.join(HERE, "spawn_floor"))
+    ap.add_argument("--out", default=os.path.join(HERE, "out"))
+    args = ap.parse_args()
+    if args.smoke:
+        args.rounds, args.seconds, args.clients, args.transfer_mib, args.slow = 1, 1, "1,8", 4, 16
+    clients = [int(c) for c in args.clients.split(",")]
+    for tool in ("wrk", "curl", "nginx"):
+        if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
+            raise SystemExit("%s is required: apt-get install wrk curl nginx-light" % tool)
+    have_theirs = os.path.exists(args.theirs)
+    names = ["ours", "theirs"] if have_theirs else ["ours"]
+
+    tmp = tempfile.mkdtemp(prefix="fcgiwrap-bench.")
+    cgi = os.path.join(tmp, "cgi")
+    shutil.copytree(os.path.join(HERE, "cgi"), cgi)
+    for f in os.listdir(cgi):
+        os.chmod(os.path.join(cgi, f), 0o755)
+    os.chmod(cgi, 0o755)
+    ports = {n: free_port() for n in names}
+    socks = {n: "%s/%s.sock" % (tmp, n) for n in names}
+    with open(os.path.join(tmp, "nginx.conf"), "w") as f:
+        f.write(NGINX_CONF.format(tmp=tmp, servers="".join(
+            SERVER.format(port=ports[n], hello=args.hello, cgi=cgi, sock=socks[n]) for n in names)))
+    devnull = open(os.devnull, "w")
+    daemons = {"ours": subprocess.Popen([args.ours, "-s", "unix:" + socks["ours"], "--allow-root",
+                                         "-c", str(max(256, args.slow))], stderr=devnull)}
+    if have_theirs:
+        daemons["theirs"] = subprocess.Popen([args.theirs, "-c", args.theirs_c, "-s", "unix:" + socks["theirs"]],
+                                             stderr=devnull)
+    for n in names:
+        wait_socket(socks[n])
+    time.sleep(0.3)
+    pids = {n: daemon_pids(daemons[n].pid) for n in names}
+    results = {}
+    nginx = subprocess.Popen(["nginx", "-p", tmp, "-c", tmp + "/nginx.conf"], stderr=devnull)
+    time.sleep(0.5)
+
+    def url(n, path):
+        return "http://127.0.0.1:%d%s" % (ports[n], path)
+
+    try:
+        for n in names:
+            results[("rss_idle", n)] = rss_kib(pids[n])
+        for n in names:  # warm up
+            wrk(url(n, "/hello"), 4, 1)
+        # Requests/s, latency and CPU per request, interleaved.
+        for c in clients:
+            for rnd in range(args.rounds):
+                for n in (names if rnd % 2 == 0 else names[::-1]):
+                    c0 = cpu_seconds(pids[n])
+                    rps, total, failures, p50, p99 = wrk(url(n, "/hello"), c, args.seconds)
+                    cpu = (cpu_seconds(pids[n]) - c0) / max(total, 1) * 1e6
+                    results.setdefault(("rps", c, n), []).append((rps, cpu, failures, p50, p99))
+        # Throughput both ways.
+        size = args.transfer_mib * MiB
+        for rnd in range(max(1, min(args.rounds, 3))):
+            for n in (names if rnd % 2 == 0 else names[::-1]):
+                t = transfer(url(n, "/bench/source.sh?%d" % size), size, False)
+                results.setdefault(("down", n), []).append(size / MiB / t)
+                t = transfer(url(n, "/bench/sink.sh"), size, True)
+                results.setdefault(("up", n), []).append(size / MiB / t)
+        # RSS under many concurrent slow requests.
+        for n in names:
+            threads = [threading.Thread(target=lambda u=url(n, "/bench/slow.sh?3"): urllib.request.urlopen(
+                u, timeout=120).read()) for _ in range(args.slow)]
+            for t in threads:
+                t.start()
+            time.sleep(2)
+            results[("rss_slow", n)] = rss_kib(daemon_pids(daemons[n].pid))
+            for t in threads:
+                t.join()
+        # p99 of fast requests while 8 slow (5 s) scripts run.
+        for n in names:
+            threads = [threading.Thread(target=lambda u=url(n, "/bench/slow.sh?5"): urllib.request.urlopen(
+                u, timeout=120).read()) for _ in range(8)]
+            for t in threads:
+                t.start()
+            time.sleep(0.5)
+            rps, total, failures, p50, p99 = wrk(url(n, "/hello"), 4, 3)
+            # No answer at all while the slow ones run: blocked.
+            results[("p99_busy", n)] = p99 if total > 0 else float("inf")
+            for t in threads:
+                t.join()
+        # The spawn floor.
+        if os.path.exists(args.floor):
+            floor = subprocess.run([args.floor, args.hello, str(args.seconds)], capture_output=True, text=True,
+                                   check=True).stdout
+            results["floor"] = float(floor)
+    finally:
+        nginx.send_signal(signal.SIGQUIT)
+        nginx.wait()
+        for n, p in daemons.items():
+            for pid in daemon_pids(p.pid):  # Debian's preforked children too
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+            p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+    report(args, names, clients, results)
+
+
+def median(rows, i):
+    return statistics.median(r[i] for r in rows)
+
+
+def report(args, names, clients, results):
+    lines = []
+    say = lines.append
+    say("machine: %s, %d cores, %s; nginx 1.22, 1 worker; CGI: %s" % (
+        os.uname().machine, os.cpu_count(), os.uname().release, os.path.basename(args.hello)))
+    say("medians of %d interleaved runs of %d s; theirs = %s -c %s" % (args.rounds, args.seconds, args.theirs,
+                                                                       args.theirs_c))
+    say("")
+    say("%-26s %12s %12s %8s" % ("", "ours", "theirs", "ratio"))
+
+    def row(label, value, fmt="%12.1f"):
+        o = value("ours")
+        t = value("theirs") if "theirs" in names else None
+        r = (o / t) if t else float("nan")
+        say("%-26s " % label + (fmt % o) + " " + ((fmt % t) if t is not None else "%12s" % "-") + " %7.2fx" % r)
+
+    for c in clients:
+        row("req/s, %d clients" % c, lambda n, c=c: median(results[("rps", c, n)], 0), "%12.0f")
+        row("  cpu us/request", lambda n, c=c: median(results[("rps", c, n)], 1))
+        row("  p50 ms", lambda n, c=c: median(results[("rps", c, n)], 3), "%12.2f")
+        row("  p99 ms", lambda n, c=c: median(results[("rps", c, n)], 4), "%12.2f")
+        row("  failed requests", lambda n, c=c: sum(r[2] for r in results[("rps", c, n)]), "%12d")
+    row("download MiB/s", lambda n: statistics.median(results[("down", n)]))
+    row("upload MiB/s", lambda n: statistics.median(results[("up", n)]))
+    row("RSS idle KiB", lambda n: results[("rss_idle", n)], "%12d")
+    row("RSS, %d slow KiB" % args.slow, lambda n: results[("rss_slow", n)], "%12d")
+    row("p99 ms beside 8 slow", lambda n: results[("p99_busy", n)], "%12.2f")
+    if "floor" in results:
+        c32 = 32 if 32 in clients else clients[-1]
+        ours = median(results[("rps", c32, "ours")], 0)
+        say("spawn floor /s %18.0f   ours at %d clients: %.2fx of the floor" % (results["floor"], c32,
+                                                                                ours / results["floor"]))
+    text = "\n".join(lines) + "\n"
+    sys.stdout.write(text)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "results.txt"), "w") as f:
+        f.write(text)
+    chart(args, names, clients, results)
+
+
+def chart(args, names, clients, results):
+    """A PNG bar chart of requests/s per client count (gnuplot)."""
+    if not shutil.which("gnuplot"):
+        print("(no gnuplot: apt-get install gnuplot-nox for the chart)")
+        return
+    data = os.path.join(args.out, "rps.dat")
+    with open(data, "w") as f:
+        f.write("clients " + " ".join(names) + (" floor" if "floor" in results else "") + "\n")
+        for c in clients:
+            f.write("%d %s%s\n" % (c, " ".join("%.0f" % median(results[("rps", c, n)], 0) for n in names),
+                                   " %.0f" % results["floor"] if "floor" in results else ""))
+    cols = len(names) + (1 if "floor" in results else 0)
+    script = """
+set terminal pngcairo size 800,480 noenhanced
+set output '%s'
+set title 'requests/s, small compiled CGI through nginx (higher is better)'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set key top left
+set ylabel 'requests/s'
+set xlabel 'concurrent clients'
+set yrange [0:*]
+plot '%s' using 2:xtic(1) title columnheader(2)%s
+""" % (os.path.join(args.out, "chart.png"), data,
+       "".join(", '' using %d title columnheader(%d)" % (i, i) for i in range(3, cols + 2)))
+    r = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
+    if r.returncode != 0:
+        if "pngcairo" in r.stderr:
+            script = script.replace("pngcairo", "png")
+            subprocess.run(["gnuplot"], input=script, text=True, check=True)
+        else:
+            raise SystemExit("gnuplot failed: " + r.stderr)
+    print("chart: %s" % os.path.join(args.out, "chart.png"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+#!/bin/sh
+# One command for the benchmark: installs what it needs (Debian: wrk,
+# gnuplot, and Debian's fcgiwrap to compare with), builds, and runs
+# bench/bench.py.  Arguments go to bench.py (--smoke for a quick run).
+# Results: bench/out/results.txt and bench/out/chart.png.
+set -eu
+cd "$(dirname "$0")/.."
+sh tests/install-deps.sh
+missing=""
+for p in wrk gnuplot-nox fcgiwrap; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	SUDO=""
+	[ "$(id -u)" -eq 0 ] || SUDO=sudo
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+[ -f Makefile ] || { autoreconf -fi && ./configure -q; }
+make -s -j2
+make -s bench BENCH_ARGS="$*"
