@@ -376,6 +376,47 @@ def web(request, tmp_path, start_daemon):
     server.stop()
 
 
+def nginx_with(tmp_path, site, name, http_extra=""):
+    """Starts nginx on a free port of 127.0.0.1 with site (server-level
+    configuration, e.g. an example file) and http_extra (http-level).
+    Returns (process, port, directory); the caller stops it with
+    stop_nginx.  fastcgi_params is copied beside it, so that relative
+    includes work as in /etc/nginx."""
+    port = free_port()
+    d = tmp_path / ("nginx-" + name)
+    d.mkdir()
+    (d / "site.conf").write_text(site)
+    (d / "http.conf").write_text(http_extra)
+    shutil.copy("/etc/nginx/fastcgi_params", d / "fastcgi_params")
+    (d / "nginx.conf").write_text("""
+daemon off; master_process off; user root; error_log %(d)s/error.log; pid %(d)s/nginx.pid;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path %(d)s/b; fastcgi_temp_path %(d)s/f; proxy_temp_path %(d)s/p;
+    uwsgi_temp_path %(d)s/u; scgi_temp_path %(d)s/s;
+    include %(d)s/http.conf;
+    server {
+        listen 127.0.0.1:%(port)d;
+        include %(d)s/site.conf;
+    }
+}
+""" % {"d": d, "port": port})
+    p = subprocess.Popen([NGINX, "-p", str(d), "-c", str(d / "nginx.conf")])
+    assert wait_for(lambda: can_connect(("127.0.0.1", port)) or p.poll() is not None)
+    assert p.poll() is None, "nginx exited: " + (d / "error.log").read_text(errors="replace")
+    return p, port, d
+
+
+def stop_nginx(p):
+    p.send_signal(signal.SIGQUIT)
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
 def curl(*args, timeout=60):
     """Runs curl; returns (http status, body bytes)."""
     out = subprocess.run(["curl", "-sS", "--max-time", str(timeout), "-o", "-", "-w", "\n%{http_code}"]

@@ -9,34 +9,10 @@ import signal
 import subprocess
 import tempfile
 
-from conftest import CGI_DIR, NGINX, TOP_SRCDIR, can_connect, curl, free_port, wait_for
+from conftest import CGI_DIR, TOP_SRCDIR, curl, nginx_with, stop_nginx
 
 MiB = 1024 * 1024
 GIT_HTTP_BACKEND = "/usr/lib/git-core/git-http-backend"
-
-
-def nginx_with(tmp_path, include, name):
-    port = free_port()
-    d = tmp_path / ("nginx-" + name)
-    d.mkdir()
-    (d / "site.conf").write_text(include)
-    shutil.copy("/etc/nginx/fastcgi_params", d / "fastcgi_params")
-    (d / "nginx.conf").write_text("""
-daemon off; master_process off; user root; error_log %(d)s/error.log; pid %(d)s/nginx.pid;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path %(d)s/b; fastcgi_temp_path %(d)s/f; proxy_temp_path %(d)s/p;
-    uwsgi_temp_path %(d)s/u; scgi_temp_path %(d)s/s;
-    server {
-        listen 127.0.0.1:%(port)d;
-        include %(d)s/site.conf;
-    }
-}
-""" % {"d": d, "port": port})
-    p = subprocess.Popen([NGINX, "-p", str(d), "-c", str(d / "nginx.conf")])
-    assert wait_for(lambda: can_connect(("127.0.0.1", port)))
-    return p, port, d
 
 
 def git(*args, cwd=None, env=None):
@@ -90,8 +66,7 @@ def test_git_http_backend_clone_push_fetch(tmp_path, start_daemon):
         git("merge", "-q", "--ff-only", "origin/main", cwd=other)
         assert (other / "small.txt").read_text() == "hello\n"
     finally:
-        ngx.send_signal(signal.SIGQUIT)
-        ngx.wait(10)
+        stop_nginx(ngx)
     log = (tmp_path / "access.log").read_text()
     assert "git-receive-pack" in log
     assert " 200 " in log
@@ -124,8 +99,7 @@ def test_cgit(tmp_path, start_daemon):
         assert code == 200 and body == b"hello cgit\n"
         assert curl(base + "/cgit-static/cgit.css")[0] == 200
     finally:
-        ngx.send_signal(signal.SIGQUIT)
-        ngx.wait(10)
+        stop_nginx(ngx)
 
 
 def test_per_user_instance(tmp_path, start_daemon):
@@ -143,7 +117,7 @@ def test_per_user_instance(tmp_path, start_daemon):
         os.chmod(os.path.join(cgi_bin, "app.cgi"), 0o755)
         run = tmp_path / "run" / "fcgiwrap"
         run.mkdir(parents=True)
-        d = start_daemon(["--user", "nobody"], socket_url="unix:%s/nobody.sock" % run)
+        start_daemon(["--user", "nobody"], socket_url="unix:%s/nobody.sock" % run)
         conf = open(os.path.join(TOP_SRCDIR, "examples", "nginx-per-user.conf")).read() \
             .replace("/home/", base + "/home/").replace("unix:/run/fcgiwrap/", "unix:%s/" % run)
         ngx, port, _ = nginx_with(tmp_path, conf, "per-user")

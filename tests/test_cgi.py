@@ -6,7 +6,7 @@ import http.client
 import os
 
 import fcgi_client as fc
-from conftest import CGI_DIR, cgi_params, curl, wait_for
+from conftest import cgi_params, curl, wait_for
 
 MiB = 1024 * 1024
 

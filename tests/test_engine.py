@@ -3,7 +3,6 @@ process groups, kept connections."""
 
 import os
 import socket
-import struct
 import threading
 import time
 

@@ -12,7 +12,7 @@ import time
 
 import fcgi_client as fc
 import pytest
-from conftest import FCGIWRAP, Daemon, cgi_params, children_of, pid_alive, wait_for
+from conftest import FCGIWRAP, Daemon, cgi_params, pid_alive, wait_for
 
 
 def start_script(daemon, tmp_path, query, **params):

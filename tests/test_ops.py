@@ -2,16 +2,16 @@
 pages, SIGHUP, and several instances behind one nginx."""
 
 import json
-import shutil
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import time
 
 import fcgi_client as fc
-from conftest import (CGI_DIR, FCGIWRAP, NGINX, TOP_SRCDIR, Daemon, can_connect, cgi_params, curl,
-                      free_port, wait_for)
+from conftest import (CGI_DIR, FCGIWRAP, TOP_SRCDIR, Daemon, can_connect, cgi_params, curl, free_port,
+                      nginx_with, stop_nginx, wait_for)
 
 
 def test_notify_under_socket_activation(tmp_path):
@@ -163,48 +163,35 @@ def test_scale_out_example(tmp_path):
     # Two instances on two loopback addresses, as examples/nginx-upstream.conf
     # has them (ports made free ones); one stops, requests keep succeeding.
     ports = [free_port(), free_port()]
-    daemons = [Daemon(tmp_path, ["--allow-from", "127.0.0.0/8"], socket_url="tcp:127.0.0.%d:%d" % (i + 1, port),
-                      name="instance%d" % i).start() for i, port in enumerate(ports)]
+    logs = [tmp_path / ("access%d.log" % i) for i in range(2)]
+    daemons = [Daemon(tmp_path, ["--allow-from", "127.0.0.0/8", "--access-log", str(logs[i])],
+                      socket_url="tcp:127.0.0.%d:%d" % (i + 1, port), name="instance%d" % i).start()
+               for i, port in enumerate(ports)]
     conf = open(UPSTREAM_EXAMPLE).read().replace("127.0.0.1:9001", "127.0.0.1:%d" % ports[0]) \
         .replace("127.0.0.2:9001", "127.0.0.2:%d" % ports[1])
-    http_port = free_port()
-    ngx_dir = tmp_path / "nginx"
-    ngx_dir.mkdir()
-    (ngx_dir / "upstream.conf").write_text(conf)
-    (ngx_dir / "nginx.conf").write_text("""
-daemon off; master_process off; user root; error_log %(d)s/error.log; pid %(d)s/nginx.pid;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path %(d)s/b; fastcgi_temp_path %(d)s/f; proxy_temp_path %(d)s/p;
-    uwsgi_temp_path %(d)s/u; scgi_temp_path %(d)s/s;
-    include %(d)s/upstream.conf;
-    server {
-        listen 127.0.0.1:%(port)d;
+    site = """
         location /cgi-bin/ {
-            fastcgi_param SCRIPT_FILENAME %(cgi)s/behave.sh;
-            include /etc/nginx/fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME %s/behave.sh;
+            include fastcgi_params;
             fastcgi_pass fcgiwrap_pool;
         }
-    }
-}
-""" % {"d": ngx_dir, "port": http_port, "cgi": CGI_DIR})
-    ngx = subprocess.Popen([NGINX, "-p", str(ngx_dir), "-c", str(ngx_dir / "nginx.conf")])
+""" % CGI_DIR
+    ngx, http_port, _ = nginx_with(tmp_path, site, "upstream", http_extra=conf)
     try:
-        assert wait_for(lambda: can_connect(("127.0.0.1", http_port)))
         url = "http://127.0.0.1:%d/cgi-bin/x?hello" % http_port
         for _ in range(6):
             assert curl(url) == (200, b"hello\n")
-        served = [d.log() for d in daemons]
+        # nginx spread the requests over both instances.
+        assert wait_for(lambda: all(log.exists() and log.read_text() for log in logs))
         daemons[0].stop()
         for _ in range(6):
             assert curl(url) == (200, b"hello\n")
     finally:
-        ngx.send_signal(signal.SIGQUIT)
-        ngx.wait(10)
+        stop_nginx(ngx)
         for d in daemons:
             d.stop()
-    assert all(served), "both instances were used"
+    # The stopped instance took none of the later requests.
+    assert len(logs[1].read_text().splitlines()) >= 6
 
 
 def test_journal_priorities(start_daemon):
@@ -229,28 +216,8 @@ def test_cgi_bin_example(tmp_path, start_daemon):
     d = start_daemon()
     location = open(os.path.join(TOP_SRCDIR, "examples", "nginx-cgi-bin.conf")).read() \
         .replace("/usr/lib", str(root)).replace("unix:/run/fcgiwrap.socket", "unix:" + d.address)
-    http_port = free_port()
-    ngx_dir = tmp_path / "nginx"
-    ngx_dir.mkdir()
-    (ngx_dir / "cgi-bin.conf").write_text(location)
-    # "include fastcgi_params" is relative to nginx's configuration directory.
-    shutil.copy("/etc/nginx/fastcgi_params", ngx_dir / "fastcgi_params")
-    (ngx_dir / "nginx.conf").write_text("""
-daemon off; master_process off; user root; error_log %(d)s/error.log; pid %(d)s/nginx.pid;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path %(d)s/b; fastcgi_temp_path %(d)s/f; proxy_temp_path %(d)s/p;
-    uwsgi_temp_path %(d)s/u; scgi_temp_path %(d)s/s;
-    server {
-        listen 127.0.0.1:%(port)d;
-        include %(d)s/cgi-bin.conf;
-    }
-}
-""" % {"d": ngx_dir, "port": http_port})
-    ngx = subprocess.Popen([NGINX, "-p", str(ngx_dir), "-c", str(ngx_dir / "nginx.conf")])
+    ngx, http_port, _ = nginx_with(tmp_path, location, "cgi-bin")
     try:
-        assert wait_for(lambda: can_connect(("127.0.0.1", http_port)))
         code, body = curl("--data-binary", "abc", "http://127.0.0.1:%d/cgi-bin/echo.sh/extra?q=1" % http_port)
         assert code == 200
         assert b"SCRIPT_NAME=/cgi-bin/echo.sh\n" in body
@@ -258,5 +225,4 @@ http {
         assert b"QUERY_STRING=q=1\n" in body
         assert b"BODY=abc\n" in body
     finally:
-        ngx.send_signal(signal.SIGQUIT)
-        ngx.wait(10)
+        stop_nginx(ngx)
