@@ -269,11 +269,21 @@ static void stderr_flush(struct request *r)
 
 /* The script broke the CGI header rules: it is ended, its remaining output
  * dropped, and the client will get a 502 once the body has been read. */
+static int on_stderr(struct request *r, const char *data, size_t len);
+
 static void headers_failed(struct request *r)
 {
 	r->hstate = HDR_FAILED;
 	log_warnx("%s: bad CGI response: %s", r->label, r->hdr.error);
 	script_terminate(&r->proc, cfg.kill_grace_ms);
+	/* What the script wrote to stderr before it ended usually says why
+	 * its output was wrong: pass on what the pipe holds before closing. */
+	if (r->proc.stderr_fd >= 0) {
+		ssize_t n;
+		while ((n = read(r->proc.stderr_fd, r->wb->io, r->wb->io_size)) > 0)
+			on_stderr(r, r->wb->io, (size_t)n);
+		stderr_flush(r);
+	}
 	script_proc_close(&r->proc);
 }
 

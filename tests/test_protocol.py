@@ -158,6 +158,12 @@ def test_stderr_goes_to_log(daemon):
     assert script + ": line two\n" in daemon.log()
 
 
+def test_stderr_kept_when_output_is_bad(daemon):
+    r = fc.request(daemon.address, cgi_params(query="stderr-then-close"))
+    assert r.status == 502
+    assert wait_for(lambda: "behave.sh: cannot continue" in daemon.log())
+
+
 def test_stderr_to_fastcgi(start_daemon):
     d = start_daemon(["-f"])
     r = fc.request(d.address, cgi_params(query="stderr"))

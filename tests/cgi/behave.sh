@@ -88,6 +88,12 @@ local-redirect)
 	printf 'Location: /elsewhere\n\n' ;;
 moved)
 	printf 'Status: 301 Moved Permanently\nLocation: http://example.com/new\nContent-Type: text/plain\n\nmoved\n' ;;
+stderr-then-close)
+	# An error on stderr, then stdout closed without a header: both are
+	# ready for the daemon at once.
+	echo "cannot continue" >&2
+	exec 1>&-
+	sleep 1 ;;
 stderr-only)
 	echo "only to stderr" >&2
 	exit 0 ;;
