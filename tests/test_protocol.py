@@ -130,6 +130,16 @@ def test_bad_headers_are_502(daemon):
         assert wait_for(lambda: reason in daemon.log()), reason
 
 
+def test_header_block_limit(daemon):
+    # Up to 64 KiB of headers pass whole (a web server may have a lower
+    # limit of its own: nginx's fastcgi_buffer_size); more is a 502.
+    r = fc.request(daemon.address, cgi_params(query="big-headers=%d" % (60 * 1024)))
+    assert r.status == 200 and len(r.header("X-Big")) == 60 * 1024 and r.body == b"body\n"
+    r = fc.request(daemon.address, cgi_params(query="big-headers=%d" % (70 * 1024)))
+    assert r.status == 502
+    assert wait_for(lambda: "header block longer than 65536 bytes" in daemon.log())
+
+
 def test_exec_failure_is_502(tmp_path, daemon):
     script = tmp_path / "bad-interpreter.cgi"
     script.write_text("#!/nonexistent/interpreter\n")

@@ -88,6 +88,11 @@ local-redirect)
 	printf 'Location: /elsewhere\n\n' ;;
 moved)
 	printf 'Status: 301 Moved Permanently\nLocation: http://example.com/new\nContent-Type: text/plain\n\nmoved\n' ;;
+big-headers=*)
+	# A header block of about the given number of bytes.
+	printf 'Content-Type: text/plain\n'
+	printf 'X-Big: %s\n' "$(head -c "${QUERY_STRING#big-headers=}" /dev/zero | tr '\0' a)"
+	printf '\nbody\n' ;;
 stderr-then-close)
 	# An error on stderr, then stdout closed without a header: both are
 	# ready for the daemon at once.
