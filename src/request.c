@@ -103,6 +103,7 @@ struct request {
 	bool conn_broken;       /* no more output can reach the peer */
 	bool has_slot;          /* holds one of the -c script slots */
 	bool slow_logged;       /* --slow-log line written */
+	bool accounted;         /* counted and logged (account()) */
 	int status;             /* HTTP status sent to the web server, or 0 */
 	unsigned long long bytes_in; /* request body bytes read */
 	long long start_ms;
@@ -185,6 +186,42 @@ static int drain_body(struct request *r)
 	return 0;
 }
 
+/* The request's figures: counters, and its access log line.  Done once,
+ * just before FCGI_END_REQUEST goes out (so a status page asked for after
+ * an answer counts it), or at the end for a request that got none. */
+static void account(struct request *r)
+{
+	char *const *params = r->fcgx->envp;
+	struct access_entry e = {
+		.peer = cgi_env_get(params, "REMOTE_ADDR"),
+		.method = cgi_env_get(params, "REQUEST_METHOD"),
+		.uri = cgi_env_get(params, "REQUEST_URI"),
+		.script = r->loc.filename ? r->loc.filename : cgi_env_get(params, "SCRIPT_NAME"),
+		.status = r->status,
+		.bytes_in = r->bytes_in,
+		.bytes_out = r->out.stdout_bytes,
+		.duration_ms = monotonic_ms() - r->start_ms,
+		.exit_status = r->proc.pid > 0 && r->proc.reaped ? r->proc.wait_status : -1,
+		.pid = r->proc.pid,
+	};
+
+	if (r->accounted)
+		return;
+	r->accounted = true;
+	atomic_fetch_add(&stats.requests, 1);
+	if (r->status)
+		stats_count_status(r->status);
+	if (e.exit_status >= 0) {
+		if (WIFSIGNALED(e.exit_status))
+			atomic_fetch_add(&stats.exit_signal, 1);
+		else if (WEXITSTATUS(e.exit_status) == 0)
+			atomic_fetch_add(&stats.exit_zero, 1);
+		else
+			atomic_fetch_add(&stats.exit_nonzero, 1);
+	}
+	access_log_write(&e);
+}
+
 /* Sends a complete response: status_line, type and body (by default the
  * status line itself, the form 1.1.0 used for its errors). */
 static void send_response(struct request *r, const char *status_line, const char *type, const char *body)
@@ -217,6 +254,7 @@ static void respond(struct request *r, const char *status_line, const char *type
 		return;
 	}
 	send_response(r, status_line, type, body);
+	account(r);
 	if (!r->conn_broken && fcgi_out_end_request(&r->out, 0, FCGI_REQUEST_COMPLETE) < 0)
 		r->conn_broken = true;
 }
@@ -412,6 +450,7 @@ static void end_early(struct request *r, const char *status_line, const char *wh
 	}
 	if (r->hstate != HDR_DONE)
 		send_error_body(r, status_line);
+	account(r);
 	if (fcgi_out_end_request(&r->out, (uint32_t)script_exit_code(r->proc.wait_status),
 				 FCGI_REQUEST_COMPLETE) < 0)
 		r->conn_broken = true;
@@ -704,36 +743,6 @@ static bool serve_builtin_page(struct request *r, char *const *params)
 	return true;
 }
 
-/* The request's figures: counters, and its access log line. */
-static void account(struct request *r, char *const *params)
-{
-	struct access_entry e = {
-		.peer = cgi_env_get(params, "REMOTE_ADDR"),
-		.method = cgi_env_get(params, "REQUEST_METHOD"),
-		.uri = cgi_env_get(params, "REQUEST_URI"),
-		.script = r->loc.filename ? r->loc.filename : cgi_env_get(params, "SCRIPT_NAME"),
-		.status = r->status,
-		.bytes_in = r->bytes_in,
-		.bytes_out = r->out.stdout_bytes,
-		.duration_ms = monotonic_ms() - r->start_ms,
-		.exit_status = r->proc.pid > 0 && r->proc.reaped ? r->proc.wait_status : -1,
-		.pid = r->proc.pid,
-	};
-
-	atomic_fetch_add(&stats.requests, 1);
-	if (r->status)
-		stats_count_status(r->status);
-	if (e.exit_status >= 0) {
-		if (WIFSIGNALED(e.exit_status))
-			atomic_fetch_add(&stats.exit_signal, 1);
-		else if (WEXITSTATUS(e.exit_status) == 0)
-			atomic_fetch_add(&stats.exit_zero, 1);
-		else
-			atomic_fetch_add(&stats.exit_nonzero, 1);
-	}
-	access_log_write(&e);
-}
-
 /* Serves the request FCGX_Accept_r() has just read.  Returns true if the
  * connection is still usable for another request. */
 static bool handle_request(FCGX_Request *fcgx, struct worker_buffers *wb)
@@ -852,6 +861,7 @@ static bool handle_request(FCGX_Request *fcgx, struct worker_buffers *wb)
 	log_exit_status(&r);
 	if (r.hstate != HDR_DONE)
 		send_error_body(&r, "502 Bad Gateway");
+	account(&r);
 	if (!r.conn_broken &&
 	    fcgi_out_end_request(&r.out, (uint32_t)script_exit_code(r.proc.wait_status),
 				 FCGI_REQUEST_COMPLETE) < 0)
@@ -859,7 +869,7 @@ static bool handle_request(FCGX_Request *fcgx, struct worker_buffers *wb)
 done:
 	if (r.proc.pid > 0 && !r.proc.reaped)
 		script_terminate(&r.proc, cfg.kill_grace_ms);
-	account(&r, params);
+	account(&r);
 	request_free(&r);
 	return !r.conn_broken;
 }
