@@ -60,7 +60,10 @@ static void make_header(FCGI_Header *h, int type, uint16_t id, size_t len)
 	h->reserved = 0;
 }
 
-int send_all_iov(int fd, struct iovec *iov, int iovcnt, int timeout_ms)
+/* Writes all of iov to a blocking or non-blocking socket without ever
+ * blocking longer than timeout_ms between progress.  Returns 0, or -1
+ * with errno (ETIMEDOUT when the peer stopped reading). */
+static int send_all_iov(int fd, struct iovec *iov, int iovcnt, int timeout_ms)
 {
 	struct msghdr msg;
 

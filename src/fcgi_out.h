@@ -40,9 +40,4 @@ int fcgi_out_release(struct fcgi_out *o, char *buf, size_t bufsize);
 /* Ends the streams and the request.  Returns 0 or -1. */
 int fcgi_out_end_request(struct fcgi_out *o, uint32_t app_status, uint8_t protocol_status);
 
-/* Writes all of iov to a blocking or non-blocking socket without ever
- * blocking longer than timeout_ms between progress.  Returns 0, or -1
- * with errno (ETIMEDOUT when the peer stopped reading). */
-int send_all_iov(int fd, struct iovec *iov, int iovcnt, int timeout_ms);
-
 #endif
