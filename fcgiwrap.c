@@ -211,17 +211,21 @@ static void add_path(char ***list, size_t *n, const char *arg, bool is_root)
 	(*list)[(*n)++] = entry;
 }
 
-static void add_listener(int fd, int family, const char *unix_path)
+/* Adds a listening socket; its address family comes from the socket. */
+static void add_listener(int fd, const char *unix_path)
 {
 	struct listener *l;
 	struct stat st;
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
+	int family = -1;
 
-	/* Sockets passed in (systemd, fd 0) follow the same rule as -s. */
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 && !addr_is_loopback((struct sockaddr *)&ss) &&
-	    n_acl == 0)
-		fatalx("fd %d: refusing to serve a socket that is not loopback without --allow-from", fd);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
+		family = ss.ss_family;
+		/* Sockets passed in (systemd, fd 0) follow the same rule as -s. */
+		if (!addr_is_loopback((struct sockaddr *)&ss) && n_acl == 0)
+			fatalx("fd %d: refusing to serve a socket that is not loopback without --allow-from", fd);
+	}
 
 	if (n_listeners == MAX_LISTENERS)
 		fatalx("too many listening sockets (at most %d)", MAX_LISTENERS);
@@ -340,18 +344,8 @@ static void open_socket_url(const char *url)
 		chown_socket(((struct sockaddr_un *)&addr.ss)->sun_path);
 	if (listen(fd, SOMAXCONN) < 0)
 		fatal("%s: cannot listen", name);
-	add_listener(fd, addr.family,
-		     addr.family == AF_UNIX ? ((struct sockaddr_un *)&addr.ss)->sun_path : NULL);
+	add_listener(fd, addr.family == AF_UNIX ? ((struct sockaddr_un *)&addr.ss)->sun_path : NULL);
 	log_debug("listening on %s", name);
-}
-
-static int socket_family(int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-		return -1;
-	return ss.ss_family;
 }
 
 static bool is_listening_socket(int fd)
@@ -382,7 +376,7 @@ static void open_listeners(char **urls, size_t n_urls)
 					  name, fd);
 				continue;
 			}
-			add_listener(fd, socket_family(fd), NULL);
+			add_listener(fd, NULL);
 			log_debug("serving socket '%s' (fd %d) from systemd", name, fd);
 		}
 		for (int i = 0; names && i < n; i++)
@@ -403,7 +397,7 @@ static void open_listeners(char **urls, size_t n_urls)
 		if (fd < 0 || devnull < 0 || dup2(devnull, 0) < 0)
 			fatal("cannot move the socket off fd 0");
 		close(devnull);
-		add_listener(fd, socket_family(fd), NULL);
+		add_listener(fd, NULL);
 		return;
 	}
 	fatalx("no socket to listen on: use -s URL, systemd socket activation, or a listening socket on fd 0");

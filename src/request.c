@@ -697,7 +697,7 @@ static int absolutize(struct request *r)
 	if (!getcwd(cwd, sizeof(cwd)) || asprintf(&abs, "%s/%s", cwd, r->loc.filename) < 0)
 		return -1;
 	free(r->loc.filename);
-	r->loc.filename = abs;
+	r->label = r->loc.filename = abs;
 	return 0;
 }
 
@@ -709,6 +709,16 @@ static void log_exit_status(struct request *r)
 		log_warnx("%s: exited with status %d", r->label, WEXITSTATUS(st));
 	else if (WIFSIGNALED(st))
 		log_warnx("%s: killed by signal %d (%s)", r->label, WTERMSIG(st), strsignal(WTERMSIG(st)));
+}
+
+/* How a request named its script, for log lines before it is resolved. */
+static const char *named_script(char *const *params)
+{
+	const char *name = cgi_env_get(params, "SCRIPT_FILENAME");
+
+	if (!name || !*name)
+		name = cgi_env_get(params, "SCRIPT_NAME");
+	return name && *name ? name : "(none)";
 }
 
 /* --status-path and --ping-path: answered by the daemon itself.  Returns
@@ -771,11 +781,11 @@ static bool handle_request(FCGX_Request *fcgx, struct worker_buffers *wb)
 	case SCRIPT_FOUND:
 		break;
 	case SCRIPT_NOT_FOUND:
-		log_warnx("%s: script not found: %s", cgi_env_get(params, "SCRIPT_FILENAME") ?: cgi_env_get(params, "SCRIPT_NAME") ?: "(none)", why);
+		log_warnx("%s: script not found: %s", named_script(params), why);
 		respond_error(&r, "404 Not Found");
 		goto done;
 	case SCRIPT_FORBIDDEN:
-		log_warnx("%s: script refused: %s", cgi_env_get(params, "SCRIPT_FILENAME") ?: cgi_env_get(params, "SCRIPT_NAME") ?: "(none)", why);
+		log_warnx("%s: script refused: %s", named_script(params), why);
 		respond_error(&r, "403 Forbidden");
 		goto done;
 	}
@@ -806,7 +816,6 @@ static bool handle_request(FCGX_Request *fcgx, struct worker_buffers *wb)
 		respond_error(&r, "502 Bad Gateway");
 		goto done;
 	}
-	r.label = r.loc.filename;
 	/* -c: a script slot, waited for at most --queue-timeout. */
 	atomic_fetch_add(&stats.queued, 1);
 	rc = workers_acquire_script_slot(cfg.queue_timeout_ms);

@@ -27,7 +27,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t work_ready;
 static int *queue; /* ring of accepted fds waiting for a worker */
 static unsigned queue_cap, queue_head, queue_len;
-static unsigned active, idle_threads, threads;
+static unsigned active, threads;
 /* Workers inside a connection that is not ending yet.  threads - busy are
  * idle, just started, or about to loop back: all about to take work. */
 static unsigned busy;
@@ -111,9 +111,7 @@ static void *worker_main(void *arg)
 			int rc;
 			clock_gettime(CLOCK_MONOTONIC, &until);
 			until.tv_sec += WORKER_IDLE_EXIT_S;
-			idle_threads++;
 			rc = pthread_cond_timedwait(&work_ready, &lock, &until);
-			idle_threads--;
 			if (rc == ETIMEDOUT && queue_len == 0) {
 				/* Idle long enough: give back the thread and its
 				 * buffers; a busy period starts new ones. */
