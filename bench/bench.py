@@ -184,6 +184,8 @@ def main():
     ap.add_argument("--floor", default=os.path.join(HERE, "spawn_floor"))
     ap.add_argument("--out", default=os.path.join(HERE, "out"))
     args = ap.parse_args()
+    # nginx passes SCRIPT_FILENAME as given; fcgiwrap 1.1.0 needs it absolute.
+    args.hello = os.path.abspath(args.hello)
     if args.smoke:
         args.rounds, args.seconds, args.clients, args.transfer_mib, args.slow = 1, 1, "1,8", 4, 16
     clients = [int(c) for c in args.clients.split(",")]

@@ -189,29 +189,52 @@ static int emit(struct fcgi_out *o, struct iovec *iov, int iovcnt)
 	return 0;
 }
 
-int fcgi_out_stream(struct fcgi_out *o, int type, const void *data, size_t len)
+int fcgi_out_streamv(struct fcgi_out *o, int type, const struct iovec *parts, int nparts)
 {
-	const char *p = data;
+	size_t len = 0, off = 0; /* off: bytes of parts[0] already sent */
 
+	for (int i = 0; i < nparts; i++)
+		len += parts[i].iov_len;
 	if (type == FCGI_STDERR && len > 0)
 		o->stderr_used = true;
 	if (type == FCGI_STDOUT)
 		o->stdout_bytes += len;
 	while (len > 0) {
-		size_t chunk = len > RECORD_MAX ? RECORD_MAX : len;
+		size_t chunk = len > RECORD_MAX ? RECORD_MAX : len, left = chunk;
 		FCGI_Header h;
-		struct iovec iov[2];
+		struct iovec iov[1 + FCGI_OUT_MAX_PARTS];
+		int n = 1;
 		make_header(&h, type, o->request_id, chunk);
 		iov[0].iov_base = &h;
 		iov[0].iov_len = sizeof(h);
-		iov[1].iov_base = (void *)p;
-		iov[1].iov_len = chunk;
-		if (emit(o, iov, 2) < 0)
+		/* This record's payload: the rest of the current part and as
+		 * much of the following ones as fits. */
+		while (left > 0) {
+			size_t take = parts->iov_len - off;
+			if (take > left)
+				take = left;
+			if (take > 0) {
+				iov[n].iov_base = (char *)parts->iov_base + off;
+				iov[n++].iov_len = take;
+			}
+			left -= take;
+			off += take;
+			if (off == parts->iov_len) {
+				parts++;
+				off = 0;
+			}
+		}
+		if (emit(o, iov, n) < 0)
 			return -1;
-		p += chunk;
 		len -= chunk;
 	}
 	return 0;
+}
+
+int fcgi_out_stream(struct fcgi_out *o, int type, const void *data, size_t len)
+{
+	struct iovec part = { .iov_base = (void *)data, .iov_len = len };
+	return fcgi_out_streamv(o, type, &part, 1);
 }
 
 int fcgi_out_release(struct fcgi_out *o, char *buf, size_t bufsize)

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 /* Output held in memory before it moves to an unlinked temporary file. */
 #define SPOOL_MEM_MAX (64 * 1024)
@@ -32,6 +33,12 @@ void fcgi_out_free(struct fcgi_out *o);
 /* Queues or sends len bytes as records of type (FCGI_STDOUT or
  * FCGI_STDERR).  Returns 0 or -1 (o->error says why). */
 int fcgi_out_stream(struct fcgi_out *o, int type, const void *data, size_t len);
+
+/* The same for the bytes of parts[0..nparts-1] (at most
+ * FCGI_OUT_MAX_PARTS) taken in order, in as few records, and system
+ * calls, as their length allows. */
+#define FCGI_OUT_MAX_PARTS 4
+int fcgi_out_streamv(struct fcgi_out *o, int type, const struct iovec *parts, int nparts);
 
 /* Stops holding: sends what the spool holds (using buf as scratch) and
  * sends directly from then on.  Returns 0 or -1. */

@@ -336,14 +336,16 @@ static int on_stdout(struct request *r, const char *data, size_t len)
 		case CGI_HEADER_ERROR:
 			headers_failed(r);
 			return 0;
-		case CGI_HEADER_DONE:
+		case CGI_HEADER_DONE: {
+			/* The header and the body bytes read with it go out
+			 * together: one record and one sendmsg for a small
+			 * response. */
+			struct iovec parts[2] = { { .iov_base = r->hdr.out, .iov_len = r->hdr.out_len },
+						  { .iov_base = (char *)data + used, .iov_len = len - used } };
 			r->hstate = HDR_DONE;
 			r->status = r->hdr.status;
-			if (fcgi_out_stream(&r->out, FCGI_STDOUT, r->hdr.out, r->hdr.out_len) < 0)
-				return -1;
-			data += used;
-			len -= used;
-			break;
+			return fcgi_out_streamv(&r->out, FCGI_STDOUT, parts, 2);
+		}
 		}
 	}
 	if (r->hstate == HDR_DONE && len > 0)
@@ -998,7 +1000,6 @@ void serve_connection(int fd, struct worker_buffers *wb)
 		if (!keep || !fcgx.keepConnection)
 			break;
 	}
-	workers_connection_ending();
 	if (fcgx.ipcFd >= 0)
 		close(fcgx.ipcFd);
 }

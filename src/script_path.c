@@ -159,14 +159,21 @@ int script_policy_check(const struct script_policy *pol, const char *filename,
 			const char *document_root, const char **why)
 {
 	char real[PATH_MAX], root[PATH_MAX];
-	bool allowed;
+	bool allowed, need_real;
 	struct stat st;
 
 	if (path_has_dotdot(filename)) {
 		*why = "the path has a '..' segment";
 		return -1;
 	}
-	if (!realpath(filename, real)) {
+	/* The canonical path (realpath: a readlink per component) only when
+	 * a rule below compares it: the usual configuration needs none. */
+	need_real = (document_root && !pol->allow_symlinks_out) || pol->n_roots > 0;
+	for (size_t i = 0; i < pol->n_allowed && !need_real; i++) {
+		size_t n = strlen(pol->allowed[i]);
+		need_real = n > 0 && pol->allowed[i][n - 1] == '/';
+	}
+	if (need_real && !realpath(filename, real)) {
 		*why = "cannot resolve the path";
 		return -1;
 	}
@@ -208,7 +215,8 @@ int script_policy_check(const struct script_policy *pol, const char *filename,
 	}
 	/* As suexec: a script others can change is someone else's code. */
 	if (!pol->allow_writable) {
-		if (stat(real, &st) < 0) {
+		/* stat() follows symlinks: the file that will run. */
+		if (stat(need_real ? real : filename, &st) < 0) {
 			*why = "cannot stat the script";
 			return -1;
 		}

@@ -7,7 +7,7 @@ import threading
 import time
 
 import fcgi_client as fc
-from conftest import cgi_params, children_of, pid_alive, wait_for
+from conftest import HELLO_CGI, cgi_params, children_of, pid_alive, wait_for
 
 MiB = 1024 * 1024
 
@@ -182,3 +182,13 @@ def test_connection_closed_without_keep_conn(daemon):
     with fc.Client(daemon.address) as c:
         c.request(cgi_params(query="hello"))
         assert fc.is_closed(c.sock, 2)
+
+
+def test_small_response_is_one_record(daemon):
+    # The CGI header block and the body bytes read with it leave in one
+    # STDOUT record (one sendmsg), not one for the header and one for the
+    # body.
+    r = fc.request(daemon.address, {"SCRIPT_FILENAME": HELLO_CGI, "REQUEST_METHOD": "GET"})
+    assert r.body == b"Hello, world!\n"
+    stdout = [content for _, rtype, content in r.events if rtype == fc.STDOUT and content]
+    assert len(stdout) == 1 and stdout[0].endswith(b"\r\n\r\nHello, world!\n")

@@ -8,12 +8,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
+
+#include <fastcgi.h>
 
 #include "../src/access_log.h"
 #include "../src/cgi_env.h"
 #include "../src/cgi_header.h"
 #include "../src/fcgi_head.h"
+#include "../src/fcgi_out.h"
 #include "../src/peer_acl.h"
 #include "../src/rlimit_spec.h"
 #include "../src/script_path.h"
@@ -629,6 +634,56 @@ static void test_access_format(void)
 	}
 }
 
+/* fcgi_out_streamv: parts are joined into records of at most 65535 bytes,
+ * in order, with END_REQUEST last; read back from a socketpair. */
+static void test_fcgi_out(void)
+{
+	static char big[70000], got[80000];
+	static unsigned char wire[90000];
+	struct iovec parts[4] = { { "abc", 3 }, { big, sizeof(big) }, { "", 0 }, { "xyz", 3 } };
+	struct fcgi_out o;
+	size_t wire_len = 0, got_len = 0, pos = 0;
+	int sv[2], records = 0, end_seen = 0;
+	ssize_t n;
+
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (char)('a' + i % 26);
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0) {
+		CHECK(0, "socketpair");
+		return;
+	}
+	fcgi_out_init(&o, sv[0], 7, 1000);
+	o.holding = false;
+	CHECK(fcgi_out_streamv(&o, FCGI_STDOUT, parts, 4) == 0, "streamv failed");
+	CHECK(fcgi_out_end_request(&o, 3, FCGI_REQUEST_COMPLETE) == 0, "end_request failed");
+	CHECK(o.stdout_bytes == 70006, "stdout_bytes %llu", (unsigned long long)o.stdout_bytes);
+	close(sv[0]);
+	while ((n = read(sv[1], wire + wire_len, sizeof(wire) - wire_len)) > 0)
+		wire_len += (size_t)n;
+	close(sv[1]);
+	while (pos + FCGI_HEADER_LEN <= wire_len) {
+		const FCGI_Header *h = (const FCGI_Header *)(wire + pos);
+		size_t len = (size_t)h->contentLengthB1 << 8 | h->contentLengthB0;
+		CHECK(h->version == FCGI_VERSION_1 && h->requestIdB0 == 7 && h->requestIdB1 == 0, "record header");
+		CHECK(!end_seen, "record after END_REQUEST");
+		if (h->type == FCGI_STDOUT && len > 0 && got_len + len <= sizeof(got)) {
+			memcpy(got + got_len, wire + pos + FCGI_HEADER_LEN, len);
+			got_len += len;
+			records++;
+		} else if (h->type == FCGI_END_REQUEST) {
+			end_seen = 1;
+			CHECK(len == 8 && wire[pos + FCGI_HEADER_LEN + 3] == 3, "appStatus");
+		}
+		pos += FCGI_HEADER_LEN + len + h->paddingLength;
+	}
+	CHECK(pos == wire_len && end_seen, "records do not add up (%zu of %zu bytes)", pos, wire_len);
+	CHECK(records == 2, "%d STDOUT records for 70006 bytes, want 2", records);
+	CHECK(got_len == 70006 && memcmp(got, "abc", 3) == 0 && memcmp(got + 3, big, sizeof(big)) == 0 &&
+		      memcmp(got + 70003, "xyz", 3) == 0,
+	      "payload differs (%zu bytes)", got_len);
+	fcgi_out_free(&o);
+}
+
 int main(void)
 {
 	test_headers();
@@ -640,6 +695,7 @@ int main(void)
 	test_peer_acl();
 	test_dotdot();
 	test_access_format();
+	test_fcgi_out();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
