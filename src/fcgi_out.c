@@ -189,9 +189,13 @@ static int emit(struct fcgi_out *o, struct iovec *iov, int iovcnt)
 	return 0;
 }
 
+/* Records sent with one sendmsg by fcgi_out_streamv (a 64 KiB read from
+ * the script is two records: 65535 bytes and 1). */
+#define BATCH_RECORDS 4
+
 int fcgi_out_streamv(struct fcgi_out *o, int type, const struct iovec *parts, int nparts)
 {
-	size_t len = 0, off = 0; /* off: bytes of parts[0] already sent */
+	size_t len = 0, off = 0; /* off: bytes of parts[0] already taken */
 
 	for (int i = 0; i < nparts; i++)
 		len += parts[i].iov_len;
@@ -200,33 +204,35 @@ int fcgi_out_streamv(struct fcgi_out *o, int type, const struct iovec *parts, in
 	if (type == FCGI_STDOUT)
 		o->stdout_bytes += len;
 	while (len > 0) {
-		size_t chunk = len > RECORD_MAX ? RECORD_MAX : len, left = chunk;
-		FCGI_Header h;
-		struct iovec iov[1 + FCGI_OUT_MAX_PARTS];
-		int n = 1;
-		make_header(&h, type, o->request_id, chunk);
-		iov[0].iov_base = &h;
-		iov[0].iov_len = sizeof(h);
-		/* This record's payload: the rest of the current part and as
-		 * much of the following ones as fits. */
-		while (left > 0) {
-			size_t take = parts->iov_len - off;
-			if (take > left)
-				take = left;
-			if (take > 0) {
-				iov[n].iov_base = (char *)parts->iov_base + off;
-				iov[n++].iov_len = take;
+		FCGI_Header h[BATCH_RECORDS];
+		struct iovec iov[BATCH_RECORDS * (1 + FCGI_OUT_MAX_PARTS)];
+		int n = 0;
+		for (int rec = 0; rec < BATCH_RECORDS && len > 0; rec++) {
+			size_t chunk = len > RECORD_MAX ? RECORD_MAX : len, left = chunk;
+			make_header(&h[rec], type, o->request_id, chunk);
+			iov[n].iov_base = &h[rec];
+			iov[n++].iov_len = sizeof(h[rec]);
+			/* This record's payload: the rest of the current part
+			 * and as much of the following ones as fits. */
+			while (left > 0) {
+				size_t take = parts->iov_len - off;
+				if (take > left)
+					take = left;
+				if (take > 0) {
+					iov[n].iov_base = (char *)parts->iov_base + off;
+					iov[n++].iov_len = take;
+				}
+				left -= take;
+				off += take;
+				if (off == parts->iov_len) {
+					parts++;
+					off = 0;
+				}
 			}
-			left -= take;
-			off += take;
-			if (off == parts->iov_len) {
-				parts++;
-				off = 0;
-			}
+			len -= chunk;
 		}
 		if (emit(o, iov, n) < 0)
 			return -1;
-		len -= chunk;
 	}
 	return 0;
 }
