@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -48,8 +49,13 @@
 #include "workers.h"
 
 #define IO_BUF_SIZE (64 * 1024)
-/* libfcgi delivers at most one 8 KB read buffer per call. */
-#define BODY_BUF_SIZE (16 * 1024)
+/* Body bytes gathered for one write to the script's pipe. */
+#define BODY_BUF_SIZE (64 * 1024)
+/* libfcgi decodes the body from reads of this size. */
+#define LIBFCGI_READ_SIZE 8192
+/* Pieces of body passed to the script between two looks at its other
+ * fds (see relay()). */
+#define BODY_POLL_EVERY 16
 /* A script's stderr line longer than this is logged in pieces. */
 #define STDERR_LINE_MAX 2048
 /* How long a connection kept open by the web server may idle between
@@ -169,6 +175,39 @@ static ssize_t read_body(FCGX_Stream *in, char *buf, size_t size)
 	if (n > 0)
 		return n;
 	return FCGX_GetError(in) ? -1 : 0;
+}
+
+/* Reads body bytes into the body buffer: one piece, waiting for it if need
+ * be, then more while more has arrived already and there is room.  Each
+ * write to the script's pipe wakes the script up, and a wake-up costs
+ * more than copying 8 KB: the script gets one write per batch, not one
+ * per libfcgi read.  Returns the bytes read (*ended set if FCGI_STDIN
+ * ended after them), or -1 as read_body(). */
+static ssize_t read_body_batch(struct request *r, bool *ended)
+{
+	FCGX_Stream *in = r->fcgx->in;
+	size_t len = 0;
+
+	*ended = false;
+	for (;;) {
+		int queued = 0;
+		ssize_t n = read_body(in, r->wb->body + len, r->wb->body_size - len);
+		if (n < 0)
+			return -1;
+		if (n == 0) {
+			*ended = true;
+			break;
+		}
+		len += (size_t)n;
+		if (r->wb->body_size - len < LIBFCGI_READ_SIZE)
+			break;
+		/* Nothing decoded in libfcgi's buffer and nothing queued on the
+		 * connection: the next piece would mean waiting. */
+		if (in->stop == in->rdNext &&
+		    (ioctl(r->fcgx->ipcFd, FIONREAD, &queued) < 0 || queued == 0))
+			break;
+	}
+	return (ssize_t)len;
 }
 
 /* Reads and drops the rest of the body.  Returns 0, or -1 if the
@@ -533,6 +572,7 @@ static int relay(struct request *r)
 {
 	struct script_proc *p = &r->proc;
 	int conn = r->fcgx->ipcFd;
+	unsigned body_pieces = 0;
 
 	r->hstate = HDR_PARSING;
 	for (;;) {
@@ -548,7 +588,8 @@ static int relay(struct request *r)
 			return -1;
 		}
 		if (want_body) {
-			ssize_t n = read_body(r->fcgx->in, r->wb->body, r->wb->body_size);
+			bool ended;
+			ssize_t n = read_body_batch(r, &ended);
 			if (n < 0) {
 				abort_request(r, body_error(r->fcgx->in));
 				return -1;
@@ -557,23 +598,30 @@ static int relay(struct request *r)
 				r->last_activity = monotonic_ms();
 				r->bytes_in += (size_t)n;
 			}
-			if (n == 0) {
-				r->stdin_ended = true;
+			r->body_off = 0;
+			r->body_len = (size_t)n;
+			r->stdin_ended = ended;
+			/* Closes the script's stdin once the body has ended and
+			 * all of it was written. */
+			feed_script(r);
+			if (ended) {
 				check_content_length(r);
-				close_fd(&p->stdin_fd);
 				if (fcgi_out_release(&r->out, r->wb->io, r->wb->io_size) < 0) {
 					abort_request(r, "the web server stopped taking the response");
 					return -1;
 				}
-			} else {
-				r->body_off = 0;
-				r->body_len = (size_t)n;
-				feed_script(r);
 			}
 			want_body = !r->stdin_ended && r->body_off == r->body_len;
 		}
 		if (r->stdin_ended && p->stdout_fd < 0 && p->stderr_fd < 0 && script_try_reap(p))
 			return 0;
+		/* While the body streams in and the script takes it as fast,
+		 * its other fds are looked at once every BODY_POLL_EVERY
+		 * pieces, not after each: its output is only held until the
+		 * body ends anyway, and a script that stops reading makes the
+		 * next write fail with EAGAIN, which polls at once. */
+		if (want_body && ++body_pieces % BODY_POLL_EVERY != 0)
+			continue;
 
 		if (p->stdout_fd >= 0) {
 			pfd[np] = (struct pollfd){ .fd = p->stdout_fd, .events = POLLIN };
