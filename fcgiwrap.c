@@ -41,6 +41,7 @@
 #include "src/settings.h"
 #include "src/socket_url.h"
 #include "src/spawn.h"
+#include "src/sd_lazy.h"
 #include "src/stats.h"
 #include "src/workers.h"
 
@@ -361,7 +362,7 @@ static bool is_listening_socket(int fd)
 static void open_listeners(char **urls, size_t n_urls)
 {
 	char **names = NULL;
-	int n = sd_listen_fds_with_names(1, &names);
+	int n = sdl_listen_fds_with_names(1, &names);
 
 	if (n < 0)
 		log_warnx("ignoring systemd's sockets: %s", strerror(-n));
@@ -371,7 +372,7 @@ static void open_listeners(char **urls, size_t n_urls)
 		for (int i = 0; i < n; i++) {
 			int fd = SD_LISTEN_FDS_START + i;
 			const char *name = names && names[i] ? names[i] : "?";
-			if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
+			if (sdl_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
 				log_warnx("socket '%s' (fd %d) from systemd is not a listening stream socket; skipped",
 					  name, fd);
 				continue;
@@ -582,7 +583,7 @@ static void notify_systemd(int *timeout)
 	if (!checked) {
 		checked = true;
 		enabled = getenv("NOTIFY_SOCKET") != NULL;
-		if (sd_watchdog_enabled(0, &watchdog_usec) <= 0)
+		if (sdl_watchdog_enabled(0, &watchdog_usec) <= 0)
 			watchdog_usec = 0;
 	}
 	if (!enabled)
@@ -593,13 +594,13 @@ static void notify_systemd(int *timeout)
 			 atomic_load(&stats.connections), atomic_load(&stats.scripts), atomic_load(&stats.queued),
 			 (unsigned long long)atomic_load(&stats.requests));
 		if (strcmp(status, last) != 0) {
-			sd_notify(0, status);
+			sdl_notify(0, status);
 			strcpy(last, status);
 		}
 		next_status = now + 2000;
 	}
 	if (watchdog_usec && now >= next_watchdog) {
-		sd_notify(0, "WATCHDOG=1");
+		sdl_notify(0, "WATCHDOG=1");
 		next_watchdog = now + (long long)(watchdog_usec / 2000);
 	}
 	next = next_status;
@@ -649,7 +650,7 @@ static void serve(int sig_fd)
 				} else if (!stopping) {
 					log_info("stopping: waiting up to %d s for %u connection(s) to finish",
 						 cfg.shutdown_timeout_ms / 1000, workers_active());
-					sd_notify(0, "STOPPING=1");
+					sdl_notify(0, "STOPPING=1");
 					stopping = true;
 					kill_at = monotonic_ms() + cfg.shutdown_timeout_ms;
 					/* No worker uses a listener once this returns. */
@@ -891,6 +892,8 @@ int main(int argc, char **argv)
 	sig_fd = setup_signals();
 	spawn_init();
 
+	/* Before --chroot, which would hide the library. */
+	sd_lazy_init();
 	open_listeners(urls, n_urls);
 	drop_privileges();
 	if (workers_init(cfg.max_connections, cfg.max_active, accept_one) < 0)
@@ -903,7 +906,7 @@ int main(int argc, char **argv)
 		fatalx("cannot start a worker thread");
 	log_info("serving %zu socket(s): up to %u scripts and %u connections at once", n_listeners,
 		 cfg.max_active, cfg.max_connections);
-	sd_notify(0, "READY=1");
+	sdl_notify(0, "READY=1");
 
 	serve(sig_fd);
 	log_info("stopped");

@@ -162,9 +162,24 @@ def test_socket_activation(tmp_path):
         assert wait_for(lambda: can_connect(a) and can_connect(b))
         for path in (a, b):
             assert fc.request(path, cgi_params(query="hello")).body == b"hello\n"
+        # Started by systemd: libsystemd was loaded (it is not otherwise).
+        assert maps_libsystemd(p.pid)
     finally:
         p.terminate()
         assert p.wait(10) == 0
+
+
+def maps_libsystemd(pid):
+    with open("/proc/%d/maps" % pid) as f:
+        return "libsystemd" in f.read()
+
+
+def test_libsystemd_only_under_systemd(daemon):
+    # Without LISTEN_FDS, NOTIFY_SOCKET or WATCHDOG_USEC the daemon never
+    # loads libsystemd (and the libraries it pulls in: about 1 MiB of RSS).
+    assert fc.request(daemon.address, cgi_params(query="hello")).body == b"hello\n"
+    assert os.readlink("/proc/%d/exe" % daemon.proc.pid) == os.path.realpath(FCGIWRAP)
+    assert not maps_libsystemd(daemon.proc.pid)
 
 
 def test_socket_activation_ignores_s(tmp_path):
