@@ -17,6 +17,7 @@ Usage: bench/bench.py [--smoke] [--rounds N] [--seconds S] [--clients 1,32,256]"
 import argparse
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -101,16 +102,39 @@ def daemon_pids(pid):
     return out
 
 
-def cpu_seconds(pids):
+def cpu_seconds(pids, children=False):
+    """User + system time of pids; with children, that of the children they
+    have reaped instead (the scripts, for a daemon)."""
     total = 0
     for pid in pids:
         try:
             with open("/proc/%d/stat" % pid) as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            total += int(fields[13]) + int(fields[14]) if children else int(fields[11]) + int(fields[12])
         except OSError:
             pass
     return total / CLK_TCK
+
+
+def nginx_pids(master):
+    out = [master]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == master:
+                        out.append(int(entry))
+            except OSError:
+                pass
+    return out
+
+
+def chain_cpu(daemon, nginx):
+    """CPU seconds so far of each part of a transfer: the daemon, its
+    scripts, nginx, and this program's children (curl)."""
+    own = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (cpu_seconds(daemon), cpu_seconds(daemon, children=True), cpu_seconds(nginx_pids(nginx)),
+            own.ru_utime + own.ru_stime)
 
 
 def rss_kib(pids):
@@ -238,12 +262,17 @@ def main():
                     results.setdefault(("rps", c, n), []).append((rps, cpu, failures, p50, p99))
         # Throughput both ways.
         size = args.transfer_mib * MiB
+        # Where the CPU goes, per GiB moved: the daemon, the script, nginx
+        # and curl share the machine's cores.
         for rnd in range(max(1, min(args.rounds, 3))):
             for n in (names if rnd % 2 == 0 else names[::-1]):
-                t = transfer(url(n, "/bench/source.sh?%d" % size), size, False)
-                results.setdefault(("down", n), []).append(size / MiB / t)
-                t = transfer(url(n, "/bench/sink.sh"), size, True)
-                results.setdefault(("up", n), []).append(size / MiB / t)
+                for way, path in (("down", "/bench/source.sh?%d" % size), ("up", "/bench/sink.sh")):
+                    c0 = chain_cpu(pids[n], nginx.pid)
+                    t = transfer(url(n, path), size, way == "up")
+                    c1 = chain_cpu(pids[n], nginx.pid)
+                    results.setdefault((way, n), []).append(size / MiB / t)
+                    results.setdefault((way + "_cpu", n), []).append(
+                        [(b - a) * 1024 / (size / MiB) for a, b in zip(c0, c1)])
         # RSS under many concurrent slow requests.
         for n in names:
             threads = [threading.Thread(target=fetch_quietly, args=(url(n, "/bench/slow.sh?3"), 20))
@@ -311,8 +340,11 @@ def report(args, names, clients, results):
         row("  p50 ms", lambda n, c=c: median(results[("rps", c, n)], 3), "%12.2f")
         row("  p99 ms", lambda n, c=c: median(results[("rps", c, n)], 4), "%12.2f")
         row("  failed requests", lambda n, c=c: sum(r[2] for r in results[("rps", c, n)]), "%12d")
-    row("download MiB/s", lambda n: statistics.median(results[("down", n)]))
-    row("upload MiB/s", lambda n: statistics.median(results[("up", n)]))
+    for way, label in (("down", "download"), ("up", "upload")):
+        row("%s MiB/s" % label, lambda n: statistics.median(results[(way, n)]))
+        for i, part in enumerate(("daemon", "script", "nginx", "curl")):
+            row("  cpu s/GiB, %s" % part, lambda n, i=i: statistics.median(r[i] for r in results[(way + "_cpu", n)]),
+                "%12.2f")
     row("RSS idle KiB", lambda n: results[("rss_idle", n)], "%12d")
     row("RSS, %d slow KiB" % args.slow, lambda n: results[("rss_slow", n)], "%12d")
     row("p99 ms beside 8 slow", lambda n: results[("p99_busy", n)], "%12.2f")
