@@ -450,13 +450,11 @@ static void close_listeners(void)
  * accept() is ours, not libfcgi's: FCGX_Accept_r would accept and then
  * read the request head with blocking reads, so one silent peer would hold
  * whoever waits on the accept lock.  Here a peer can hold nothing but its
- * own worker, for at most --peer-timeout.  Called by one worker at a time
- * (under the pool's lock), so the statics need no lock of their own. */
+ * own worker, for at most --peer-timeout.  One worker at a time accepts
+ * from a listener, but several listeners may be served at once. */
 static int accept_one(unsigned i, bool *backoff)
 {
-	static bool fd_shortage_logged;
-	static long long last_log;
-	static unsigned refused;
+	static atomic_bool fd_shortage_logged;
 	struct listener *l = &listeners[i];
 	struct sockaddr_storage peer;
 	socklen_t peer_len = sizeof(peer);
@@ -464,23 +462,24 @@ static int accept_one(unsigned i, bool *backoff)
 
 	if (fd < 0) {
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-			if (!fd_shortage_logged)
+			if (!atomic_exchange(&fd_shortage_logged, true))
 				log_warn("cannot accept connections for now");
-			fd_shortage_logged = true;
 			*backoff = true;
 		}
 		/* EAGAIN, or a connection reset before we took it. */
 		return -1;
 	}
-	if (fd_shortage_logged) {
+	if (atomic_load(&fd_shortage_logged) && atomic_exchange(&fd_shortage_logged, false))
 		log_info("accepting connections again");
-		fd_shortage_logged = false;
-	}
 	if ((l->family == AF_INET || l->family == AF_INET6) && n_acl > 0 &&
 	    !peer_allowed(acl, n_acl, (struct sockaddr *)&peer)) {
 		/* Refused before a byte is read: the socket is the trust
 		 * boundary.  Logged at most once a second. */
+		static pthread_mutex_t refused_lock = PTHREAD_MUTEX_INITIALIZER;
+		static long long last_log;
+		static unsigned refused;
 		char host[INET6_ADDRSTRLEN] = "?";
+		pthread_mutex_lock(&refused_lock);
 		refused++;
 		if (monotonic_ms() - last_log >= 1000) {
 			const void *a = peer.ss_family == AF_INET
@@ -492,6 +491,7 @@ static int accept_one(unsigned i, bool *backoff)
 			last_log = monotonic_ms();
 			refused = 0;
 		}
+		pthread_mutex_unlock(&refused_lock);
 		close(fd);
 		return -1;
 	}

@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -37,16 +39,21 @@
 /* epoll data of the stop eventfd; listeners use their index. */
 #define STOP_TAG UINT32_MAX
 
+/* lock: thread creation and exit, script slots.  accept_lock: held for
+ * reading around each accept, for writing by workers_stop(), so that no
+ * listener is used once the stop has begun.  The counters are atomic so
+ * that taking a connection needs neither in the common case. */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_rwlock_t accept_lock = PTHREAD_RWLOCK_INITIALIZER;
 static workers_accept_fn accept_one;
 static int epfd = -1;
 static int listener_fds[WORKERS_MAX_LISTENERS];
 static unsigned n_listeners;
 static unsigned max_threads;
-static unsigned active;  /* connections being served */
-static unsigned threads; /* worker threads alive */
-static unsigned idle;    /* of them, waiting for a connection */
-static bool stopping;
+static atomic_uint active;  /* connections being served */
+static unsigned threads;    /* worker threads alive (lock) */
+static atomic_uint idle;    /* of them, waiting for a connection */
+static atomic_bool stopping;
 static int done_fd = -1, stop_fd = -1, kill_fd = -1;
 
 /* Script slots (-c): taken before a script starts, given back at the end
@@ -147,38 +154,39 @@ static int start_thread(void)
 	return rc;
 }
 
-/* Takes a connection from listener i, which woke this worker.  Called and
- * returns with the lock held.  Returns the fd or -1. */
+/* Takes a connection from listener i, which woke this worker, and
+ * re-arms the listener.  Returns the fd or -1. */
 static int take_connection(unsigned i)
 {
 	bool backoff = false;
-	int fd;
+	int fd = -1;
 
-	/* Under the lock: workers_stop() closes no listener while it is
-	 * used here, and none is used after it. */
-	if (stopping)
-		return -1;
-	fd = accept_one(i, &backoff);
+	pthread_rwlock_rdlock(&accept_lock);
+	if (!atomic_load(&stopping))
+		fd = accept_one(i, &backoff);
 	if (backoff) {
 		/* Out of fds: wait before this listener can wake anyone
 		 * again, rather than spin on it. */
-		pthread_mutex_unlock(&lock);
+		pthread_rwlock_unlock(&accept_lock);
 		poll(NULL, 0, ACCEPT_BACKOFF_MS);
-		pthread_mutex_lock(&lock);
-		if (stopping)
-			return -1;
+		pthread_rwlock_rdlock(&accept_lock);
 	}
 	/* Re-armed after one accept: another connection waiting there
 	 * wakes the next idle worker. */
-	if (arm(i, EPOLL_CTL_MOD) < 0)
+	if (!atomic_load(&stopping) && arm(i, EPOLL_CTL_MOD) < 0)
 		log_warn("cannot watch a listening socket");
+	pthread_rwlock_unlock(&accept_lock);
 	if (fd < 0)
 		return -1;
-	active++;
+	atomic_fetch_add(&active, 1);
 	/* This was the last idle worker: start the next one, which will
 	 * accept while this one serves. */
-	if (idle == 0 && threads < max_threads && start_thread() != 0)
-		log_warnx("cannot start a worker thread; new connections wait for a busy one");
+	if (atomic_load(&idle) == 0) {
+		pthread_mutex_lock(&lock);
+		if (atomic_load(&idle) == 0 && threads < max_threads && start_thread() != 0)
+			log_warnx("cannot start a worker thread; new connections wait for a busy one");
+		pthread_mutex_unlock(&lock);
+	}
 	return fd;
 }
 
@@ -190,24 +198,32 @@ static void *worker_main(void *arg)
 	(void)arg;
 	if (worker_buffers_init(&wb) < 0)
 		log_errx("worker: out of memory");
-	pthread_mutex_lock(&lock);
-	while (!stopping) {
+	for (;;) {
 		struct epoll_event ev;
 		int n, fd;
 
-		idle++;
-		pthread_mutex_unlock(&lock);
+		atomic_fetch_add(&idle, 1);
 		n = epoll_wait(epfd, &ev, 1, WORKER_IDLE_EXIT_S * 1000);
-		pthread_mutex_lock(&lock);
-		idle--;
-		if (n == 0 && idle > 0)
-			break; /* idle long enough, and another one accepts */
-		if (n <= 0 || ev.data.u32 == STOP_TAG)
+		atomic_fetch_sub(&idle, 1);
+		if (atomic_load(&stopping))
+			break;
+		if (n == 0) {
+			/* Idle long enough: exit if another one accepts. */
+			bool leave;
+			pthread_mutex_lock(&lock);
+			leave = atomic_load(&idle) > 0;
+			if (leave)
+				threads--;
+			pthread_mutex_unlock(&lock);
+			if (leave)
+				goto out;
+			continue;
+		}
+		if (n < 0 || ev.data.u32 == STOP_TAG)
 			continue;
 		fd = take_connection(ev.data.u32);
 		if (fd < 0)
 			continue;
-		pthread_mutex_unlock(&lock);
 
 		atomic_fetch_add(&stats.connections, 1);
 		if (wb.io)
@@ -216,17 +232,18 @@ static void *worker_main(void *arg)
 			close(fd);
 		atomic_fetch_sub(&stats.connections, 1);
 
-		pthread_mutex_lock(&lock);
-		active--;
+		atomic_fetch_sub(&active, 1);
 		/* Only a stopping daemon waits for connections to end. */
-		if (stopping && write(done_fd, &one, sizeof(one)) < 0) {
+		if (atomic_load(&stopping) && write(done_fd, &one, sizeof(one)) < 0) {
 			/* The counter cannot overflow in practice; nothing to do. */
 		}
 	}
-	/* Stopping, or idle long enough: give back the thread and its
-	 * buffers; a busy period starts new ones. */
+	pthread_mutex_lock(&lock);
 	threads--;
 	pthread_mutex_unlock(&lock);
+out:
+	/* Give back the thread and its buffers; a busy period starts new
+	 * ones. */
 	worker_buffers_free(&wb);
 	return NULL;
 }
@@ -243,11 +260,7 @@ int workers_start(void)
 
 unsigned workers_active(void)
 {
-	unsigned n;
-	pthread_mutex_lock(&lock);
-	n = active;
-	pthread_mutex_unlock(&lock);
-	return n;
+	return atomic_load(&active);
 }
 
 int workers_done_fd(void)
@@ -277,11 +290,11 @@ void workers_stop(void)
 {
 	uint64_t one = 1;
 
-	pthread_mutex_lock(&lock);
-	stopping = true;
+	pthread_rwlock_wrlock(&accept_lock);
+	atomic_store(&stopping, true);
 	for (unsigned i = 0; i < n_listeners; i++)
 		epoll_ctl(epfd, EPOLL_CTL_DEL, listener_fds[i], NULL);
-	pthread_mutex_unlock(&lock);
+	pthread_rwlock_unlock(&accept_lock);
 	if (write(stop_fd, &one, sizeof(one)) < 0)
 		log_warn("cannot wake idle connections");
 }

@@ -9,7 +9,8 @@
 /* Accepts one connection from listening socket number i (in the order of
  * workers_add_listener), without blocking.  Returns the connection, or -1
  * (nothing waiting, or refused), with *backoff set when accepting should
- * pause (out of fds).  Called by one worker at a time. */
+ * pause (out of fds).  Called by one worker at a time for a given
+ * listener; several listeners may be served at once. */
 typedef int (*workers_accept_fn)(unsigned i, bool *backoff);
 
 /* Prepares the pool for up to max_connections connections and
