@@ -329,10 +329,20 @@ def report(args, names, clients, results):
     say("%-26s %12s %12s %8s" % ("", "ours", "theirs", "ratio"))
 
     def row(label, value, fmt="%12.1f"):
+        """value(name) is a figure, or None where there is none."""
         o = value("ours")
         t = value("theirs") if "theirs" in names else None
-        r = (o / t) if t else float("nan")
-        say("%-26s " % label + (fmt % o) + " " + ((fmt % t) if t is not None else "%12s" % "-") + " %7.2fx" % r)
+        r = (o / t) if o is not None and t else float("nan")
+
+        def cell(v):
+            return fmt % v if v is not None else "%12s" % "-"
+        say("%-26s " % label + cell(o) + " " + cell(t) + " %7.2fx" % r)
+
+    def part_cpu(way, i, n):
+        v = statistics.median(r[i] for r in results[(way + "_cpu", n)])
+        # A daemon whose scripts' times never reach its counters (their
+        # reaper does not wait for them: fcgiwrap 1.1.0) has no figure.
+        return None if i == 1 and v == 0 else v
 
     for c in clients:
         row("req/s, %d clients" % c, lambda n, c=c: median(results[("rps", c, n)], 0), "%12.0f")
@@ -341,10 +351,9 @@ def report(args, names, clients, results):
         row("  p99 ms", lambda n, c=c: median(results[("rps", c, n)], 4), "%12.2f")
         row("  failed requests", lambda n, c=c: sum(r[2] for r in results[("rps", c, n)]), "%12d")
     for way, label in (("down", "download"), ("up", "upload")):
-        row("%s MiB/s" % label, lambda n: statistics.median(results[(way, n)]))
+        row("%s MiB/s" % label, lambda n, way=way: statistics.median(results[(way, n)]))
         for i, part in enumerate(("daemon", "script", "nginx", "curl")):
-            row("  cpu s/GiB, %s" % part, lambda n, i=i: statistics.median(r[i] for r in results[(way + "_cpu", n)]),
-                "%12.2f")
+            row("  cpu s/GiB, %s" % part, lambda n, i=i, way=way: part_cpu(way, i, n), "%12.2f")
     row("RSS idle KiB", lambda n: results[("rss_idle", n)], "%12d")
     row("RSS, %d slow KiB" % args.slow, lambda n: results[("rss_slow", n)], "%12d")
     row("p99 ms beside 8 slow", lambda n: results[("p99_busy", n)], "%12.2f")
