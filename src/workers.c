@@ -208,10 +208,12 @@ static void *worker_main(void *arg)
 		if (atomic_load(&stopping))
 			break;
 		if (n == 0) {
-			/* Idle long enough: exit if another one accepts. */
+			/* Idle long enough: exit if another thread not serving a
+			 * connection remains to accept.  Counted under the lock,
+			 * so that of two leaving at once one stays. */
 			bool leave;
 			pthread_mutex_lock(&lock);
-			leave = atomic_load(&idle) > 0;
+			leave = threads - atomic_load(&active) > 1;
 			if (leave)
 				threads--;
 			pthread_mutex_unlock(&lock);
