@@ -315,3 +315,28 @@ def test_second_signal_stops_at_once(tmp_path, start_daemon):
     assert time.monotonic() - start < 2
     assert d.proc.wait(5) == 0
     assert all_gone(pids)
+
+
+def test_max_connections_then_next_is_taken(start_daemon):
+    # --max-connections 2: two silent connections hold both workers, a
+    # third waits (in the listen backlog) unanswered; once one of the two
+    # closes, the worker it held takes the waiting one at once.
+    d = start_daemon(["--max-connections", "2", "--peer-timeout", "20"])
+    idle = []
+    for _ in range(2):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(d.address)
+        idle.append(s)
+    time.sleep(0.3)
+    with fc.Client(d.address, timeout=10) as c:
+        c.begin(cgi_params(query="hello"))
+        c.send_stdin(b"")
+        c.sock.settimeout(1)
+        with pytest.raises(socket.timeout):
+            c.sock.recv(1)
+        idle[0].close()
+        c.sock.settimeout(3)
+        start = time.monotonic()
+        assert c.read_response().body == b"hello\n"
+        assert time.monotonic() - start < 1
+    idle[1].close()
