@@ -45,7 +45,7 @@
 #include "src/stats.h"
 #include "src/workers.h"
 
-#define MAX_LISTENERS WORKERS_MAX_LISTENERS
+#define MAX_LISTENERS 64
 
 struct settings cfg = {
 	.max_active = DEFAULT_MAX_ACTIVE,
@@ -443,65 +443,70 @@ static void close_listeners(void)
 	}
 }
 
-/* Accepts one connection from listener i, for the worker that listener
- * woke (workers.c).  Running out of fds is logged once per episode and
- * pauses accepting (*backoff).
+/* Accepts what is waiting on l, up to --max-connections.  Running out of
+ * fds is logged once per episode and paces accepting (*backoff).
  *
  * accept() is ours, not libfcgi's: FCGX_Accept_r would accept and then
  * read the request head with blocking reads, so one silent peer would hold
- * whoever waits on the accept lock.  Here a peer can hold nothing but its
- * own worker, for at most --peer-timeout.  One worker at a time accepts
- * from a listener, but several listeners may be served at once. */
-static int accept_one(unsigned i, bool *backoff)
+ * whoever waits on the accept lock.  Here accepting only hands the socket
+ * to a worker, and a peer can hold nothing but its own worker, for at most
+ * --peer-timeout. */
+static void accept_connections(struct listener *l, bool *backoff)
 {
-	static atomic_bool fd_shortage_logged;
-	struct listener *l = &listeners[i];
-	struct sockaddr_storage peer;
-	socklen_t peer_len = sizeof(peer);
-	int fd = accept4(l->fd, (struct sockaddr *)&peer, &peer_len, SOCK_CLOEXEC);
+	static bool fd_shortage_logged;
 
-	if (fd < 0) {
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-			if (!atomic_exchange(&fd_shortage_logged, true))
-				log_warn("cannot accept connections for now");
+	while (workers_active() < cfg.max_connections) {
+		struct sockaddr_storage peer;
+		socklen_t peer_len = sizeof(peer);
+		int fd = accept4(l->fd, (struct sockaddr *)&peer, &peer_len, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				if (!fd_shortage_logged)
+					log_warn("cannot accept connections for now");
+				fd_shortage_logged = true;
+				*backoff = true;
+			}
+			/* EAGAIN, or a connection reset before we took it. */
+			return;
+		}
+		if (fd_shortage_logged) {
+			log_info("accepting connections again");
+			fd_shortage_logged = false;
+		}
+		if ((l->family == AF_INET || l->family == AF_INET6) && n_acl > 0 &&
+		    !peer_allowed(acl, n_acl, (struct sockaddr *)&peer)) {
+			/* Refused before a byte is read: the socket is the trust
+			 * boundary.  Logged at most once a second. */
+			static long long last_log;
+			static unsigned refused;
+			char host[INET6_ADDRSTRLEN] = "?";
+			refused++;
+			if (monotonic_ms() - last_log >= 1000) {
+				const void *a = peer.ss_family == AF_INET
+					? (const void *)&((struct sockaddr_in *)&peer)->sin_addr
+					: (const void *)&((struct sockaddr_in6 *)&peer)->sin6_addr;
+				inet_ntop(peer.ss_family, a, host, sizeof(host));
+				log_warnx("refused a connection from %s (not in --allow-from; %u refused since the "
+					  "last line)", host, refused);
+				last_log = monotonic_ms();
+				refused = 0;
+			}
+			close(fd);
+			continue;
+		}
+		if (l->family == AF_INET || l->family == AF_INET6) {
+			int one = 1;
+			/* Records are written whole; Nagle would only add delay. */
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		}
+		atomic_fetch_add(&stats.accepted, 1);
+		if (workers_submit(fd) < 0) {
+			log_warn("no worker for a new connection");
+			close(fd);
 			*backoff = true;
+			return;
 		}
-		/* EAGAIN, or a connection reset before we took it. */
-		return -1;
 	}
-	if (atomic_load(&fd_shortage_logged) && atomic_exchange(&fd_shortage_logged, false))
-		log_info("accepting connections again");
-	if ((l->family == AF_INET || l->family == AF_INET6) && n_acl > 0 &&
-	    !peer_allowed(acl, n_acl, (struct sockaddr *)&peer)) {
-		/* Refused before a byte is read: the socket is the trust
-		 * boundary.  Logged at most once a second. */
-		static pthread_mutex_t refused_lock = PTHREAD_MUTEX_INITIALIZER;
-		static long long last_log;
-		static unsigned refused;
-		char host[INET6_ADDRSTRLEN] = "?";
-		pthread_mutex_lock(&refused_lock);
-		refused++;
-		if (monotonic_ms() - last_log >= 1000) {
-			const void *a = peer.ss_family == AF_INET
-				? (const void *)&((struct sockaddr_in *)&peer)->sin_addr
-				: (const void *)&((struct sockaddr_in6 *)&peer)->sin6_addr;
-			inet_ntop(peer.ss_family, a, host, sizeof(host));
-			log_warnx("refused a connection from %s (not in --allow-from; %u refused since the "
-				  "last line)", host, refused);
-			last_log = monotonic_ms();
-			refused = 0;
-		}
-		pthread_mutex_unlock(&refused_lock);
-		close(fd);
-		return -1;
-	}
-	if (l->family == AF_INET || l->family == AF_INET6) {
-		int one = 1;
-		/* Records are written whole; Nagle would only add delay. */
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	}
-	atomic_fetch_add(&stats.accepted, 1);
-	return fd;
 }
 
 /* Started as root: refuse unless told who to run as (or --allow-root).
@@ -610,26 +615,30 @@ static void notify_systemd(int *timeout)
 		*timeout = (int)(next - now > 0 ? next - now : 0);
 }
 
-/* The main loop: signals and systemd notifications (the workers accept
- * connections themselves).  On SIGTERM or SIGINT it stops accepting and
- * waits for requests to finish, at most --shutdown-timeout; then, or on a
- * second signal, ends them. */
+/* The main loop: accepts connections, and on SIGTERM or SIGINT stops
+ * accepting and waits for requests to finish, at most
+ * --shutdown-timeout; then, or on a second signal, ends them. */
 static void serve(int sig_fd)
 {
 	bool stopping = false, killed = false;
 	long long kill_at = 0;
+	struct pollfd pfd[MAX_LISTENERS + 2];
 
 	for (;;) {
-		struct pollfd pfd[2] = { { .fd = sig_fd, .events = POLLIN },
-					 { .fd = workers_done_fd(), .events = POLLIN } };
+		bool backoff = false, accepting = !stopping && workers_active() < cfg.max_connections;
+		nfds_t np = 0;
 		int rc, timeout = -1;
 
+		pfd[np++] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
+		pfd[np++] = (struct pollfd){ .fd = workers_done_fd(), .events = POLLIN };
+		for (size_t i = 0; accepting && i < n_listeners; i++)
+			pfd[np++] = (struct pollfd){ .fd = listeners[i].fd, .events = POLLIN };
 		if (stopping && !killed) {
 			long long left = kill_at - monotonic_ms();
 			timeout = left > 0 ? (int)left : 0;
 		}
 		notify_systemd(&timeout);
-		rc = poll(pfd, 2, timeout);
+		rc = poll(pfd, np, timeout);
 		if (rc < 0) {
 			if (errno != EINTR)
 				fatal("poll");
@@ -653,9 +662,8 @@ static void serve(int sig_fd)
 					sdl_notify(0, "STOPPING=1");
 					stopping = true;
 					kill_at = monotonic_ms() + cfg.shutdown_timeout_ms;
-					/* No worker uses a listener once this returns. */
-					workers_stop();
 					close_listeners();
+					workers_stop();
 				} else if (!killed) {
 					log_info("second signal: ending running requests now");
 					kill_at = monotonic_ms();
@@ -670,7 +678,14 @@ static void serve(int sig_fd)
 				workers_kill();
 				killed = true;
 			}
+			continue;
 		}
+		for (size_t i = 2; i < np; i++) {
+			if (pfd[i].revents)
+				accept_connections(&listeners[i - 2], &backoff);
+		}
+		if (backoff)
+			poll(NULL, 0, 100); /* let fds or threads come back */
 	}
 }
 
@@ -896,14 +911,8 @@ int main(int argc, char **argv)
 	sd_lazy_init();
 	open_listeners(urls, n_urls);
 	drop_privileges();
-	if (workers_init(cfg.max_connections, cfg.max_active, accept_one) < 0)
+	if (workers_init(cfg.max_connections, cfg.max_active) < 0)
 		fatal("cannot start workers");
-	for (size_t i = 0; i < n_listeners; i++) {
-		if (workers_add_listener(listeners[i].fd) < 0)
-			fatal("cannot watch the listening sockets");
-	}
-	if (workers_start() < 0)
-		fatalx("cannot start a worker thread");
 	log_info("serving %zu socket(s): up to %u scripts and %u connections at once", n_listeners,
 		 cfg.max_active, cfg.max_connections);
 	sdl_notify(0, "READY=1");

@@ -1048,6 +1048,7 @@ void serve_connection(int fd, struct worker_buffers *wb)
 		if (!keep || !fcgx.keepConnection)
 			break;
 	}
+	workers_connection_ending();
 	if (fcgx.ipcFd >= 0)
 		close(fcgx.ipcFd);
 }

@@ -167,11 +167,11 @@ def main():
     # fds must not grow at all.  Threads follow the number of connections
     # open at once, whose peaks are random: they must stay within what the
     # clients can cause (a connection ending while the next one opens:
-    # two per client), and go back to two when idle (the main thread and
-    # the worker waiting to accept), which shows none is kept.  RSS may move within 10% (allocator noise), and also drops back
+    # two per client), and go back to one when idle, which shows none is
+    # kept.  RSS may move within 10% (allocator noise), and also drops back
     # when idle.
     ok = (counts["wrong"] == 0 and not left and alive and rc == 0 and end[0] <= e[0]
-          and end[1] <= max(e[1], 2 * args.clients) and end[2] <= e[2] * 1.1 and idle[1] == 2
+          and end[1] <= max(e[1], 2 * args.clients) and end[2] <= e[2] * 1.1 and idle[1] == 1
           and idle[0] <= e[0])
     print("soak: %s" % ("passed" if ok else "FAILED"))
     sys.exit(0 if ok else 1)
