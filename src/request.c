@@ -83,6 +83,19 @@ int worker_buffers_init(struct worker_buffers *wb)
 	return 0;
 }
 
+/* After a request that moved more than this through the buffers, their
+ * pages are given back (see worker_buffers_trim). */
+#define TRIM_ABOVE (16 * 1024)
+
+/* Gives the buffers' pages back to the system; they read as zeros when
+ * next touched.  After a large request only: a worker that once served an
+ * upload would otherwise keep 128 KiB resident for as long as it lives,
+ * and the daemon's RSS would follow how many workers ever did. */
+static void worker_buffers_trim(struct worker_buffers *wb)
+{
+	madvise(wb->io, IO_BUF_SIZE + BODY_BUF_SIZE + FCGI_HEAD_MAX + FCGI_HEADER_LEN, MADV_DONTNEED);
+}
+
 void worker_buffers_free(struct worker_buffers *wb)
 {
 	if (wb->io)
@@ -929,6 +942,8 @@ done:
 	if (r.proc.pid > 0 && !r.proc.reaped)
 		script_terminate(&r.proc, cfg.kill_grace_ms);
 	account(&r);
+	if (r.bytes_in > TRIM_ABOVE || r.out.stdout_bytes > TRIM_ABOVE)
+		worker_buffers_trim(wb);
 	request_free(&r);
 	return !r.conn_broken;
 }

@@ -340,3 +340,30 @@ def test_max_connections_then_next_is_taken(start_daemon):
         assert c.read_response().body == b"hello\n"
         assert time.monotonic() - start < 1
     idle[1].close()
+
+
+def buffer_rss_kib(pid):
+    """Resident KiB of each worker's buffer mapping: one anonymous mapping
+    of 64 KiB (output) + 64 KiB (body) + 128 KiB + 8 (request head), 65
+    pages (src/request.c)."""
+    out, size = [], None
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            first = line.split()[0]
+            if "-" in first and ":" not in first:
+                lo, hi = (int(x, 16) for x in first.split("-"))
+                size = hi - lo
+            elif first == "Rss:" and size == 65 * 4096:
+                out.append(int(line.split()[1]))
+    return out
+
+
+def test_buffers_given_back_after_large_request(daemon):
+    # A worker that served a 1 MiB upload gives its buffers' pages back:
+    # otherwise every worker that ever saw one would keep them.
+    body = os.urandom(1024 * 1024)
+    r = fc.request(daemon.address, cgi_params(query="count", method="POST", CONTENT_LENGTH=str(len(body))), body)
+    assert r.body.strip() == str(len(body)).encode()
+    time.sleep(0.2)
+    rss = buffer_rss_kib(daemon.proc.pid)
+    assert rss and max(rss) <= 8, rss
