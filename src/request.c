@@ -64,13 +64,35 @@
 
 /* The three buffers share one anonymous mapping: pages are only taken
  * when touched, and all of it goes back to the system when an idle
- * worker exits (malloc would keep it in the thread's arena). */
+ * worker exits (malloc would keep it in the thread's arena).  A page with
+ * no access on each side makes an overrun fault rather than corrupt, and
+ * keeps the mapping apart from its neighbours in /proc/PID/smaps (the
+ * kernel merges adjacent mappings of the same kind), where a test finds
+ * it by its size. */
+#define BUFFERS_LEN (IO_BUF_SIZE + BODY_BUF_SIZE + FCGI_HEAD_MAX + FCGI_HEADER_LEN)
+
+static size_t page_size(void)
+{
+	return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static size_t buffers_span(void)
+{
+	size_t page = page_size();
+	return (BUFFERS_LEN + page - 1) / page * page;
+}
+
 int worker_buffers_init(struct worker_buffers *wb)
 {
-	size_t total = IO_BUF_SIZE + BODY_BUF_SIZE + FCGI_HEAD_MAX + FCGI_HEADER_LEN;
-	char *p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	size_t page = page_size(), span = buffers_span();
+	char *base = mmap(NULL, span + 2 * page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *p = base == MAP_FAILED ? NULL : base + page;
 
-	if (p == MAP_FAILED) {
+	if (p && mprotect(p, span, PROT_READ | PROT_WRITE) < 0) {
+		munmap(base, span + 2 * page);
+		p = NULL;
+	}
+	if (!p) {
 		wb->io = wb->body = NULL;
 		wb->head = NULL;
 		return -1;
@@ -93,13 +115,13 @@ int worker_buffers_init(struct worker_buffers *wb)
  * and the daemon's RSS would follow how many workers ever did. */
 static void worker_buffers_trim(struct worker_buffers *wb)
 {
-	madvise(wb->io, IO_BUF_SIZE + BODY_BUF_SIZE + FCGI_HEAD_MAX + FCGI_HEADER_LEN, MADV_DONTNEED);
+	madvise(wb->io, buffers_span(), MADV_DONTNEED);
 }
 
 void worker_buffers_free(struct worker_buffers *wb)
 {
 	if (wb->io)
-		munmap(wb->io, IO_BUF_SIZE + BODY_BUF_SIZE + FCGI_HEAD_MAX + FCGI_HEADER_LEN);
+		munmap(wb->io - page_size(), buffers_span() + 2 * page_size());
 	wb->io = wb->body = NULL;
 	wb->head = NULL;
 }

@@ -343,18 +343,19 @@ def test_max_connections_then_next_is_taken(start_daemon):
 
 
 def buffer_rss_kib(pid):
-    """Resident KiB of each worker's buffer mapping: one anonymous mapping
-    of 64 KiB (output) + 64 KiB (body) + 128 KiB + 8 (request head), 65
-    pages (src/request.c)."""
+    """Resident KiB of each worker's buffer mapping: one read-write
+    anonymous mapping of 64 KiB (output) + 64 KiB (body) + 128 KiB + 8
+    (request head), 65 pages, kept apart from its neighbours by a page
+    with no access on each side (src/request.c)."""
     out, size = [], None
     with open("/proc/%d/smaps" % pid) as f:
         for line in f:
-            first = line.split()[0]
-            if "-" in first and ":" not in first:
-                lo, hi = (int(x, 16) for x in first.split("-"))
-                size = hi - lo
-            elif first == "Rss:" and size == 65 * 4096:
-                out.append(int(line.split()[1]))
+            fields = line.split()
+            if "-" in fields[0] and ":" not in fields[0]:
+                lo, hi = (int(x, 16) for x in fields[0].split("-"))
+                size = hi - lo if fields[1] == "rw-p" and len(fields) == 5 else None
+            elif fields[0] == "Rss:" and size == 65 * 4096:
+                out.append(int(fields[1]))
     return out
 
 
