@@ -207,7 +207,40 @@ http {{
 """
 
 
-class Nginx:
+def stop_process(p, sig):
+    """Sends sig (a server's graceful stop), waits up to 10 s, then kills."""
+    p.send_signal(sig)
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+class WebServer:
+    """A web server on a free port of 127.0.0.1: a subclass writes its
+    configuration into self.tmp and calls launch()."""
+    stop_signal = signal.SIGTERM
+    error_log_name = "error.log"
+
+    def launch(self, argv, name):
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        assert wait_for(lambda: can_connect(("127.0.0.1", self.port)) or self.proc.poll() is not None)
+        assert self.proc.poll() is None, name + " exited: " + self.error_log()
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def error_log(self):
+        p = self.tmp / self.error_log_name
+        return p.read_text(errors="replace") if p.exists() else ""
+
+    def stop(self):
+        stop_process(self.proc, self.stop_signal)
+
+
+class Nginx(WebServer):
+    stop_signal = signal.SIGQUIT
+    error_log_name = "nginx-error.log"
+
     def __init__(self, tmp_path, upstream):
         self.tmp = tmp_path / "nginx"
         self.tmp.mkdir(exist_ok=True)
@@ -215,23 +248,7 @@ class Nginx:
         self.conf = self.tmp / "nginx.conf"
         self.conf.write_text(NGINX_CONF.format(tmp=self.tmp, port=self.port, root=self.tmp,
                                                cgi_dir=CGI_DIR, upstream=upstream, hello=HELLO_CGI))
-        self.proc = subprocess.Popen([NGINX, "-p", str(self.tmp), "-c", str(self.conf)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        assert wait_for(lambda: can_connect(("127.0.0.1", self.port)) or self.proc.poll() is not None)
-        assert self.proc.poll() is None, "nginx exited: " + self.error_log()
-        self.url = "http://127.0.0.1:%d" % self.port
-
-    def error_log(self):
-        p = self.tmp / "nginx-error.log"
-        return p.read_text(errors="replace") if p.exists() else ""
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGQUIT)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        self.launch([NGINX, "-p", str(self.tmp), "-c", str(self.conf)], "nginx")
 
 
 @pytest.fixture
@@ -264,7 +281,7 @@ fastcgi.server += ("/hello" => (( "socket" => "{sock}", "check-local" => "disabl
 """
 
 
-class Lighttpd(Nginx):
+class Lighttpd(WebServer):
     """lighttpd with mod_fastcgi and examples/lighttpd-cgi-bin.conf."""
 
     def __init__(self, tmp_path, socket_path):
@@ -278,19 +295,7 @@ class Lighttpd(Nginx):
         conf = self.tmp / "lighttpd.conf"
         conf.write_text(LIGHTTPD_CONF.format(root=self.tmp / "root", port=self.port, tmp=self.tmp,
                                              sock=socket_path))
-        self.proc = subprocess.Popen([LIGHTTPD, "-D", "-f", str(conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.STDOUT)
-        assert wait_for(lambda: can_connect(("127.0.0.1", self.port)) or self.proc.poll() is not None)
-        assert self.proc.poll() is None, "lighttpd exited: " + self.error_log()
-        self.url = "http://127.0.0.1:%d" % self.port
-
-    def error_log(self):
-        p = self.tmp / "error.log"
-        return p.read_text(errors="replace") if p.exists() else ""
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(10)
+        self.launch([LIGHTTPD, "-D", "-f", str(conf)], "lighttpd")
 
 
 APACHE_CONF = """
@@ -314,10 +319,11 @@ ProxyPassMatch "^/hello$" "unix:{sock}|fcgi://localhost/" flushpackets=on
 """
 
 
-class Apache(Lighttpd):
+class Apache(WebServer):
     """Apache with mod_proxy_fcgi and examples/apache-cgi-bin.conf.  Its
     workers run as www-data, so the daemon's socket is in a directory they
     can reach and belongs to them."""
+    stop_signal = signal.SIGWINCH  # graceful stop
 
     def __init__(self, tmp_path, socket_path):
         self.tmp = tmp_path / "apache"
@@ -329,19 +335,7 @@ class Apache(Lighttpd):
         conf = self.tmp / "apache.conf"
         conf.write_text(APACHE_CONF.format(tmp=self.tmp, port=self.port, user="www-data", group="www-data",
                                            hello=HELLO_CGI, sock=socket_path))
-        self.proc = subprocess.Popen([APACHE, "-DFOREGROUND", "-f", str(conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.STDOUT)
-        assert wait_for(lambda: can_connect(("127.0.0.1", self.port)) or self.proc.poll() is not None)
-        assert self.proc.poll() is None, "apache exited: " + self.error_log()
-        self.url = "http://127.0.0.1:%d" % self.port
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGWINCH)  # graceful stop
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        self.launch([APACHE, "-DFOREGROUND", "-f", str(conf)], "apache")
 
 
 @pytest.fixture(params=["nginx", "lighttpd", "apache"])
@@ -409,12 +403,7 @@ http {
 
 
 def stop_nginx(p):
-    p.send_signal(signal.SIGQUIT)
-    try:
-        p.wait(10)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
+    stop_process(p, signal.SIGQUIT)
 
 
 def curl(*args, timeout=60):
