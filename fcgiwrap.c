@@ -6,7 +6,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <fcgiapp.h>
 #include <fcntl.h>
 #include <arpa/inet.h>
 #include <getopt.h>
@@ -43,6 +42,8 @@
 #include "src/spawn.h"
 #include "src/sd_lazy.h"
 #include "src/stats.h"
+#include "src/slots.h"
+#include "src/stopping.h"
 #include "src/workers.h"
 
 #define MAX_LISTENERS 64
@@ -896,14 +897,6 @@ int main(int argc, char **argv)
 	if (!cfg.inherited_env)
 		fatalx("out of memory");
 
-	/* libfcgi drains a connection it closes after a protocol error for up
-	 * to 2 s by default; 100 ms is plenty for a well-behaved peer.  Read
-	 * once by FCGX_Init, so removed again at once. */
-	setenv("LIBFCGI_OS_CLOSE_POLL_TIMEOUT", "100", 1);
-	if (FCGX_Init() != 0)
-		fatalx("cannot initialise libfcgi");
-	unsetenv("LIBFCGI_OS_CLOSE_POLL_TIMEOUT");
-	/* After FCGX_Init, which installs handlers of its own. */
 	sig_fd = setup_signals();
 	spawn_init();
 
@@ -911,7 +904,8 @@ int main(int argc, char **argv)
 	sd_lazy_init();
 	open_listeners(urls, n_urls);
 	drop_privileges();
-	if (workers_init(cfg.max_connections, cfg.max_active) < 0)
+	slots_init(cfg.max_active);
+	if (stopping_init() < 0 || workers_init(cfg.max_connections) < 0)
 		fatal("cannot start workers");
 	log_info("serving %zu socket(s): up to %u scripts and %u connections at once", n_listeners,
 		 cfg.max_active, cfg.max_connections);

@@ -23,17 +23,19 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fcgi_out.h"
+#include "fcgi_record.h"
 
 /* Largest payload of one record. */
 #define RECORD_MAX 0xffff
 
-void fcgi_out_init(struct fcgi_out *o, int fd, uint16_t request_id, int timeout_ms)
+void fcgi_out_init(struct fcgi_out *o, int fd, uint16_t request_id, const struct peer_wait *wait)
 {
 	memset(o, 0, sizeof(*o));
 	o->fd = fd;
 	o->request_id = request_id;
-	o->timeout_ms = timeout_ms;
+	o->wait = wait;
 	o->holding = true;
 	o->file_fd = -1;
 }
@@ -48,22 +50,32 @@ void fcgi_out_free(struct fcgi_out *o)
 	o->file_fd = -1;
 }
 
-static void make_header(FCGI_Header *h, int type, uint16_t id, size_t len)
+/* Waits until fd can take bytes, as w allows.  Returns 0, or -1 with
+ * errno ETIMEDOUT or ECANCELED. */
+static int wait_writable(int fd, const struct peer_wait *w)
 {
-	h->version = FCGI_VERSION_1;
-	h->type = (unsigned char)type;
-	h->requestIdB1 = (unsigned char)(id >> 8);
-	h->requestIdB0 = (unsigned char)id;
-	h->contentLengthB1 = (unsigned char)(len >> 8);
-	h->contentLengthB0 = (unsigned char)len;
-	h->paddingLength = 0;
-	h->reserved = 0;
+	struct pollfd pfd[2] = { { .fd = fd, .events = POLLOUT }, { .fd = w->cancel_fd, .events = POLLIN } };
+	int timeout = w->progress_ms;
+
+	if (w->deadline) {
+		long long left = w->deadline - monotonic_ms();
+		if (left < timeout)
+			timeout = left > 0 ? (int)left : 0;
+	}
+	for (;;) {
+		int rc = poll(pfd, w->cancel_fd >= 0 ? 2 : 1, timeout);
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc < 0)
+			return -1;
+		if (rc > 0 && pfd[0].revents)
+			return 0; /* writable, or an error sendmsg will report */
+		errno = rc == 0 ? ETIMEDOUT : ECANCELED;
+		return -1;
+	}
 }
 
-/* Writes all of iov to a blocking or non-blocking socket without ever
- * blocking longer than timeout_ms between progress.  Returns 0, or -1
- * with errno (ETIMEDOUT when the peer stopped reading). */
-static int send_all_iov(int fd, struct iovec *iov, int iovcnt, int timeout_ms)
+int peer_send_all(int fd, struct iovec *iov, int iovcnt, const struct peer_wait *w)
 {
 	struct msghdr msg;
 
@@ -72,23 +84,15 @@ static int send_all_iov(int fd, struct iovec *iov, int iovcnt, int timeout_ms)
 		memset(&msg, 0, sizeof(msg));
 		msg.msg_iov = iov;
 		msg.msg_iovlen = (size_t)iovcnt;
-		/* MSG_DONTWAIT: the socket itself stays blocking for libfcgi's
-		 * reads; MSG_NOSIGNAL: a closed peer is EPIPE, not a signal. */
+		/* MSG_NOSIGNAL: a closed peer is EPIPE, not a signal. */
 		n = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n < 0) {
-			struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-			int rc;
 			if (errno == EINTR)
 				continue;
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
 				return -1;
-			rc = poll(&pfd, 1, timeout_ms);
-			if (rc < 0 && errno != EINTR)
+			if (wait_writable(fd, w) < 0)
 				return -1;
-			if (rc == 0) {
-				errno = ETIMEDOUT;
-				return -1;
-			}
 			continue;
 		}
 		while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
@@ -182,7 +186,7 @@ static int emit(struct fcgi_out *o, struct iovec *iov, int iovcnt)
 		}
 		return 0;
 	}
-	if (send_all_iov(o->fd, iov, iovcnt, o->timeout_ms) < 0) {
+	if (peer_send_all(o->fd, iov, iovcnt, o->wait) < 0) {
 		o->error = errno;
 		return -1;
 	}
@@ -209,7 +213,7 @@ int fcgi_out_streamv(struct fcgi_out *o, int type, const struct iovec *parts, in
 		int n = 0;
 		for (int rec = 0; rec < BATCH_RECORDS && len > 0; rec++) {
 			size_t chunk = len > RECORD_MAX ? RECORD_MAX : len, left = chunk;
-			make_header(&h[rec], type, o->request_id, chunk);
+			fcgi_header_encode(&h[rec], (unsigned)type, o->request_id, chunk);
 			iov[n].iov_base = &h[rec];
 			iov[n++].iov_len = sizeof(h[rec]);
 			/* This record's payload: the rest of the current part
@@ -252,7 +256,7 @@ int fcgi_out_release(struct fcgi_out *o, char *buf, size_t bufsize)
 		return -1;
 	if (o->mem_len > 0) {
 		struct iovec iov = { .iov_base = o->mem, .iov_len = o->mem_len };
-		if (send_all_iov(o->fd, &iov, 1, o->timeout_ms) < 0) {
+		if (peer_send_all(o->fd, &iov, 1, o->wait) < 0) {
 			o->error = errno;
 			return -1;
 		}
@@ -268,7 +272,7 @@ int fcgi_out_release(struct fcgi_out *o, char *buf, size_t bufsize)
 			}
 			iov.iov_base = buf;
 			iov.iov_len = (size_t)n;
-			if (send_all_iov(o->fd, &iov, 1, o->timeout_ms) < 0) {
+			if (peer_send_all(o->fd, &iov, 1, o->wait) < 0) {
 				o->error = errno;
 				return -1;
 			}
@@ -277,6 +281,12 @@ int fcgi_out_release(struct fcgi_out *o, char *buf, size_t bufsize)
 	}
 	fcgi_out_free(o);
 	return 0;
+}
+
+void fcgi_out_discard(struct fcgi_out *o)
+{
+	o->holding = false;
+	fcgi_out_free(o);
 }
 
 int fcgi_out_end_request(struct fcgi_out *o, uint32_t app_status, uint8_t protocol_status)
@@ -289,22 +299,16 @@ int fcgi_out_end_request(struct fcgi_out *o, uint32_t app_status, uint8_t protoc
 	/* Closing empty records: STDOUT always, STDERR only if it was used,
 	 * as the specification asks (section 6.1). */
 	if (protocol_status == FCGI_REQUEST_COMPLETE) {
-		make_header(&eof_out, FCGI_STDOUT, o->request_id, 0);
+		fcgi_header_encode(&eof_out, FCGI_STDOUT, o->request_id, 0);
 		iov[n].iov_base = &eof_out;
 		iov[n++].iov_len = sizeof(eof_out);
 	}
 	if (o->stderr_used) {
-		make_header(&eof_err, FCGI_STDERR, o->request_id, 0);
+		fcgi_header_encode(&eof_err, FCGI_STDERR, o->request_id, 0);
 		iov[n].iov_base = &eof_err;
 		iov[n++].iov_len = sizeof(eof_err);
 	}
-	make_header(&end.header, FCGI_END_REQUEST, o->request_id, sizeof(end.body));
-	memset(&end.body, 0, sizeof(end.body));
-	end.body.appStatusB3 = (unsigned char)(app_status >> 24);
-	end.body.appStatusB2 = (unsigned char)(app_status >> 16);
-	end.body.appStatusB1 = (unsigned char)(app_status >> 8);
-	end.body.appStatusB0 = (unsigned char)app_status;
-	end.body.protocolStatus = protocol_status;
+	fcgi_end_request_encode(&end, o->request_id, app_status, protocol_status);
 	iov[n].iov_base = &end;
 	iov[n++].iov_len = sizeof(end);
 	return emit(o, iov, n);

@@ -13,10 +13,24 @@
 /* Output held in memory before it moves to an unlinked temporary file. */
 #define SPOOL_MEM_MAX (64 * 1024)
 
+/* How long a wait on the web server may last: every send to it waits
+ * under these (the connection owns one; its request keeps it current). */
+struct peer_wait {
+	int progress_ms;    /* --peer-timeout: longest wait without progress */
+	long long deadline; /* monotonic ms past which no wait goes; 0: none */
+	int cancel_fd;      /* readable: stop waiting at once; -1: none */
+};
+
+/* Sends all of iov[0..iovcnt) on the non-blocking socket fd, waiting for
+ * room as w allows.  Returns 0, or -1 with errno (ETIMEDOUT when the peer
+ * stopped taking bytes or the deadline came, ECANCELED when cancel_fd
+ * became readable). */
+int peer_send_all(int fd, struct iovec *iov, int iovcnt, const struct peer_wait *w);
+
 struct fcgi_out {
 	int fd;              /* the connection (not owned) */
 	uint16_t request_id;
-	int timeout_ms;      /* longest wait for the peer to take bytes */
+	const struct peer_wait *wait; /* bounds every send (not owned) */
 	bool holding;        /* spool rather than send */
 	char *mem;           /* spool in memory */
 	size_t mem_len;
@@ -27,7 +41,7 @@ struct fcgi_out {
 	int error;           /* errno of the first failure; output stops */
 };
 
-void fcgi_out_init(struct fcgi_out *o, int fd, uint16_t request_id, int timeout_ms);
+void fcgi_out_init(struct fcgi_out *o, int fd, uint16_t request_id, const struct peer_wait *wait);
 void fcgi_out_free(struct fcgi_out *o);
 
 /* Queues or sends len bytes as records of type (FCGI_STDOUT or
@@ -43,6 +57,10 @@ int fcgi_out_streamv(struct fcgi_out *o, int type, const struct iovec *parts, in
 /* Stops holding: sends what the spool holds (using buf as scratch) and
  * sends directly from then on.  Returns 0 or -1. */
 int fcgi_out_release(struct fcgi_out *o, char *buf, size_t bufsize);
+
+/* Stops holding and drops what the spool holds (the web server wants no
+ * more of this response). */
+void fcgi_out_discard(struct fcgi_out *o);
 
 /* Ends the streams and the request.  Returns 0 or -1. */
 int fcgi_out_end_request(struct fcgi_out *o, uint32_t app_status, uint8_t protocol_status);

@@ -1,20 +1,26 @@
 /* Worker threads.  A connection is served start to end by one thread;
  * threads are started on demand up to the maximum and then kept, so a busy
  * daemon creates none per request and an idle one holds only the threads it
- * once needed (each with a small stack and two reusable buffers). */
+ * once needed (each with a small stack and its buffers, worker_buffers.c). */
 #include "config.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "fcgi_conn.h"
 #include "log.h"
-#include "request.h"
+#include "serve.h"
+#include "settings.h"
 #include "stats.h"
+#include "stopping.h"
+#include "worker_buffers.h"
 #include "workers.h"
 
 /* Plenty for the relay's call depth; the default 8 MiB would only cost
@@ -31,80 +37,106 @@ static unsigned active, threads;
 /* Workers inside a connection that is not ending yet.  threads - busy are
  * idle, just started, or about to loop back: all about to take work. */
 static unsigned busy;
-static int done_fd = -1, stop_fd = -1, kill_fd = -1;
-
-/* Script slots (-c): taken before a script starts, given back at the end
- * of its request. */
-static pthread_cond_t slot_free;
-static unsigned slots_free;
-static bool killed;
+static int done_fd = -1;
 static bool stopping;
+/* Set while new workers cannot map their buffers (one line an episode). */
+static bool buffers_short;
+/* Set while threads cannot be started (one line an episode). */
+static bool threads_short;
 
-int workers_init(unsigned max_connections, unsigned max_scripts)
+int workers_init(unsigned max_connections)
 {
 	pthread_condattr_t ca;
 
 	queue = calloc(max_connections, sizeof(*queue));
 	queue_cap = max_connections;
-	slots_free = max_scripts;
 	/* Waits are timed on the monotonic clock, as every timeout. */
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&slot_free, &ca);
 	pthread_cond_init(&work_ready, &ca);
 	pthread_condattr_destroy(&ca);
 	done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	kill_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (!queue || done_fd < 0 || stop_fd < 0 || kill_fd < 0)
+	if (!queue || done_fd < 0)
 		return -1;
 	return 0;
 }
 
-int workers_acquire_script_slot(int timeout_ms)
+/* Takes the next queued connection (the lock held). */
+static int dequeue(void)
 {
-	struct timespec until;
-	int rc = 0;
+	int fd = queue[queue_head];
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += timeout_ms / 1000;
-	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
-	pthread_mutex_lock(&lock);
-	while (slots_free == 0 && !killed && rc == 0)
-		rc = pthread_cond_timedwait(&slot_free, &lock, &until);
-	if (killed) {
-		rc = -2;
-	} else if (slots_free > 0) {
-		slots_free--;
-		rc = 0;
-	} else {
-		rc = -1;
-	}
-	pthread_mutex_unlock(&lock);
-	return rc;
+	queue_head = (queue_head + 1) % queue_cap;
+	queue_len--;
+	return fd;
 }
 
-void workers_release_script_slot(void)
+/* A connection has closed (the lock held).  The main loop only waits for
+ * this when it stopped accepting at the limit, or is stopping: no wake-up
+ * per request. */
+static void connection_closed(void)
 {
+	uint64_t one = 1;
+
+	if ((active-- == queue_cap || stopping) && write(done_fd, &one, sizeof(one)) < 0) {
+		/* The counter cannot overflow in practice; nothing to do. */
+	}
+}
+
+/* Serves one connection with this worker's buffers. */
+static void serve_one(int fd, struct worker_buffers *wb)
+{
+	struct fcgi_conn c;
+
+	atomic_fetch_add(&stats.connections, 1);
+	fcgi_conn_init(&c, fd, wb->in, WB_IN_SIZE, wb->head, WB_HEAD_SIZE, cfg.max_connections, cfg.peer_timeout_ms,
+		       stopping_kill_fd());
+	serve_connection(&c, wb);
+	/* Counted as available before the close is seen, so that a waiting
+	 * connection handed over at once finds this thread. */
 	pthread_mutex_lock(&lock);
-	slots_free++;
-	pthread_cond_signal(&slot_free);
+	busy--;
 	pthread_mutex_unlock(&lock);
+	fcgi_conn_close(&c);
+	atomic_fetch_sub(&stats.connections, 1);
+}
+
+/* A worker that could not map its buffers: closes what waits in the queue
+ * (the web server sees the connections fail, not hang), then exits, so
+ * that a later connection starts a thread that tries again. */
+static void *worker_without_buffers(int err)
+{
+	unsigned closed = 0;
+
+	pthread_mutex_lock(&lock);
+	while (queue_len > 0) {
+		int fd = dequeue();
+		pthread_mutex_unlock(&lock);
+		close(fd);
+		closed++;
+		pthread_mutex_lock(&lock);
+		connection_closed();
+	}
+	threads--;
+	if (!buffers_short)
+		log_errx("cannot map a worker's buffers (%s); closed %u connection(s)", strerror(err), closed);
+	buffers_short = true;
+	pthread_mutex_unlock(&lock);
+	return NULL;
 }
 
 static void *worker_main(void *arg)
 {
 	struct worker_buffers wb;
-	uint64_t one = 1;
 
 	(void)arg;
 	if (worker_buffers_init(&wb) < 0)
-		log_errx("worker: out of memory");
+		return worker_without_buffers(errno);
 	pthread_mutex_lock(&lock);
+	if (buffers_short) {
+		buffers_short = false;
+		log_info("workers can map their buffers again");
+	}
 	for (;;) {
 		int fd;
 		while (queue_len == 0) {
@@ -122,27 +154,40 @@ static void *worker_main(void *arg)
 				return NULL;
 			}
 		}
-		fd = queue[queue_head];
-		queue_head = (queue_head + 1) % queue_cap;
-		queue_len--;
+		fd = dequeue();
 		busy++;
 		pthread_mutex_unlock(&lock);
-
-		atomic_fetch_add(&stats.connections, 1);
-		if (wb.io)
-			serve_connection(fd, &wb);
-		else
-			close(fd);
-
-		atomic_fetch_sub(&stats.connections, 1);
+		serve_one(fd, &wb);
 		pthread_mutex_lock(&lock);
-		/* The main loop only waits for this when it stopped accepting
-		 * at the limit, or is stopping: no wake-up per request. */
-		if ((active-- == queue_cap || stopping) && write(done_fd, &one, sizeof(one)) < 0) {
-			/* The counter cannot overflow in practice; nothing to do. */
-		}
+		connection_closed();
 	}
 	return NULL;
+}
+
+/* Starts a worker (the lock held).  Returns 0 or an errno value; a
+ * failure is logged once per episode. */
+static int start_worker(void)
+{
+	pthread_attr_t attr;
+	pthread_t tid;
+	int rc;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, WORKER_STACK_SIZE);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	rc = pthread_create(&tid, &attr, worker_main, NULL);
+	pthread_attr_destroy(&attr);
+	if (rc == 0) {
+		threads++;
+		if (threads_short)
+			log_info("worker threads can be started again");
+		threads_short = false;
+	} else if (!threads_short) {
+		threads_short = true;
+		log_errx("cannot start a worker thread: %s (%u running; connections wait for them)", strerror(rc),
+			 threads);
+	}
+	return rc;
 }
 
 int workers_submit(int fd)
@@ -161,16 +206,8 @@ int workers_submit(int fd)
 	 * a worker finishing its connection takes the next one within
 	 * microseconds, and starting a thread for it would only add one. */
 	if (threads - busy < queue_len) {
-		pthread_attr_t attr;
-		pthread_t tid;
-		pthread_attr_init(&attr);
-		pthread_attr_setstacksize(&attr, WORKER_STACK_SIZE);
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		rc = pthread_create(&tid, &attr, worker_main, NULL);
-		pthread_attr_destroy(&attr);
-		if (rc == 0) {
-			threads++;
-		} else if (threads == 0) {
+		rc = start_worker();
+		if (rc != 0 && threads == 0) {
 			/* No thread at all to take it: give it back. */
 			queue_len--;
 			active--;
@@ -207,41 +244,15 @@ void workers_ack_done(void)
 	}
 }
 
-void workers_connection_ending(void)
-{
-	pthread_mutex_lock(&lock);
-	busy--;
-	pthread_mutex_unlock(&lock);
-}
-
-int workers_stop_fd(void)
-{
-	return stop_fd;
-}
-
-int workers_kill_fd(void)
-{
-	return kill_fd;
-}
-
 void workers_stop(void)
 {
-	uint64_t one = 1;
-
 	pthread_mutex_lock(&lock);
 	stopping = true;
 	pthread_mutex_unlock(&lock);
-	if (write(stop_fd, &one, sizeof(one)) < 0)
-		log_warn("cannot wake idle connections");
+	stopping_begin();
 }
 
 void workers_kill(void)
 {
-	uint64_t one = 1;
-	pthread_mutex_lock(&lock);
-	killed = true;
-	pthread_cond_broadcast(&slot_free);
-	pthread_mutex_unlock(&lock);
-	if (write(kill_fd, &one, sizeof(one)) < 0)
-		log_warn("cannot wake running requests");
+	stopping_end_requests();
 }

@@ -16,6 +16,9 @@ TOP_SRCDIR = os.path.realpath(os.environ.get("TOP_SRCDIR", os.path.join(os.path.
 CGI_DIR = os.path.join(TOP_SRCDIR, "tests", "cgi")
 HELLO_CGI = os.environ.get("HELLO_CGI", os.path.abspath("tests/cgi/hello"))
 HELLO_STATIC = os.environ.get("HELLO_STATIC", os.path.abspath("tests/cgi/hello-static"))
+# An LD_PRELOAD shim that makes the daemon's buffer mappings fail on demand
+# (tests/fault_mmap.c).
+FAULT_MMAP = os.environ.get("FAULT_MMAP", os.path.abspath("tests/fault_mmap.so"))
 NGINX = os.environ.get("NGINX") or shutil.which("nginx") or "/usr/sbin/nginx"
 
 

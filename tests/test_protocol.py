@@ -189,21 +189,6 @@ def test_body_delivered_exactly(daemon):
     assert r.body == body
 
 
-def test_other_roles_refused(daemon):
-    # Authorizer and filter: answered FCGI_UNKNOWN_ROLE (3).
-    for role in (2, 3):
-        with fc.Client(daemon.address) as c:
-            c.begin(cgi_params(query="hello"), role=role)
-            r = c.read_response()
-        assert r.protocol_status == 3
-        assert r.stdout == b""
-    # A role the protocol does not define: libfcgi drops the connection.
-    with fc.Client(daemon.address) as c:
-        c.begin(cgi_params(query="hello"), role=9)
-        assert fc.is_closed(c.sock, 5)
-    assert fc.request(daemon.address, cgi_params(query="hello")).status == 200
-
-
 def test_garbage_fails_only_that_connection(daemon):
     for junk in [b"\x00" * 16, b"GET / HTTP/1.0\r\n\r\n",
                  fc.record(fc.BEGIN_REQUEST, 1, b"short")]:

@@ -1,5 +1,7 @@
 /* Table-driven unit tests of the parts that do no I/O: CGI header parsing,
- * socket URLs, environment building and script path resolution.
+ * socket URLs, environment building, script path resolution, the FastCGI
+ * record reader and parameter decoding, rlimit specs, --allow-from rules,
+ * access log formats, and (through a socketpair) the record writer.
  * Prints one line per failure and a closing "N passed, N failed". */
 #include "config.h"
 
@@ -18,8 +20,9 @@
 #include "../src/access_log.h"
 #include "../src/cgi_env.h"
 #include "../src/cgi_header.h"
-#include "../src/fcgi_head.h"
 #include "../src/fcgi_out.h"
+#include "../src/fcgi_params.h"
+#include "../src/fcgi_reader.h"
 #include "../src/peer_acl.h"
 #include "../src/rlimit_spec.h"
 #include "../src/script_path.h"
@@ -415,80 +418,352 @@ static void test_script_path(void)
 	}
 }
 
-/* ---- FastCGI request heads ---- */
+/* ---- The FastCGI record reader ---- */
 
-static size_t put_record(unsigned char *b, int version, int type, int id, size_t clen, int plen)
+/* One record of a conversation; type 0 is not sent: it stands for the
+ * daemon answering the active request (fcgi_reader_request_done). */
+struct rec {
+	unsigned char version, type;
+	uint16_t id;
+	const char *content;
+	size_t len;
+	unsigned char padding;
+};
+#define R(t, i, c, p) { 1, t, i, c, sizeof(c) - 1, p }
+#define RV(v, t, i, c, p) { v, t, i, c, sizeof(c) - 1, p }
+#define DONE { 1, 0, 0, "", 0, 0 }
+#define BEGIN_ "\0\1\0\0\0\0\0\0"   /* responder */
+#define BEGIN_KEEP "\0\1\1\0\0\0\0\0" /* responder, FCGI_KEEP_CONN */
+#define PAIR_AX "\3\1abcX"           /* abc=X */
+#define MPXS "\x0f\x00" FCGI_MPXS_CONNS
+#define HEAD_CAP 64
+
+static const struct reader_case {
+	const char *name;
+	struct rec recs[10];
+	/* H head, E body end, A abort, and replies: v GET_VALUES_RESULT,
+	 * u UNKNOWN_TYPE, m END_REQUEST (CANT_MPX_CONN); X an error. */
+	const char *events;
+	const char *body;
+	const char *error;
+	unsigned long long ignored;
+} reader_cases[] = {
+	{ "a request", { R(1, 1, BEGIN_, 0), R(4, 1, PAIR_AX, 0), R(4, 1, "", 0), R(5, 1, "hello", 0), R(5, 1, "", 0) },
+	  "HE", "hello", NULL, 0 },
+	{ "no params, no body", { R(1, 9, BEGIN_, 0), R(4, 9, "", 0), R(5, 9, "", 0) }, "HE", "", NULL, 0 },
+	{ "padding everywhere",
+	  { R(1, 1, BEGIN_, 7), R(4, 1, PAIR_AX, 3), R(4, 1, "", 255), R(5, 1, "hi", 255), R(5, 1, "", 1) },
+	  "HE", "hi", NULL, 0 },
+	{ "empty record of another id",
+	  { R(1, 1, BEGIN_, 0), R(4, 1, "", 0), R(5, 2, "", 0), R(5, 1, "abc", 0), R(5, 1, "", 0) },
+	  "HE", "abc", NULL, 1 },
+	{ "other ids in the body are ignored",
+	  { R(1, 1, BEGIN_, 0), R(4, 1, "", 0), R(5, 1, "ab", 0), R(5, 3, "zzz", 2), R(4, 3, "q", 0), R(5, 1, "c", 0),
+	    R(5, 1, "", 0) },
+	  "HE", "abc", NULL, 2 },
+	{ "records before BEGIN_REQUEST are ignored",
+	  { R(5, 1, "x", 0), R(2, 4, "", 0), R(1, 1, BEGIN_, 0), R(4, 1, "", 0), R(5, 1, "", 0) }, "HE", "", NULL, 2 },
+	{ "unknown management record in the body",
+	  { R(1, 1, BEGIN_, 0), R(4, 1, "", 0), R(5, 1, "ab", 0), R(42, 0, "junk", 4), R(5, 1, "c", 0), R(5, 1, "", 0) },
+	  "HuE", "abc", NULL, 0 },
+	{ "BEGIN_REQUEST with id 0 is a management record", { R(1, 0, BEGIN_, 0) }, "u", "", NULL, 0 },
+	{ "GET_VALUES with a name eight times", { R(9, 0, MPXS MPXS MPXS MPXS MPXS MPXS MPXS MPXS, 0) }, "v", "", NULL, 0 },
+	{ "GET_VALUES in the body",
+	  { R(1, 1, BEGIN_, 0), R(4, 1, "", 0), R(5, 1, "a", 0), R(9, 0, MPXS, 0), R(5, 1, "b", 0), R(5, 1, "", 0) },
+	  "HvE", "ab", NULL, 0 },
+	{ "GET_VALUES empty", { R(9, 0, "", 0) }, "v", "", NULL, 0 },
+	{ "GET_VALUES with a four-byte length", { R(9, 0, "\x80\0\0\x0f\0" FCGI_MPXS_CONNS, 0) }, "v", "", NULL, 0 },
+	{ "GET_VALUES name past the record", { R(9, 0, "\x20\0FCGI", 0) }, "X", "", "runs past the record", 0 },
+	{ "GET_VALUES value of 2 GiB", { R(9, 0, "\x01\xff\xff\xff\xffX", 0) }, "X", "", "runs past the record", 0 },
+	{ "GET_VALUES cut short", { R(9, 0, "\x0f", 0) }, "X", "", "cut short", 0 },
+	{ "second request on the connection: CANT_MPX_CONN",
+	  { R(1, 1, BEGIN_, 0), R(4, 1, "", 0), R(1, 2, BEGIN_, 0), R(5, 1, "x", 0), R(5, 1, "", 0) }, "HmE", "x", NULL,
+	  0 },
+	{ "BEGIN_REQUEST during the head of another",
+	  { R(1, 1, BEGIN_, 0), R(1, 2, BEGIN_, 0), R(4, 1, "", 0), R(5, 1, "", 0) }, "mHE", "", NULL, 0 },
+	{ "BEGIN_REQUEST for the active id", { R(1, 1, BEGIN_, 0), R(1, 1, BEGIN_, 0) }, "X", "", "active already", 0 },
+	{ "BEGIN_REQUEST too short", { R(1, 1, "\0\1\0", 0) }, "X", "", "malformed BEGIN_REQUEST", 0 },
+	{ "bad version", { RV(2, 1, 1, BEGIN_, 0) }, "X", "", "unsupported FastCGI version 2", 0 },
+	{ "bad version in the body", { R(1, 1, BEGIN_, 0), R(4, 1, "", 0), R(5, 1, "ab", 0), RV(9, 5, 1, "c", 0) }, "HX",
+	  "ab", "unsupported FastCGI version 9", 0 },
+	{ "STDIN before PARAMS ended", { R(1, 1, BEGIN_, 0), R(4, 1, PAIR_AX, 0), R(5, 1, "x", 0) }, "X", "",
+	  "other than PARAMS (STDIN)", 0 },
+	{ "unknown type before PARAMS ended", { R(1, 1, BEGIN_, 0), R(42, 1, "x", 0) }, "X", "", "other than PARAMS (type 42)",
+	  0 },
+	{ "FCGI_DATA for a responder", { R(1, 1, BEGIN_, 0), R(4, 1, "", 0), R(8, 1, "x", 0) }, "HX", "",
+	  "unexpected record of type 8", 0 },
+	{ "PARAMS after the head", { R(1, 1, BEGIN_, 0), R(4, 1, "", 0), R(4, 1, "", 0) }, "HX", "", "PARAMS record after", 0 },
+	{ "STDIN after the body ended", { R(1, 1, BEGIN_, 0), R(4, 1, "", 0), R(5, 1, "", 0), R(5, 1, "x", 0) }, "HEX", "",
+	  "after FCGI_STDIN ended", 0 },
+	{ "head larger than the buffer", { R(1, 1, BEGIN_, 0), R(4, 1, "0123456789012345678901234567890123456789", 0),
+					  R(4, 1, "012345678901234567890123456789", 0) },
+	  "X", "", "larger than 64 bytes", 0 },
+	{ "abort in the body", { R(1, 1, BEGIN_, 0), R(4, 1, "", 0), R(5, 1, "ab", 0), R(2, 1, "", 0) }, "HA", "ab", NULL, 0 },
+	{ "abort before the head ended", { R(1, 1, BEGIN_, 0), R(4, 1, PAIR_AX, 0), R(2, 1, "", 0) }, "A", "", NULL, 0 },
+	{ "late abort of an answered request is ignored",
+	  { R(1, 1, BEGIN_KEEP, 0), R(4, 1, "", 0), R(5, 1, "", 0), DONE, R(2, 1, "", 0), R(1, 1, BEGIN_KEEP, 0),
+	    R(4, 1, "", 0), R(5, 1, "z", 0), R(5, 1, "", 0) },
+	  "HEHE", "z", NULL, 1 },
+};
+
+struct reader_run {
+	char events[32];
+	char body[64];
+	size_t body_len;
+	unsigned char reply[FCGI_REPLY_MAX];
+	size_t reply_len;
+	const char *error;
+	unsigned long long ignored;
+	bool keep_conn;
+};
+
+/* Feeds a case's bytes in pieces of `step` bytes (0: all at once), with a
+ * body buffer of body_cap bytes, acting on each event as the daemon does. */
+static void run_reader_case(const struct reader_case *c, size_t step, size_t body_cap, struct reader_run *out)
 {
-	b[0] = (unsigned char)version;
-	b[1] = (unsigned char)type;
-	b[2] = (unsigned char)(id >> 8);
-	b[3] = (unsigned char)id;
-	b[4] = (unsigned char)(clen >> 8);
-	b[5] = (unsigned char)clen;
-	b[6] = (unsigned char)plen;
-	b[7] = 0;
-	memset(b + 8, 'p', clen + (size_t)plen);
-	return 8 + clen + (size_t)plen;
+	static unsigned char head[HEAD_CAP], wire[4096];
+	unsigned char body[64];
+	struct fcgi_reader rd;
+	size_t nev = 0;
+
+	memset(out, 0, sizeof(*out));
+	fcgi_reader_init(&rd, 64, head, sizeof(head));
+	rd.body = body;
+	rd.body_cap = body_cap;
+	for (size_t r = 0; r < sizeof(c->recs) / sizeof(c->recs[0]) && c->recs[r].content; r++) {
+		const struct rec *rc = &c->recs[r];
+		size_t len = 0, pos = 0;
+		if (rc->type == 0) {
+			fcgi_reader_request_done(&rd);
+			continue;
+		}
+		wire[0] = rc->version;
+		wire[1] = rc->type;
+		wire[2] = (unsigned char)(rc->id >> 8);
+		wire[3] = (unsigned char)rc->id;
+		wire[4] = (unsigned char)(rc->len >> 8);
+		wire[5] = (unsigned char)rc->len;
+		wire[6] = rc->padding;
+		wire[7] = 0;
+		memcpy(wire + 8, rc->content, rc->len);
+		memset(wire + 8 + rc->len, 0, rc->padding);
+		len = 8 + rc->len + rc->padding;
+		while (pos < len && !out->error) {
+			size_t piece = step && len - pos > step ? step : len - pos, used = 0;
+			enum fcgi_event ev;
+			/* Events that use nothing are taken in turn. */
+			do {
+				size_t n = fcgi_reader_run(&rd, wire + pos + used, piece - used, &ev);
+				char e = 0;
+				used += n;
+				switch (ev) {
+				case FCGI_EV_MORE:
+					break;
+				case FCGI_EV_REPLY:
+					e = rd.reply[1] == FCGI_GET_VALUES_RESULT ? 'v' : rd.reply[1] == FCGI_UNKNOWN_TYPE ? 'u' : 'm';
+					memcpy(out->reply, rd.reply, rd.reply_len);
+					out->reply_len = rd.reply_len;
+					fcgi_reader_reply_sent(&rd);
+					break;
+				case FCGI_EV_HEAD:
+					e = 'H';
+					out->keep_conn = rd.keep_conn;
+					break;
+				case FCGI_EV_BODY_FULL:
+					memcpy(out->body + out->body_len, body, rd.body_len);
+					out->body_len += rd.body_len;
+					rd.body_len = 0;
+					break;
+				case FCGI_EV_BODY_END:
+					e = 'E';
+					break;
+				case FCGI_EV_ABORT:
+					e = 'A';
+					break;
+				case FCGI_EV_ERROR:
+					e = 'X';
+					out->error = rd.error;
+					break;
+				}
+				if (e && nev < sizeof(out->events) - 1)
+					out->events[nev++] = e;
+			} while (ev != FCGI_EV_MORE && ev != FCGI_EV_ERROR);
+			pos += used;
+		}
+		if (out->error)
+			break;
+	}
+	memcpy(out->body + out->body_len, body, rd.body_len);
+	out->body_len += rd.body_len;
+	out->ignored = rd.ignored;
 }
 
-static void test_fcgi_head(void)
+static void test_reader(void)
+{
+	static const size_t steps[] = { 0, 1, 3 }, caps[] = { 64, 1, 2 };
+
+	for (size_t i = 0; i < sizeof(reader_cases) / sizeof(reader_cases[0]); i++) {
+		const struct reader_case *c = &reader_cases[i];
+		for (size_t k = 0; k < 3; k++) {
+			struct reader_run run;
+			run_reader_case(c, steps[k], caps[k], &run);
+			CHECK(strcmp(run.events, c->events) == 0, "reader '%s' (step %zu): events '%s', want '%s' (%s)",
+			      c->name, steps[k], run.events, c->events, run.error ? run.error : "no error");
+			CHECK(run.body_len == strlen(c->body) && memcmp(run.body, c->body, run.body_len) == 0,
+			      "reader '%s' (step %zu): body '%.*s', want '%s'", c->name, steps[k], (int)run.body_len,
+			      run.body, c->body);
+			CHECK(!c->error || (run.error && strstr(run.error, c->error)), "reader '%s': error '%s', want '%s'",
+			      c->name, run.error ? run.error : "(none)", c->error ? c->error : "");
+			CHECK(run.ignored == c->ignored, "reader '%s': %llu ignored, want %llu", c->name, run.ignored,
+			      c->ignored);
+		}
+	}
+}
+
+/* The replies themselves, byte for byte. */
+static void test_reader_replies(void)
 {
 	static const struct {
 		const char *name;
-		int records[6][5]; /* version, type, id, content length, padding; version 0 ends */
-		enum fcgi_head_result want;
-		const char *why;
+		struct rec rec;
+		const char *reply; /* content */
+		size_t reply_len;
+		unsigned type, id;
 	} cases[] = {
-		{ "begin, params, end", { { 1, 1, 1, 8, 0 }, { 1, 4, 1, 30, 2 }, { 1, 4, 1, 0, 0 } }, FCGI_HEAD_COMPLETE, NULL },
-		{ "no params at all", { { 1, 1, 1, 8, 0 }, { 1, 4, 1, 0, 0 } }, FCGI_HEAD_COMPLETE, NULL },
-		{ "management record first", { { 1, 9, 0, 12, 4 }, { 1, 1, 1, 8, 0 }, { 1, 4, 1, 0, 0 } }, FCGI_HEAD_COMPLETE, NULL },
-		{ "other id skipped", { { 1, 1, 1, 8, 0 }, { 1, 5, 7, 3, 0 }, { 1, 4, 1, 0, 0 } }, FCGI_HEAD_COMPLETE, NULL },
-		{ "params not ended", { { 1, 1, 1, 8, 0 }, { 1, 4, 1, 30, 2 } }, FCGI_HEAD_INCOMPLETE, NULL },
-		{ "empty", { { 0 } }, FCGI_HEAD_INCOMPLETE, NULL },
-		{ "bad version", { { 2, 1, 1, 8, 0 } }, FCGI_HEAD_INVALID, "unsupported FastCGI version" },
-		{ "begin too short", { { 1, 1, 1, 7, 0 } }, FCGI_HEAD_INVALID, "malformed BEGIN_REQUEST" },
-		{ "begin id 0", { { 1, 1, 0, 8, 0 } }, FCGI_HEAD_INVALID, "malformed BEGIN_REQUEST" },
-		{ "stdin before begin", { { 1, 5, 1, 1, 0 } }, FCGI_HEAD_INVALID, "before BEGIN_REQUEST" },
-		{ "stdin inside params", { { 1, 1, 1, 8, 0 }, { 1, 5, 1, 1, 0 } }, FCGI_HEAD_INVALID, "other than PARAMS" },
-		{ "second begin", { { 1, 1, 1, 8, 0 }, { 1, 1, 2, 8, 0 } }, FCGI_HEAD_INVALID, "second BEGIN_REQUEST" },
+#define REPLY(s) s, sizeof(s) - 1
+		{ "repeated name answered once", R(9, 0, MPXS MPXS MPXS MPXS, 0), REPLY("\x0f\x01" FCGI_MPXS_CONNS "0"),
+		  FCGI_GET_VALUES_RESULT, 0 },
+		{ "all three and an unknown name",
+		  R(9, 0, "\x01\x00Q\x0f\x00" FCGI_MPXS_CONNS "\x0d\x00" FCGI_MAX_REQS "\x0e\x00" FCGI_MAX_CONNS, 0),
+		  REPLY("\x0e\x02" FCGI_MAX_CONNS "64\x0d\x02" FCGI_MAX_REQS "64\x0f\x01" FCGI_MPXS_CONNS "0"),
+		  FCGI_GET_VALUES_RESULT, 0 },
+		{ "a name with a value", R(9, 0, "\x0e\x03" FCGI_MAX_CONNS "abc", 0), REPLY("\x0e\x02" FCGI_MAX_CONNS "64"),
+		  FCGI_GET_VALUES_RESULT, 0 },
+		{ "a longer name starting like a known one", R(9, 0, "\x10\x00" FCGI_MPXS_CONNS "S", 0), REPLY(""),
+		  FCGI_GET_VALUES_RESULT, 0 },
+		{ "unknown type", R(200, 0, "", 0), REPLY("\xc8\0\0\0\0\0\0\0"), FCGI_UNKNOWN_TYPE, 0 },
+#undef REPLY
 	};
-	unsigned char *buf = malloc(FCGI_HEAD_MAX + 70000);
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		size_t len = 0, head_len = 0;
-		const char *why = NULL;
-		enum fcgi_head_result res;
-		for (int r = 0; r < 6 && cases[i].records[r][0]; r++)
-			len += put_record(buf + len, cases[i].records[r][0], cases[i].records[r][1],
-					  cases[i].records[r][2], (size_t)cases[i].records[r][3], cases[i].records[r][4]);
-		res = fcgi_head_scan(buf, len, &head_len, &why);
-		CHECK(res == cases[i].want, "head '%s': %d, want %d (%s)", cases[i].name, res, cases[i].want,
-		      why ? why : "");
-		if (res == FCGI_HEAD_COMPLETE)
-			CHECK(head_len == len, "head '%s': length %zu of %zu", cases[i].name, head_len, len);
-		if (cases[i].why && why)
-			CHECK(strstr(why, cases[i].why) != NULL, "head '%s': why '%s'", cases[i].name, why);
-		/* Every proper prefix of a complete head is incomplete. */
-		if (res == FCGI_HEAD_COMPLETE) {
-			for (size_t cut = 0; cut < len; cut++)
-				CHECK(fcgi_head_scan(buf, cut, &head_len, &why) == FCGI_HEAD_INCOMPLETE,
-				      "head '%s' cut at %zu", cases[i].name, cut);
-		}
+		struct reader_case c = { cases[i].name, { cases[i].rec }, "", "", NULL, 0 };
+		struct reader_run run;
+		run_reader_case(&c, 0, 64, &run);
+		CHECK(run.reply_len == 8 + cases[i].reply_len && run.reply[1] == cases[i].type && run.reply[3] == cases[i].id &&
+			      run.reply[4] == 0 && run.reply[5] == cases[i].reply_len &&
+			      memcmp(run.reply + 8, cases[i].reply, cases[i].reply_len) == 0,
+		      "reply '%s': %zu bytes, type %u", cases[i].name, run.reply_len, run.reply[1]);
 	}
-	/* The size limit: PARAMS records adding up to more than FCGI_HEAD_MAX. */
 	{
-		size_t len = put_record(buf, 1, 1, 1, 8, 0), head_len;
-		const char *why = NULL;
-		while (len < FCGI_HEAD_MAX + 100)
-			len += put_record(buf + len, 1, 4, 1, 65535, 1);
-		CHECK(fcgi_head_scan(buf, len, &head_len, &why) == FCGI_HEAD_INVALID && why &&
-			      strstr(why, "larger than"),
-		      "oversized head accepted");
-		/* Known too large from its first bytes: no need to wait for them. */
-		CHECK(fcgi_head_scan(buf, FCGI_HEAD_MAX - 10, &head_len, &why) != FCGI_HEAD_COMPLETE,
-		      "truncated oversized head complete");
+		struct reader_case c = { "CANT_MPX_CONN", { R(1, 1, BEGIN_, 0), R(1, 0x1234, BEGIN_, 0) }, "", "", NULL, 0 };
+		struct reader_run run;
+		run_reader_case(&c, 0, 64, &run);
+		CHECK(run.reply_len == 16 && run.reply[1] == FCGI_END_REQUEST && run.reply[2] == 0x12 && run.reply[3] == 0x34 &&
+			      run.reply[12] == FCGI_CANT_MPX_CONN,
+		      "CANT_MPX_CONN reply");
 	}
-	free(buf);
+	{
+		struct reader_case c = { "keep", { R(1, 1, BEGIN_KEEP, 0), R(4, 1, "", 0) }, "", "", NULL, 0 };
+		struct reader_run run;
+		run_reader_case(&c, 1, 64, &run);
+		CHECK(run.keep_conn, "FCGI_KEEP_CONN not seen");
+	}
+}
+
+/* An abort seen behind body bytes not taken yet. */
+static void test_abort_ahead(void)
+{
+	static unsigned char head[64], body[4];
+	static const unsigned char conv[] = "\1\1\0\1\0\x08\0\0" BEGIN_ "\1\4\0\1\0\0\0\0"
+					    "\1\5\0\1\0\x08\0\0" "12345678"
+					    "\1\5\0\7\0\2\3\0" "zz\0\0\0"
+					    "\1\2\0\1\0\0\0\0";
+	size_t len = sizeof(conv) - 1, used, ab = len - 8;
+	struct fcgi_reader rd;
+	enum fcgi_event ev;
+
+	fcgi_reader_init(&rd, 1, head, sizeof(head));
+	used = fcgi_reader_run(&rd, conv, len, &ev);
+	CHECK(ev == FCGI_EV_HEAD, "abort ahead: no head");
+	rd.body = body;
+	rd.body_cap = sizeof(body);
+	used += fcgi_reader_run(&rd, conv + used, len - used, &ev);
+	CHECK(ev == FCGI_EV_BODY_FULL && rd.body_len == 4, "abort ahead: body not full");
+	CHECK(fcgi_reader_abort_ahead(&rd, conv + used, len - used), "abort behind the body not seen");
+	CHECK(!fcgi_reader_abort_ahead(&rd, conv + used, ab - used + 7), "a partial abort header seen");
+	CHECK(!fcgi_reader_abort_ahead(&rd, conv + used, ab - used), "an abort seen that is not there");
+}
+
+static const struct {
+	const char *name;
+	const char *stream;
+	size_t len;
+	int ok;
+	const char *env[4];
+	size_t dropped;
+	const char *script_name, *why;
+} params_cases[] = {
+#define S(s) s, sizeof(s) - 1
+	{ "one pair", S("\3\1abcX"), 0, { "abc=X" }, 0, NULL, NULL },
+	{ "empty stream", S(""), 0, { NULL }, 0, NULL, NULL },
+	{ "four-byte lengths", S("\x80\0\0\3\x80\0\0\1abcX"), 0, { "abc=X" }, 0, NULL, NULL },
+	{ "empty value", S("\3\0abc\1\1dE"), 0, { "abc=", "d=E" }, 0, NULL, NULL },
+	{ "first SCRIPT_NAME wins", S("\x0b\2SCRIPT_NAME/a\x0b\2SCRIPT_NAME/b"), 0, { "SCRIPT_NAME=/a", "SCRIPT_NAME=/b" },
+	  0, "/a", NULL },
+	{ "names that cannot be variables", S("\0\1X\3\1a=bY\3\1a\0bZ\1\1kV"), 0, { "k=V" }, 3, NULL, NULL },
+	{ "value with NUL", S("\1\3kA\0B"), 0, { "k=A" }, 0, NULL, NULL },
+	{ "name past the end", S("\5\1abc"), -1, { NULL }, 0, NULL, "runs past the end" },
+	{ "value of 2 GiB", S("\1\xff\xff\xff\xffkX"), -1, { NULL }, 0, NULL, "runs past the end" },
+	{ "name of 2 GiB", S("\xff\xff\xff\xff\1kX"), -1, { NULL }, 0, NULL, "runs past the end" },
+	{ "ends inside a length", S("\1\x80\0"), -1, { NULL }, 0, NULL, "inside a length" },
+	{ "ends after a name length", S("\1"), -1, { NULL }, 0, NULL, "inside a length" },
+#undef S
+};
+
+static void test_params(void)
+{
+	for (size_t i = 0; i < sizeof(params_cases) / sizeof(params_cases[0]); i++) {
+		unsigned char buf[128];
+		struct request_params p;
+		const char *why = NULL;
+		int rc;
+		size_t n = 0;
+		memcpy(buf, params_cases[i].stream, params_cases[i].len);
+		rc = request_params_decode(buf, params_cases[i].len, &p, &why);
+		CHECK(rc == params_cases[i].ok, "params '%s': %d (%s)", params_cases[i].name, rc, why ? why : "");
+		if (rc < 0) {
+			CHECK(why && strstr(why, params_cases[i].why), "params '%s': why '%s'", params_cases[i].name,
+			      why ? why : "");
+			continue;
+		}
+		while (params_cases[i].env[n])
+			n++;
+		CHECK(p.count == n && !p.env[n], "params '%s': %zu entries, want %zu", params_cases[i].name, p.count, n);
+		for (size_t k = 0; k < n && k < p.count; k++)
+			CHECK(strcmp(p.env[k], params_cases[i].env[k]) == 0, "params '%s': '%s'", params_cases[i].name,
+			      p.env[k]);
+		CHECK(p.dropped == params_cases[i].dropped, "params '%s': %zu dropped", params_cases[i].name, p.dropped);
+		CHECK((!p.script_name && !params_cases[i].script_name) ||
+			      (p.script_name && params_cases[i].script_name &&
+			       strcmp(p.script_name, params_cases[i].script_name) == 0),
+		      "params '%s': SCRIPT_NAME", params_cases[i].name);
+		request_params_free(&p);
+	}
+	/* The limit on their number. */
+	{
+		size_t len = 2 * (FCGI_PARAMS_MAX + 1);
+		unsigned char *buf = calloc(len, 1);
+		struct request_params p;
+		const char *why = NULL;
+		for (size_t k = 0; k < len; k += 2)
+			buf[k] = buf[k + 1] = 0;
+		CHECK(request_params_decode(buf, len, &p, &why) < 0 && why && strstr(why, "more than 4096"),
+		      "more than FCGI_PARAMS_MAX parameters accepted");
+		CHECK(request_params_decode(buf, len - 2, &p, &why) == 0 && p.count == 0 && p.dropped == FCGI_PARAMS_MAX,
+		      "FCGI_PARAMS_MAX parameters refused");
+		request_params_free(&p);
+		free(buf);
+	}
 }
 
 /* ---- --rlimit ---- */
@@ -657,8 +932,9 @@ static void test_fcgi_out(void)
 	}
 	if (pid == 0) {
 		struct fcgi_out o;
+		struct peer_wait w = { .progress_ms = 5000, .deadline = 0, .cancel_fd = -1 };
 		close(sv[1]);
-		fcgi_out_init(&o, sv[0], 7, 5000);
+		fcgi_out_init(&o, sv[0], 7, &w);
 		o.holding = false;
 		_exit(fcgi_out_streamv(&o, FCGI_STDOUT, parts, 4) == 0 && o.stdout_bytes == TOTAL &&
 				      fcgi_out_end_request(&o, 3, FCGI_REQUEST_COMPLETE) == 0
@@ -699,7 +975,10 @@ int main(void)
 	test_socket_urls();
 	test_env();
 	test_script_path();
-	test_fcgi_head();
+	test_reader();
+	test_reader_replies();
+	test_abort_ahead();
+	test_params();
 	test_rlimit_spec();
 	test_peer_acl();
 	test_dotdot();

@@ -1,0 +1,327 @@
+/* One FastCGI connection (see fcgi_conn.h).
+ *
+ * The socket is non-blocking: nothing here waits except in poll(), and
+ * every poll() is bounded by --peer-timeout, the request's deadlines and
+ * the daemon's stop.  Bytes that do not move a request forward (padding,
+ * records of other ids, management records) never extend a deadline. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "fcgi_conn.h"
+#include "fcgi_record.h"
+#include "log.h"
+
+void fcgi_conn_init(struct fcgi_conn *c, int fd, unsigned char *in, size_t in_cap, unsigned char *head,
+		    size_t head_cap, unsigned max_conns, int peer_timeout_ms, int cancel_fd)
+{
+	memset(c, 0, sizeof(*c));
+	c->fd = fd;
+	c->in = in;
+	c->in_cap = in_cap;
+	fcgi_reader_init(&c->rd, max_conns, head, head_cap);
+	c->wait = (struct peer_wait){ .progress_ms = peer_timeout_ms, .deadline = 0, .cancel_fd = cancel_fd };
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+/* Reads once into the free end of the input buffer.  Returns 1 after
+ * bytes, 0 at the peer's end, -1 if nothing is there (or no room), -2 on
+ * an error (c->why). */
+static int fill(struct fcgi_conn *c)
+{
+	ssize_t n;
+
+	if (c->in_pos == c->in_len) {
+		c->in_pos = c->in_len = 0;
+	} else if (c->in_len == c->in_cap && c->in_pos > 0) {
+		memmove(c->in, c->in + c->in_pos, c->in_len - c->in_pos);
+		c->in_len -= c->in_pos;
+		c->in_pos = 0;
+	}
+	if (c->in_len == c->in_cap)
+		return -1;
+	n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
+	if (n > 0) {
+		c->in_len += (size_t)n;
+		c->received += (size_t)n;
+		return 1;
+	}
+	if (n == 0 || errno == ECONNRESET)
+		return 0;
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		return -1;
+	snprintf(c->why_buf, sizeof(c->why_buf), "reading from the web server failed: %s", strerror(errno));
+	c->why = c->why_buf;
+	return -2;
+}
+
+static void note_ignored(struct fcgi_conn *c)
+{
+	if (c->rd.ignored == 0 || c->ignored_logged)
+		return;
+	c->ignored_logged = true;
+	/* Not an error: the specification asks for it (a late
+	 * FCGI_ABORT_REQUEST for a request just answered is one such). */
+	log_info("ignoring records of request %u, which is not active (first of type %u)", c->rd.ignored_id,
+		 c->rd.ignored_type);
+}
+
+static int send_reply(struct fcgi_conn *c)
+{
+	struct iovec iov = { .iov_base = c->rd.reply, .iov_len = c->rd.reply_len };
+
+	if (peer_send_all(c->fd, &iov, 1, &c->wait) < 0) {
+		snprintf(c->why_buf, sizeof(c->why_buf), "cannot send a management reply: %s",
+			 errno == ETIMEDOUT ? "the web server does not read" : strerror(errno));
+		c->why = c->why_buf;
+		return -1;
+	}
+	fcgi_reader_reply_sent(&c->rd);
+	return 0;
+}
+
+enum fcgi_conn_status fcgi_conn_pump(struct fcgi_conn *c)
+{
+	for (;;) {
+		enum fcgi_event ev;
+		size_t used = fcgi_reader_run(&c->rd, c->in + c->in_pos, c->in_len - c->in_pos, &ev);
+		int rc;
+
+		c->in_pos += used;
+		note_ignored(c);
+		switch (ev) {
+		case FCGI_EV_MORE:
+			if (c->eof)
+				return CONN_CLOSED;
+			rc = fill(c);
+			if (rc == 0)
+				c->eof = true;
+			if (rc >= 0)
+				continue;
+			return rc == -1 ? CONN_OK : CONN_FAILED;
+		case FCGI_EV_REPLY:
+			if (send_reply(c) < 0)
+				return CONN_FAILED;
+			continue;
+		case FCGI_EV_BODY_FULL:
+			/* An abort may wait behind the body already read. */
+			if (fcgi_reader_abort_ahead(&c->rd, c->in + c->in_pos, c->in_len - c->in_pos))
+				return CONN_ABORTED;
+			return CONN_OK;
+		case FCGI_EV_HEAD:
+		case FCGI_EV_BODY_END:
+			return CONN_OK;
+		case FCGI_EV_ABORT:
+			return CONN_ABORTED;
+		case FCGI_EV_ERROR:
+			c->why = c->rd.error;
+			return CONN_FAILED;
+		}
+	}
+}
+
+static bool body_full(const struct fcgi_conn *c)
+{
+	return c->rd.state == FCGI_READER_BODY && c->rd.body_len >= c->rd.body_cap;
+}
+
+short fcgi_conn_poll_events(const struct fcgi_conn *c)
+{
+	bool in_room = c->in_len < c->in_cap || c->in_pos > 0;
+
+	if (c->eof)
+		return 0;
+	/* POLLRDHUP: a close is seen even while nothing is read. */
+	return POLLRDHUP | (!body_full(c) || in_room ? POLLIN : 0);
+}
+
+enum fcgi_conn_status fcgi_conn_service(struct fcgi_conn *c, short revents)
+{
+	int rc;
+
+	if (!(revents & POLLIN)) {
+		if (!(revents & (POLLRDHUP | POLLHUP | POLLERR)))
+			return CONN_OK;
+		c->eof = true;
+		return CONN_CLOSED;
+	}
+	if (!body_full(c))
+		return fcgi_conn_pump(c);
+	/* Behind a full body buffer: read on only to find an abort. */
+	rc = fill(c);
+	if (fcgi_reader_abort_ahead(&c->rd, c->in + c->in_pos, c->in_len - c->in_pos))
+		return CONN_ABORTED;
+	if (rc == 0) {
+		c->eof = true;
+		return CONN_CLOSED;
+	}
+	return rc == -2 ? CONN_FAILED : CONN_OK;
+}
+
+/* Waits up to the deadline (0: none) for the socket to be readable, or for
+ * extra_fd (-1: none).  Returns 1 readable, 0 timeout, -1 stopped (the
+ * cancel fd or extra_fd). */
+static int wait_readable(struct fcgi_conn *c, long long deadline, int extra_fd)
+{
+	struct pollfd pfd[3] = { { .fd = c->fd, .events = POLLIN },
+				 { .fd = c->wait.cancel_fd, .events = POLLIN },
+				 { .fd = extra_fd, .events = POLLIN } };
+	long long left = deadline ? deadline - monotonic_ms() : -1;
+	int rc;
+
+	if (deadline && left <= 0)
+		return 0;
+	do
+		rc = poll(pfd, extra_fd >= 0 ? 3 : 2, deadline ? (int)left : -1);
+	while (rc < 0 && errno == EINTR);
+	if (rc <= 0)
+		return rc;
+	if (pfd[0].revents)
+		return 1;
+	return -1;
+}
+
+/* Whether the peer has begun sending something: the bytes of a request
+ * head, or of any record (partly) read. */
+static bool head_started(const struct fcgi_conn *c)
+{
+	return c->rd.state != FCGI_READER_IDLE || c->rd.in_record || c->rd.hdr_have > 0 || c->in_pos < c->in_len;
+}
+
+int fcgi_conn_await_head(struct fcgi_conn *c, bool first, int idle_ms, int stop_fd)
+{
+	long long now = monotonic_ms();
+	long long idle_end = first ? 0 : now + idle_ms;
+	long long head_end = first || head_started(c) ? now + c->wait.progress_ms : 0;
+
+	c->received = 0;
+	for (;;) {
+		enum fcgi_conn_status st;
+		int rc;
+
+		c->wait.deadline = head_end ? head_end : idle_end;
+		st = fcgi_conn_pump(c);
+		if (st == CONN_OK && c->rd.state == FCGI_READER_BODY)
+			return 1;
+		if (st == CONN_ABORTED) {
+			/* Aborted before its parameters ended: nothing ran. */
+			log_info("the web server aborted request %u before its parameters ended", c->rd.id);
+			if (fcgi_conn_end_request(c, FCGI_REQUEST_COMPLETE) < 0 || !c->rd.keep_conn)
+				return 0;
+			fcgi_conn_request_done(c);
+			continue;
+		}
+		if (st == CONN_CLOSED) {
+			if (first || c->received > 0)
+				log_info("connection closed before a complete request");
+			return 0;
+		}
+		if (st == CONN_FAILED) {
+			log_warnx("closing a connection: %s", c->why);
+			return -1;
+		}
+		if (!head_end && head_started(c))
+			head_end = monotonic_ms() + c->wait.progress_ms;
+		/* A connection with a request under way is served during a
+		 * stop; only an idle one is closed. */
+		rc = wait_readable(c, head_end ? head_end : idle_end, head_started(c) ? -1 : stop_fd);
+		if (rc == 0 && head_end) {
+			log_warnx("closing a connection: no complete request within --peer-timeout (%llu bytes sent)",
+				  c->received);
+			return -1;
+		}
+		if (rc <= 0)
+			return 0;
+	}
+}
+
+int fcgi_conn_drain_body(struct fcgi_conn *c, char *scratch, size_t size)
+{
+	long long body_end = monotonic_ms() + c->wait.progress_ms;
+
+	c->rd.body = (unsigned char *)scratch;
+	c->rd.body_cap = size;
+	while (c->rd.state == FCGI_READER_BODY) {
+		enum fcgi_conn_status st;
+		int rc;
+
+		c->rd.body_len = 0;
+		st = fcgi_conn_pump(c);
+		if (st == CONN_ABORTED || st == CONN_CLOSED) {
+			c->why = st == CONN_ABORTED ? "the web server aborted the request"
+						    : "the web server closed the connection during the body";
+			return -1;
+		}
+		if (st == CONN_FAILED)
+			return -1;
+		if (c->rd.body_len > 0) {
+			body_end = monotonic_ms() + c->wait.progress_ms;
+			continue;
+		}
+		if (c->rd.state != FCGI_READER_BODY)
+			break;
+		rc = wait_readable(c, c->wait.deadline && c->wait.deadline < body_end ? c->wait.deadline : body_end,
+				   -1);
+		if (rc == 0) {
+			c->why = "the web server sent no body bytes for --peer-timeout";
+			return -1;
+		}
+		if (rc < 0) {
+			c->why = "the daemon is stopping";
+			return -1;
+		}
+	}
+	c->rd.body_len = 0;
+	return 0;
+}
+
+int fcgi_conn_end_request(struct fcgi_conn *c, unsigned char protocol_status)
+{
+	FCGI_EndRequestRecord end;
+	struct iovec iov = { .iov_base = &end, .iov_len = sizeof(end) };
+
+	fcgi_end_request_encode(&end, c->rd.id, 0, protocol_status);
+	return peer_send_all(c->fd, &iov, 1, &c->wait);
+}
+
+void fcgi_conn_request_done(struct fcgi_conn *c)
+{
+	fcgi_reader_request_done(&c->rd);
+	c->rd.body = NULL;
+	c->rd.body_cap = 0;
+}
+
+void fcgi_conn_close(struct fcgi_conn *c)
+{
+	int queued = 0;
+
+	if (c->fd < 0)
+		return;
+	if (!c->eof && (c->in_pos < c->in_len || (ioctl(c->fd, FIONREAD, &queued) == 0 && queued > 0)) &&
+	    shutdown(c->fd, SHUT_WR) == 0) {
+		long long end = monotonic_ms() + 100;
+		size_t total = 0;
+		char scratch[4096];
+		while (total < 64 * 1024) {
+			struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+			long long left = end - monotonic_ms();
+			ssize_t n;
+			if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+				break;
+			n = recv(c->fd, scratch, sizeof(scratch), MSG_DONTWAIT);
+			if (n <= 0)
+				break;
+			total += (size_t)n;
+		}
+	}
+	close(c->fd);
+	c->fd = -1;
+}

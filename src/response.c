@@ -1,0 +1,302 @@
+/* What goes back to the web server (see response.h).
+ *
+ * Output is encoded by fcgi_out, which holds it until FCGI_STDIN has ended
+ * (nginx stops sending the body once response bytes arrive).  A script's
+ * header block is checked whole before any of it leaves: a bad one is a
+ * 502 with a log line, never half a response. */
+#include "config.h"
+
+#include <fastcgi.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "access_log.h"
+#include "clock.h"
+#include "log.h"
+#include "response.h"
+#include "settings.h"
+#include "slots.h"
+#include "stats.h"
+
+/* A script's stderr line longer than this is logged in pieces. */
+#define STDERR_LINE_MAX 2048
+
+static void log_stderr_line(struct request *r, const char *line, size_t len)
+{
+	log_warnx("%s: %.*s", r->label, (int)len, line);
+}
+
+/* Script stderr without -f: one log line per line the script wrote. */
+static void stderr_to_log(struct request *r, const char *data, size_t len)
+{
+	if (!r->errline) {
+		r->errline = malloc(STDERR_LINE_MAX);
+		if (!r->errline)
+			return;
+	}
+	while (len > 0) {
+		const char *nl = memchr(data, '\n', len);
+		size_t take = nl ? (size_t)(nl - data) : len;
+		if (take > STDERR_LINE_MAX - r->errline_len)
+			take = STDERR_LINE_MAX - r->errline_len;
+		memcpy(r->errline + r->errline_len, data, take);
+		r->errline_len += take;
+		data += take;
+		len -= take;
+		if (len > 0 && *data == '\n') {
+			data++;
+			len--;
+			log_stderr_line(r, r->errline, r->errline_len);
+			r->errline_len = 0;
+		} else if (r->errline_len == STDERR_LINE_MAX) {
+			log_stderr_line(r, r->errline, r->errline_len);
+			r->errline_len = 0;
+		}
+	}
+}
+
+void response_stderr_ended(struct request *r)
+{
+	if (r->errline_len > 0)
+		log_stderr_line(r, r->errline, r->errline_len);
+	r->errline_len = 0;
+}
+
+int response_stderr(struct request *r, const char *data, size_t len)
+{
+	if (cfg.stderr_to_fastcgi)
+		return fcgi_out_stream(&r->out, FCGI_STDERR, data, len);
+	stderr_to_log(r, data, len);
+	return 0;
+}
+
+/* The script broke the CGI header rules: it is ended, its remaining output
+ * dropped, and the client will get a 502 once the body has been read. */
+static void headers_failed(struct request *r)
+{
+	r->hstate = HDR_FAILED;
+	log_warnx("%s: bad CGI response: %s", r->label, r->hdr.error);
+	script_terminate(&r->proc, cfg.kill_grace_ms);
+	/* What the script wrote to stderr before it ended usually says why
+	 * its output was wrong: pass on what the pipe holds before closing. */
+	if (r->proc.stderr_fd >= 0) {
+		ssize_t n;
+		while ((n = read(r->proc.stderr_fd, r->wb->io, WB_IO_SIZE)) > 0)
+			response_stderr(r, r->wb->io, (size_t)n);
+		response_stderr_ended(r);
+	}
+	script_proc_close(&r->proc);
+}
+
+int response_stdout(struct request *r, const char *data, size_t len)
+{
+	if (r->hstate == HDR_PARSING) {
+		size_t used;
+		switch (cgi_header_feed(&r->hdr, data, len, &used)) {
+		case CGI_HEADER_MORE:
+			return 0;
+		case CGI_HEADER_ERROR:
+			headers_failed(r);
+			return 0;
+		case CGI_HEADER_DONE: {
+			/* The header and the body bytes read with it go out
+			 * together: one record and one sendmsg for a small
+			 * response. */
+			struct iovec parts[2] = { { .iov_base = r->hdr.out, .iov_len = r->hdr.out_len },
+						  { .iov_base = (char *)data + used, .iov_len = len - used } };
+			r->hstate = HDR_DONE;
+			r->status = r->hdr.status;
+			return fcgi_out_streamv(&r->out, FCGI_STDOUT, parts, 2);
+		}
+		}
+	}
+	if (r->hstate == HDR_DONE && len > 0)
+		return fcgi_out_stream(&r->out, FCGI_STDOUT, data, len);
+	return 0;
+}
+
+void response_stdout_ended(struct request *r)
+{
+	if (r->hstate != HDR_PARSING)
+		return;
+	cgi_header_eof(&r->hdr);
+	headers_failed(r);
+}
+
+int response_release(struct request *r)
+{
+	return fcgi_out_release(&r->out, r->wb->io, WB_IO_SIZE);
+}
+
+/* Sends a whole response: the status, a type, and a body (by default the
+ * status line itself, the form 1.1.0 used for its errors). */
+static void send_status(struct request *r, const char *status_line, const char *type, const char *body)
+{
+	char head[256];
+	int n = snprintf(head, sizeof(head), "Status: %s\r\nContent-Type: %s\r\n\r\n%s%s", status_line, type,
+			 body ? "" : status_line, body ? "" : "\r\n");
+	struct iovec parts[2] = { { .iov_base = head, .iov_len = (size_t)n },
+				  { .iov_base = (char *)body, .iov_len = body ? strlen(body) : 0 } };
+
+	if (fcgi_out_streamv(&r->out, FCGI_STDOUT, parts, 2) == 0)
+		r->status = atoi(status_line);
+}
+
+/* The request's figures: counters, and its access log line.  Done before
+ * FCGI_END_REQUEST goes out, so a status page asked for after an answer
+ * counts it. */
+static void account(struct request *r)
+{
+	const struct request_params *p = &r->params;
+	struct access_entry e = {
+		.peer = p->remote_addr,
+		.method = p->request_method,
+		.uri = p->request_uri,
+		.script = r->loc.filename ? r->loc.filename : p->script_name,
+		.status = r->status,
+		.bytes_in = r->bytes_in,
+		.bytes_out = r->out.stdout_bytes,
+		.duration_ms = monotonic_ms() - r->start_ms,
+		.exit_status = r->proc.pid > 0 && r->proc.reaped ? r->proc.wait_status : -1,
+		.pid = r->proc.pid,
+	};
+
+	if (r->accounted)
+		return;
+	r->accounted = true;
+	atomic_fetch_add(&stats.requests, 1);
+	if (r->status)
+		stats_count_status(r->status);
+	if (e.exit_status >= 0) {
+		if (WIFSIGNALED(e.exit_status))
+			atomic_fetch_add(&stats.exit_signal, 1);
+		else if (WEXITSTATUS(e.exit_status) == 0)
+			atomic_fetch_add(&stats.exit_zero, 1);
+		else
+			atomic_fetch_add(&stats.exit_nonzero, 1);
+	}
+	access_log_write(&e);
+}
+
+static void log_exit_status(struct request *r)
+{
+	int st = r->proc.wait_status;
+
+	if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
+		log_warnx("%s: exited with status %d", r->label, WEXITSTATUS(st));
+	else if (WIFSIGNALED(st))
+		log_warnx("%s: killed by signal %d (%s)", r->label, WTERMSIG(st), strsignal(WTERMSIG(st)));
+}
+
+/* The log line and counters of an end. */
+static void log_end(struct request *r, enum request_end how, const char *why)
+{
+	switch (how) {
+	case END_COMPLETE:
+		log_exit_status(r);
+		break;
+	case END_REFUSED:
+		if (why)
+			log_warnx("%s: %s", r->label, why);
+		break;
+	case END_TIMED_OUT:
+	case END_STOPPING:
+		if (how == END_TIMED_OUT)
+			atomic_fetch_add(&stats.timeouts, 1);
+		log_warnx("%s: %s (pid %d); ending it", r->label, why, (int)r->proc.pid);
+		break;
+	case END_ABORTED:
+	case END_PEER_GONE:
+		atomic_fetch_add(&stats.aborts, 1);
+		log_info("%s: %s%s", r->label, why, r->proc.pid > 0 ? "; ending the script" : "");
+		break;
+	}
+}
+
+/* What the web server gets, before FCGI_END_REQUEST.  Returns false when
+ * nothing more can reach it. */
+static bool answer(struct request *r, enum request_end how)
+{
+	switch (how) {
+	case END_COMPLETE:
+		if (r->hstate != HDR_DONE)
+			send_status(r, "502 Bad Gateway", "text/plain", NULL);
+		break;
+	case END_REFUSED:
+		/* The body first: nginx would stop sending it otherwise. */
+		if (fcgi_conn_drain_body(r->conn, r->wb->body, WB_BODY_SIZE) < 0) {
+			log_info("%s: %s", r->label, r->conn->why);
+			return false;
+		}
+		r->stdin_ended = true;
+		if (response_release(r) < 0)
+			return false;
+		send_status(r, r->answer_status, r->answer_type ? r->answer_type : "text/plain", r->answer_body);
+		break;
+	case END_TIMED_OUT:
+	case END_STOPPING:
+		/* Output held so far goes first.  A body not read to its end
+		 * leaves the connection unusable for another request. */
+		if (!r->stdin_ended)
+			r->conn_broken = true;
+		if (response_release(r) < 0)
+			return false;
+		if (r->hstate != HDR_DONE)
+			send_status(r, how == END_TIMED_OUT ? "504 Gateway Timeout" : "503 Service Unavailable",
+				    "text/plain", NULL);
+		break;
+	case END_ABORTED:
+		/* The web server wants no more of this response. */
+		fcgi_out_discard(&r->out);
+		break;
+	case END_PEER_GONE:
+		return false;
+	}
+	return !r->out.error;
+}
+
+void request_finish(struct request *r, enum request_end how, const char *why)
+{
+	log_end(r, how, why);
+	if (r->proc.pid > 0 && !r->proc.reaped)
+		script_terminate(&r->proc, cfg.kill_grace_ms);
+	/* The slot goes back as soon as the script is gone, before a slow
+	 * web server takes the rest of the answer. */
+	if (r->has_slot) {
+		slots_release();
+		atomic_fetch_sub(&stats.scripts, 1);
+		r->has_slot = false;
+	}
+	if (!answer(r, how)) {
+		r->conn_broken = true;
+		account(r);
+		return;
+	}
+	account(r);
+	if (fcgi_out_end_request(&r->out, (uint32_t)(r->proc.pid > 0 ? script_exit_code(r->proc.wait_status) : 0),
+				 FCGI_REQUEST_COMPLETE) < 0)
+		r->conn_broken = true;
+	else
+		fcgi_conn_request_done(r->conn);
+}
+
+void response_refuse(struct request *r, const char *status_line, const char *why)
+{
+	r->answer_status = status_line;
+	r->answer_type = NULL;
+	r->answer_body = NULL;
+	request_finish(r, END_REFUSED, why);
+}
+
+void response_page(struct request *r, const char *type, const char *body)
+{
+	r->answer_status = "200 OK";
+	r->answer_type = type;
+	r->answer_body = body;
+	request_finish(r, END_REFUSED, NULL);
+}

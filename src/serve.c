@@ -1,0 +1,366 @@
+/* Serving a connection (see serve.h): the keep-alive loop, and each request
+ * through its phases: parameters parsed once, the daemon's own pages, the
+ * script chosen and checked against the policy, a script slot, the start,
+ * the relay, and request_finish() whatever happened. */
+#include "config.h"
+
+#include <errno.h>
+#include <fastcgi.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cgi_env.h"
+#include "clock.h"
+#include "log.h"
+#include "relay.h"
+#include "request.h"
+#include "response.h"
+#include "serve.h"
+#include "settings.h"
+#include "slots.h"
+#include "stats.h"
+#include "stopping.h"
+
+/* How long a connection kept open by the web server may idle between
+ * requests (nginx's upstream keepalive_timeout defaults to 60 s too). */
+#define KEEPALIVE_TIMEOUT_MS 60000
+/* After a request that moved more than this through the worker's buffers,
+ * their pages are given back (see worker_buffers_trim). */
+#define TRIM_ABOVE (16 * 1024)
+
+/* Set while script starts fail for lack of resources (one log line per
+ * episode, not per request). */
+static atomic_bool resource_shortage;
+/* Set while requests time out waiting for a script slot. */
+static atomic_bool overloaded;
+
+static bool is_resource_shortage(int err)
+{
+	return err == EAGAIN || err == EMFILE || err == ENFILE || err == ENOMEM;
+}
+
+/* Refuses with a formatted reason. */
+__attribute__((format(printf, 3, 4)))
+static void refuse(struct request *r, const char *status_line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(r->why_buf, sizeof(r->why_buf), fmt, ap);
+	va_end(ap);
+	response_refuse(r, status_line, r->why_buf);
+}
+
+/* How a request named its script, for log lines before it is resolved. */
+static const char *named_script(const struct request_params *p)
+{
+	const char *name = p->script_filename;
+
+	if (!name || !*name)
+		name = p->script_name;
+	return name && *name ? name : "(none)";
+}
+
+/* --status-path and --ping-path: answered by the daemon itself.  Returns
+ * true if the request was one of them. */
+static bool serve_builtin_page(struct request *r)
+{
+	const char *name = r->params.script_name, *query = r->params.query_string;
+	const char *type, *format = "text";
+	char *page;
+
+	if (!name)
+		return false;
+	if (cfg.ping_path && strcmp(name, cfg.ping_path) == 0) {
+		r->label = cfg.ping_path;
+		response_page(r, "text/plain", "pong\n");
+		return true;
+	}
+	if (!cfg.status_path || strcmp(name, cfg.status_path) != 0)
+		return false;
+	r->label = cfg.status_path;
+	if (query && strstr(query, "json"))
+		format = "json";
+	else if (query && strstr(query, "openmetrics"))
+		format = "openmetrics";
+	page = stats_render(format, cfg.max_active, &type);
+	if (page)
+		response_page(r, type, page);
+	else
+		refuse(r, "500 Internal Server Error", "cannot render the status page: out of memory");
+	free(page);
+	return true;
+}
+
+/* Where the script runs: FCGI_CHDIR if sent ("-" for the daemon's own
+ * directory), else the script's directory.  Returns 0, or -1 with *why. */
+static int choose_directory(struct request *r, const char **why)
+{
+	const char *want = r->params.fcgi_chdir, *slash;
+	struct stat st;
+
+	if (want) {
+		if (strcmp(want, "-") == 0)
+			return 0;
+		if (stat(want, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			*why = "FCGI_CHDIR is not a directory";
+			return -1;
+		}
+		r->dir = strdup(want);
+	} else {
+		slash = strrchr(r->loc.filename, '/');
+		if (!slash) {
+			*why = "script path is not a full path";
+			return -1;
+		}
+		r->dir = slash == r->loc.filename ? strdup("/") : strndup(r->loc.filename, (size_t)(slash - r->loc.filename));
+	}
+	if (!r->dir) {
+		*why = "out of memory";
+		return -1;
+	}
+	return 0;
+}
+
+/* Finds the script and checks it against the policy.  Returns 0, or -1
+ * once the request has been refused. */
+static int select_script(struct request *r)
+{
+	const struct request_params *p = &r->params;
+	const char *why = NULL;
+
+	r->label = named_script(p);
+	switch (script_resolve(p->script_filename, p->document_root, p->script_name, file_probe_stat, NULL, &r->loc,
+			       &why)) {
+	case SCRIPT_FOUND:
+		break;
+	case SCRIPT_NOT_FOUND:
+		refuse(r, "404 Not Found", "script not found: %s", why);
+		return -1;
+	case SCRIPT_FORBIDDEN:
+		refuse(r, "403 Forbidden", "script refused: %s", why);
+		return -1;
+	}
+	r->label = r->loc.filename;
+	if (script_policy_check(&cfg.policy, r->loc.filename,
+				p->script_filename && *p->script_filename ? NULL : p->document_root, &why) < 0 ||
+	    choose_directory(r, &why) < 0) {
+		refuse(r, "403 Forbidden", "script refused: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
+/* Makes a relative script path absolute, since the script is executed
+ * after the change of directory. */
+static int absolutize(struct request *r)
+{
+	char cwd[PATH_MAX], *abs;
+
+	if (r->loc.filename[0] == '/')
+		return 0;
+	if (!getcwd(cwd, sizeof(cwd)) || asprintf(&abs, "%s/%s", cwd, r->loc.filename) < 0)
+		return -1;
+	free(r->loc.filename);
+	r->label = r->loc.filename = abs;
+	return 0;
+}
+
+/* The script's environment.  Returns 0, or -1 once refused. */
+static int prepare_environment(struct request *r)
+{
+	struct env_override ov[2 + cfg.n_set_env];
+	size_t nov = 0;
+
+	if (r->loc.script_name) {
+		ov[nov++] = (struct env_override){ "SCRIPT_NAME", r->loc.script_name };
+		ov[nov++] = (struct env_override){ "PATH_INFO", r->loc.path_info };
+	}
+	for (size_t i = 0; i < cfg.n_set_env; i++)
+		ov[nov++] = cfg.set_env[i];
+	r->env = cgi_env_build(r->params.env, cfg.inherited_env, ov, nov);
+	if (!r->env || absolutize(r) < 0) {
+		refuse(r, "502 Bad Gateway", "cannot prepare the environment: %s", strerror(errno ? errno : ENOMEM));
+		return -1;
+	}
+	return 0;
+}
+
+/* Waits in the queue for a slot, at most --queue-timeout (and -t), reading
+ * the body meanwhile as far as the buffer holds, so that an abort, a close
+ * or the daemon's stop ends the wait.  Returns 1 with the slot, 0 when the
+ * time is up, -1 with how the request must end. */
+static int wait_for_slot(struct request *r, enum request_end *end, const char **why)
+{
+	struct slot_waiter w;
+	long long until = monotonic_ms() + cfg.queue_timeout_ms;
+	int rc = 0;
+
+	if (r->deadline && r->deadline < until)
+		until = r->deadline;
+	if (slots_wait_begin(&w) < 0)
+		return 0;
+	for (;;) {
+		short events = fcgi_conn_poll_events(r->conn);
+		struct pollfd pfd[3] = { { .fd = w.efd, .events = POLLIN },
+					 { .fd = events ? r->conn->fd : -1, .events = events },
+					 { .fd = stopping_kill_fd(), .events = POLLIN } };
+		long long left = until - monotonic_ms();
+		if (left <= 0)
+			break;
+		if (poll(pfd, 3, (int)left) < 0 && errno != EINTR)
+			break;
+		if (pfd[0].revents)
+			break;
+		if (pfd[2].revents) {
+			*end = END_STOPPING;
+			*why = "the daemon is stopping";
+			rc = -1;
+			break;
+		}
+		if (pfd[1].revents && relay_read_conn(r, pfd[1].revents, end, why) < 0) {
+			rc = -1;
+			break;
+		}
+	}
+	if (!slots_wait_end(&w))
+		return rc;
+	if (rc < 0) {
+		slots_release();
+		return -1;
+	}
+	return 1;
+}
+
+/* -c: a script slot, waited for at most --queue-timeout.  Returns 0 with
+ * the slot, or -1 once the request has ended. */
+static int take_slot(struct request *r)
+{
+	enum request_end end = END_REFUSED;
+	const char *why = NULL;
+	int rc = 1;
+
+	if (!slots_try_take()) {
+		atomic_fetch_add(&stats.queued, 1);
+		rc = wait_for_slot(r, &end, &why);
+		atomic_fetch_sub(&stats.queued, 1);
+	}
+	if (rc < 0) {
+		request_finish(r, end, why);
+		return -1;
+	}
+	if (rc == 0 && r->deadline && monotonic_ms() >= r->deadline) {
+		request_finish(r, END_TIMED_OUT, "timed out (-t)");
+		return -1;
+	}
+	if (rc == 0) {
+		atomic_fetch_add(&stats.overloaded, 1);
+		if (!atomic_exchange(&overloaded, true))
+			log_warnx("all %u script slots (-c) stayed busy for --queue-timeout; answering 503 "
+				  "until one frees in time", cfg.max_active);
+		response_refuse(r, "503 Service Unavailable", NULL);
+		return -1;
+	}
+	r->has_slot = true;
+	{
+		unsigned running = atomic_fetch_add(&stats.scripts, 1) + 1;
+		unsigned max = atomic_load(&stats.max_scripts);
+		while (running > max && !atomic_compare_exchange_weak(&stats.max_scripts, &max, running))
+			;
+	}
+	if (atomic_exchange(&overloaded, false))
+		log_info("script slots are available again");
+	return 0;
+}
+
+/* Starts the script.  Returns 0, or -1 once the request has ended. */
+static int start_script(struct request *r)
+{
+	const char *step;
+	int rc = script_spawn(r->loc.filename, r->env, r->dir, &r->proc, &step);
+
+	if (rc == 0) {
+		if (atomic_exchange(&resource_shortage, false))
+			log_info("scripts can be started again");
+		return 0;
+	}
+	atomic_fetch_add(&stats.spawn_failures, 1);
+	if (is_resource_shortage(rc)) {
+		/* Out of processes, fds or memory: say so once per episode,
+		 * answer 503, and let the next request try again. */
+		if (!atomic_exchange(&resource_shortage, true))
+			log_errx("cannot start scripts (%s: %s); answering 503 until resources return", step,
+				 strerror(rc));
+		response_refuse(r, "503 Service Unavailable", NULL);
+	} else if (strcmp(step, "exec") == 0) {
+		refuse(r, "502 Bad Gateway", "cannot execute script: %s", strerror(rc));
+	} else {
+		refuse(r, "502 Bad Gateway", "cannot start script (%s): %s", step, strerror(rc));
+	}
+	return -1;
+}
+
+/* The request's parameters, decoded once.  Returns 0, or -1 after logging
+ * why the connection is given up. */
+static int read_params(struct request *r)
+{
+	struct fcgi_conn *c = r->conn;
+	const char *why;
+
+	if (request_params_decode(c->rd.head, c->rd.head_len, &r->params, &why) < 0) {
+		log_warnx("closing a connection: %s", why);
+		return -1;
+	}
+	if (r->params.dropped)
+		log_warnx("%s: ignored %zu parameter(s) whose name is empty or holds '=' or NUL",
+			  named_script(&r->params), r->params.dropped);
+	if (c->rd.role != FCGI_RESPONDER) {
+		log_warnx("FastCGI role %u refused: only the responder role is served", c->rd.role);
+		fcgi_conn_end_request(c, FCGI_UNKNOWN_ROLE);
+		return -1;
+	}
+	return 0;
+}
+
+/* Serves the request whose head c has read.  Returns true if the
+ * connection can serve another. */
+static bool serve_request(struct fcgi_conn *c, struct worker_buffers *wb)
+{
+	struct request r;
+	bool usable;
+
+	request_init(&r, c, wb);
+	if (read_params(&r) < 0) {
+		request_free(&r);
+		return false;
+	}
+	if (!serve_builtin_page(&r) && select_script(&r) == 0 && prepare_environment(&r) == 0 &&
+	    take_slot(&r) == 0 && start_script(&r) == 0) {
+		const char *why = NULL;
+		enum request_end end = relay_run(&r, &why);
+		request_finish(&r, end, why);
+	}
+	usable = !r.conn_broken;
+	if ((r.bytes_in > TRIM_ABOVE || r.out.stdout_bytes > TRIM_ABOVE) && c->in_pos == c->in_len)
+		worker_buffers_trim(wb);
+	request_free(&r);
+	return usable;
+}
+
+void serve_connection(struct fcgi_conn *c, struct worker_buffers *wb)
+{
+	bool first = true;
+
+	while (fcgi_conn_await_head(c, first, KEEPALIVE_TIMEOUT_MS, stopping_stop_fd()) > 0) {
+		first = false;
+		if (!serve_request(c, wb) || !c->rd.keep_conn)
+			break;
+	}
+}

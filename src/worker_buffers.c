@@ -1,0 +1,62 @@
+/* A worker's buffers (see worker_buffers.h).
+ *
+ * All four share one anonymous mapping: pages are only taken when touched,
+ * and all of it goes back to the system when an idle worker exits (malloc
+ * would keep it in the thread's arena).  A page with no access on each
+ * side makes an overrun fault rather than corrupt, and keeps the mapping
+ * apart from its neighbours in /proc/PID/smaps (the kernel merges adjacent
+ * mappings of the same kind), where a test finds it by its size. */
+#include "config.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "worker_buffers.h"
+
+#define BUFFERS_LEN (WB_IO_SIZE + WB_BODY_SIZE + WB_HEAD_SIZE + WB_IN_SIZE)
+
+static size_t page_size(void)
+{
+	return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static size_t buffers_span(void)
+{
+	size_t page = page_size();
+	return (BUFFERS_LEN + page - 1) / page * page;
+}
+
+int worker_buffers_init(struct worker_buffers *wb)
+{
+	size_t page = page_size(), span = buffers_span();
+	char *base = mmap(NULL, span + 2 * page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *p = base == MAP_FAILED ? NULL : base + page;
+
+	if (p && mprotect(p, span, PROT_READ | PROT_WRITE) < 0) {
+		munmap(base, span + 2 * page);
+		p = NULL;
+	}
+	if (!p) {
+		wb->io = wb->body = NULL;
+		wb->head = wb->in = NULL;
+		return -1;
+	}
+	wb->io = p;
+	wb->body = p + WB_IO_SIZE;
+	wb->head = (unsigned char *)p + WB_IO_SIZE + WB_BODY_SIZE;
+	wb->in = wb->head + WB_HEAD_SIZE;
+	return 0;
+}
+
+void worker_buffers_trim(struct worker_buffers *wb)
+{
+	madvise(wb->io, buffers_span(), MADV_DONTNEED);
+}
+
+void worker_buffers_free(struct worker_buffers *wb)
+{
+	if (wb->io)
+		munmap(wb->io - page_size(), buffers_span() + 2 * page_size());
+	wb->io = wb->body = NULL;
+	wb->head = wb->in = NULL;
+}
