@@ -13,8 +13,11 @@ pwd)
 	printf 'Content-Type: text/plain\n\n'
 	pwd ;;
 signals)
+	# Read by the process the shell becomes, as the script inherited it:
+	# the shell's own mask, read from outside, is briefly all blocked
+	# whenever dash waits for a child.
 	printf 'Content-Type: text/plain\n\n'
-	grep -E '^Sig(Blk|Ign):' /proc/$$/status ;;
+	exec grep -E '^Sig(Blk|Ign):' /proc/self/status ;;
 echo)
 	printf 'Content-Type: application/octet-stream\n\n'
 	cat ;;
