@@ -40,12 +40,92 @@ static bool name_is(const char *name, size_t len, const char *want)
 	return strlen(want) == len && strncasecmp(name, want, len) == 0;
 }
 
+/* A status code: three digits from 100 to 999, then the end or a space.
+ * Returns it, or -1. */
+static int status_code(const char *v, const char *end)
+{
+	if (end - v < 3 || v[0] < '1' || v[0] > '9' || v[1] < '0' || v[1] > '9' || v[2] < '0' || v[2] > '9' ||
+	    (end - v > 3 && v[3] != ' '))
+		return -1;
+	return (v[0] - '0') * 100 + (v[1] - '0') * 10 + (v[2] - '0');
+}
+
+/* The normalised copy being written, and what its lines said so far. */
+struct block_out {
+	char *o;
+	bool has_status, has_location;
+};
+
+static void put_line(struct block_out *b, const char *prefix, const char *from, const char *to)
+{
+	size_t n = strlen(prefix);
+
+	memcpy(b->o, prefix, n);
+	memcpy(b->o + n, from, (size_t)(to - from));
+	b->o += n + (size_t)(to - from);
+	*b->o++ = '\r';
+	*b->o++ = '\n';
+}
+
+/* NPH ("non-parsed headers", RFC 3875 5): the script starts with an HTTP
+ * status line.  A FastCGI web server builds its own, so the line becomes a
+ * Status: header and the rest goes on as CGI headers.  Returns NULL, or
+ * what was wrong. */
+static const char *take_status_line(struct cgi_header *h, struct block_out *b, const char *p, const char *end)
+{
+	int code = status_code(p + 9, end);
+
+	if (code < 0)
+		return "malformed HTTP status line (NPH)";
+	b->has_status = true;
+	h->status = code;
+	put_line(b, "Status: ", p + 9, end);
+	return NULL;
+}
+
+/* One header line (not the blank one): checked, noted, copied.  Returns
+ * NULL, or what was wrong. */
+static const char *take_line(struct cgi_header *h, struct block_out *b, const char *p, const char *end)
+{
+	const char *colon, *v;
+	size_t name_len;
+
+	if (memchr(p, '\0', (size_t)(end - p)) || memchr(p, '\r', (size_t)(end - p)))
+		return "control character in header line";
+	if (*p == ' ' || *p == '\t')
+		return "folded header line";
+	if (p == h->raw && end - p >= 12 && strncmp(p, "HTTP/1.", 7) == 0 && p[8] == ' ')
+		return take_status_line(h, b, p, end);
+	colon = memchr(p, ':', (size_t)(end - p));
+	if (!colon || colon == p)
+		return "header line without a field name";
+	name_len = (size_t)(colon - p);
+	for (size_t i = 0; i < name_len; i++) {
+		if (!is_tchar((unsigned char)p[i]))
+			return "invalid character in header field name";
+	}
+	for (v = colon + 1; v < end && (*v == ' ' || *v == '\t'); v++)
+		;
+	if (name_is(p, name_len, "Status")) {
+		if (b->has_status)
+			return "more than one Status header";
+		if ((h->status = status_code(v, end)) < 0)
+			return "malformed Status header";
+		b->has_status = true;
+	} else if (name_is(p, name_len, "Location")) {
+		if (v == end)
+			return "empty Location header";
+		b->has_location = true;
+	}
+	put_line(b, "", p, end);
+	return NULL;
+}
+
 /* Checks the collected block line by line and builds the normalised copy. */
 static enum cgi_header_result parse_block(struct cgi_header *h, size_t block_len)
 {
 	const char *p = h->raw, *end = h->raw + block_len;
-	bool has_status = false, has_location = false;
-	char *o;
+	struct block_out b = { NULL, false, false };
 
 	/* Each LF may gain a CR: twice the input is always enough, plus a
 	 * Status line for a redirect. */
@@ -54,99 +134,30 @@ static enum cgi_header_result parse_block(struct cgi_header *h, size_t block_len
 		h->error = "out of memory";
 		return CGI_HEADER_ERROR;
 	}
-	o = h->out;
+	b.o = h->out;
 	h->status = 200;
 	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *line_end = nl;
-		const char *colon, *v;
-		size_t name_len;
-
+		const char *nl = memchr(p, '\n', (size_t)(end - p)), *line_end = nl;
 		if (line_end > p && line_end[-1] == '\r')
 			line_end--;
 		if (line_end == p)
 			break; /* the blank line */
-		if (memchr(p, '\0', (size_t)(line_end - p)) || memchr(p, '\r', (size_t)(line_end - p))) {
-			h->error = "control character in header line";
+		h->error = take_line(h, &b, p, line_end);
+		if (h->error)
 			return CGI_HEADER_ERROR;
-		}
-		if (*p == ' ' || *p == '\t') {
-			h->error = "folded header line";
-			return CGI_HEADER_ERROR;
-		}
-		/* NPH ("non-parsed headers", RFC 3875 5): the script starts with
-		 * an HTTP status line.  A FastCGI web server builds its own, so
-		 * the line becomes a Status: header and the rest goes on as CGI
-		 * headers. */
-		if (p == h->raw && line_end - p >= 12 && strncmp(p, "HTTP/1.", 7) == 0 && p[8] == ' ') {
-			const char *code = p + 9;
-			if (code[0] < '1' || code[0] > '9' || code[1] < '0' || code[1] > '9' || code[2] < '0' ||
-			    code[2] > '9' || (line_end - code > 3 && code[3] != ' ')) {
-				h->error = "malformed HTTP status line (NPH)";
-				return CGI_HEADER_ERROR;
-			}
-			has_status = true;
-			h->status = (code[0] - '0') * 100 + (code[1] - '0') * 10 + (code[2] - '0');
-			memcpy(o, "Status: ", 8);
-			o += 8;
-			memcpy(o, code, (size_t)(line_end - code));
-			o += line_end - code;
-			*o++ = '\r';
-			*o++ = '\n';
-			p = nl + 1;
-			continue;
-		}
-		colon = memchr(p, ':', (size_t)(line_end - p));
-		if (!colon || colon == p) {
-			h->error = "header line without a field name";
-			return CGI_HEADER_ERROR;
-		}
-		name_len = (size_t)(colon - p);
-		for (size_t i = 0; i < name_len; i++) {
-			if (!is_tchar((unsigned char)p[i])) {
-				h->error = "invalid character in header field name";
-				return CGI_HEADER_ERROR;
-			}
-		}
-		v = colon + 1;
-		while (v < line_end && (*v == ' ' || *v == '\t'))
-			v++;
-		if (name_is(p, name_len, "Status")) {
-			if (has_status) {
-				h->error = "more than one Status header";
-				return CGI_HEADER_ERROR;
-			}
-			if (line_end - v < 3 || v[0] < '1' || v[0] > '9' || v[1] < '0' || v[1] > '9' ||
-			    v[2] < '0' || v[2] > '9' || (line_end - v > 3 && v[3] != ' ')) {
-				h->error = "malformed Status header";
-				return CGI_HEADER_ERROR;
-			}
-			has_status = true;
-			h->status = (v[0] - '0') * 100 + (v[1] - '0') * 10 + (v[2] - '0');
-		} else if (name_is(p, name_len, "Location")) {
-			if (v == line_end) {
-				h->error = "empty Location header";
-				return CGI_HEADER_ERROR;
-			}
-			has_location = true;
-		}
-		memcpy(o, p, (size_t)(line_end - p));
-		o += line_end - p;
-		*o++ = '\r';
-		*o++ = '\n';
 		p = nl + 1;
 	}
 	/* A redirect without Status is a 302 (RFC 3875 6.2.3).  nginx would
 	 * say so itself, Apache's mod_proxy_fcgi would answer 200: the Status
 	 * line makes every web server agree. */
-	if (has_location && !has_status) {
+	if (b.has_location && !b.has_status) {
 		h->status = 302;
-		memcpy(o, REDIRECT_STATUS, sizeof(REDIRECT_STATUS) - 1);
-		o += sizeof(REDIRECT_STATUS) - 1;
+		memcpy(b.o, REDIRECT_STATUS, sizeof(REDIRECT_STATUS) - 1);
+		b.o += sizeof(REDIRECT_STATUS) - 1;
 	}
-	*o++ = '\r';
-	*o++ = '\n';
-	h->out_len = (size_t)(o - h->out);
+	*b.o++ = '\r';
+	*b.o++ = '\n';
+	h->out_len = (size_t)(b.o - h->out);
 	return CGI_HEADER_DONE;
 }
 

@@ -295,8 +295,6 @@ int fcgi_conn_end_request(struct fcgi_conn *c, unsigned char protocol_status)
 void fcgi_conn_request_done(struct fcgi_conn *c)
 {
 	fcgi_reader_request_done(&c->rd);
-	c->rd.body = NULL;
-	c->rd.body_cap = 0;
 }
 
 void fcgi_conn_close(struct fcgi_conn *c)

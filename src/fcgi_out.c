@@ -1,10 +1,10 @@
 /* FastCGI record output.
  *
- * Records are written here rather than through libfcgi's FCGX_PutStr:
- * libfcgi's writer holds 8 KB before sending, blocks without limit on a
- * peer that stops reading, and treats a short write(2) as success (losing
- * the rest).  Writing a header and the payload with one sendmsg(2), up to
- * 64 KB per record, also halves the system calls on large responses.
+ * Every send waits for the peer only as its struct peer_wait allows
+ * (--peer-timeout without progress, the request's deadlines, the daemon's
+ * stop), and a short write is carried on, never dropped.  A header and
+ * its payload go out with one sendmsg(2), up to four records of 64 KB at
+ * a time.
  *
  * The spool exists because nginx stops sending the request body once it
  * sees the first response bytes: everything the script writes before

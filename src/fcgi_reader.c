@@ -356,10 +356,16 @@ void fcgi_reader_reply_sent(struct fcgi_reader *rd)
 
 void fcgi_reader_request_done(struct fcgi_reader *rd)
 {
+	/* Answered in the middle of one of its records (an abort seen ahead
+	 * of the body): the rest of that record is ignored like the others. */
+	if (rd->in_record && rd->rec_id == rd->id && rd->rec_id != FCGI_NULL_REQUEST_ID)
+		rd->use = FCGI_USE_SKIP;
 	rd->state = FCGI_READER_IDLE;
 	rd->id = 0;
 	rd->head_len = 0;
-	rd->body_len = 0;
+	/* The body buffer was the request's. */
+	rd->body = NULL;
+	rd->body_cap = rd->body_len = 0;
 }
 
 bool fcgi_reader_abort_ahead(const struct fcgi_reader *rd, const unsigned char *in, size_t len)

@@ -119,7 +119,7 @@ size_t fcgi_reader_run(struct fcgi_reader *rd, const unsigned char *in, size_t l
 void fcgi_reader_reply_sent(struct fcgi_reader *rd);
 
 /* The active request has ended (its FCGI_END_REQUEST was sent): its id is
- * inactive from now on. */
+ * inactive from now on, and the body buffer is forgotten. */
 void fcgi_reader_request_done(struct fcgi_reader *rd);
 
 /* Whether an FCGI_ABORT_REQUEST for the active request lies whole in

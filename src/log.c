@@ -101,13 +101,6 @@ LOG_FN(log_errx, LOG_LEVEL_ERR, 0)
 LOG_FN(log_info, LOG_LEVEL_INFO, 0)
 LOG_FN(log_debug, LOG_LEVEL_DEBUG, 0)
 
-void log_at(enum log_level level, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	log_vwrite(level, 0, fmt, ap);
-	va_end(ap);
-}
 
 void fatal(const char *fmt, ...)
 {

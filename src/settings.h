@@ -1,5 +1,5 @@
-/* The daemon's settings, filled in by option parsing in fcgiwrap.c and
- * read-only once requests are served. */
+/* The daemon's settings, filled in from the command line by options.c
+ * (its table holds the defaults) and read-only once requests are served. */
 #ifndef FCGIWRAP_SETTINGS_H
 #define FCGIWRAP_SETTINGS_H
 
@@ -7,18 +7,11 @@
 #include <stddef.h>
 #include <sys/resource.h>
 
-#include "cgi_env.h"
-#include "script_path.h"
+#include <sys/types.h>
 
-/* Defaults of the options; the man page explains each choice. */
-#define DEFAULT_MAX_ACTIVE 256
-#define DEFAULT_MAX_CONNECTIONS 1024
-#define DEFAULT_TIMEOUT_S 3600
-#define DEFAULT_INACTIVITY_TIMEOUT_S 300
-#define DEFAULT_KILL_GRACE_S 3
-#define DEFAULT_PEER_TIMEOUT_S 30
-#define DEFAULT_QUEUE_TIMEOUT_S 30
-#define DEFAULT_SHUTDOWN_TIMEOUT_S 60
+#include "cgi_env.h"
+#include "peer_acl.h"
+#include "script_path.h"
 
 struct rlimit_setting {
 	int resource;
@@ -47,6 +40,17 @@ struct settings {
 	const char *ping_path;     /* --ping-path, or NULL */
 	struct rlimit_setting *rlimits; /* --rlimit, applied to scripts */
 	size_t n_rlimits;
+
+	/* Used at start only: sockets, privileges, logs. */
+	char **socket_urls;        /* -s */
+	size_t n_socket_urls;
+	int socket_mode;           /* --socket-mode */
+	const char *socket_owner;  /* --socket-owner USER[:GROUP] */
+	struct peer_rule *allow_from; /* --allow-from */
+	size_t n_allow_from;
+	const char *run_user, *run_group, *chroot_dir; /* --user, --group, --chroot */
+	bool allow_root;
+	const char *access_log_path, *access_log_format;
 };
 
 extern struct settings cfg;

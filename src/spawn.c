@@ -57,7 +57,7 @@ struct kernel_sigaction {
 };
 
 /* Signals whose disposition is not the default in the daemon (ignored by
- * whoever started it, or changed by the daemon or libfcgi): the child
+ * whoever started it, or changed by the daemon): the child
  * resets exactly these.  Filled once by spawn_init(). */
 static int changed_signals[_NSIG];
 static size_t n_changed_signals;

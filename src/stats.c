@@ -42,6 +42,51 @@ struct figure {
 	unsigned long long value;
 };
 
+static unsigned long long status_count(int i)
+{
+	return i < 0 ? atomic_load(&stats.status_other) : atomic_load(&stats.status[i]);
+}
+
+static void render_json(FILE *m, const struct figure *f, size_t nf)
+{
+	fprintf(m, "{\"start time\":%lld", stats.start_unix);
+	for (size_t i = 0; i < nf; i++)
+		fprintf(m, ",\"%s\":%llu", f[i].name, f[i].value);
+	fprintf(m, ",\"responses\":{");
+	for (int i = 0; i < STATS_STATUSES; i++)
+		fprintf(m, "%s\"%d\":%llu", i ? "," : "", stats_status_codes[i], status_count(i));
+	fprintf(m, ",\"other\":%llu}}\n", status_count(-1));
+}
+
+static void render_openmetrics(FILE *m, const struct figure *f, size_t nf)
+{
+	for (size_t i = 0; i < nf; i++) {
+		bool counter = strcmp(f[i].type, "counter") == 0;
+		fprintf(m, "# TYPE fcgiwrap_%s %s\n# HELP fcgiwrap_%s %s.\nfcgiwrap_%s%s %llu\n", f[i].metric, f[i].type,
+			f[i].metric, f[i].help, f[i].metric, counter ? "_total" : "", f[i].value);
+	}
+	fprintf(m, "# TYPE fcgiwrap_responses counter\n# HELP fcgiwrap_responses Responses by HTTP status.\n");
+	for (int i = 0; i < STATS_STATUSES; i++)
+		fprintf(m, "fcgiwrap_responses_total{status=\"%d\"} %llu\n", stats_status_codes[i], status_count(i));
+	fprintf(m, "fcgiwrap_responses_total{status=\"other\"} %llu\n# EOF\n", status_count(-1));
+}
+
+static void render_text(FILE *m, const struct figure *f, size_t nf)
+{
+	char label[40];
+
+	fprintf(m, "%-22s %lld\n", "start time:", stats.start_unix);
+	for (size_t i = 0; i < nf; i++) {
+		snprintf(label, sizeof(label), "%s:", f[i].name);
+		fprintf(m, "%-22s %llu\n", label, f[i].value);
+	}
+	for (int i = 0; i < STATS_STATUSES; i++) {
+		snprintf(label, sizeof(label), "responses %d:", stats_status_codes[i]);
+		fprintf(m, "%-22s %llu\n", label, status_count(i));
+	}
+	fprintf(m, "%-22s %llu\n", "responses other:", status_count(-1));
+}
+
 char *stats_render(const char *format, unsigned max_scripts, const char **type)
 {
 	struct figure f[] = {
@@ -76,47 +121,18 @@ char *stats_render(const char *format, unsigned max_scripts, const char **type)
 	char *out = NULL;
 	size_t len = 0;
 	FILE *m = open_memstream(&out, &len);
-	bool json = strcmp(format, "json") == 0, om = strcmp(format, "openmetrics") == 0;
 
 	if (!m)
 		return NULL;
-	if (json) {
+	if (strcmp(format, "json") == 0) {
 		*type = "application/json";
-		fprintf(m, "{\"start time\":%lld", stats.start_unix);
-		for (size_t i = 0; i < nf; i++)
-			fprintf(m, ",\"%s\":%llu", f[i].name, f[i].value);
-		fprintf(m, ",\"responses\":{");
-		for (int i = 0; i < STATS_STATUSES; i++)
-			fprintf(m, "%s\"%d\":%llu", i ? "," : "", stats_status_codes[i],
-				(unsigned long long)atomic_load(&stats.status[i]));
-		fprintf(m, ",\"other\":%llu}}\n", (unsigned long long)atomic_load(&stats.status_other));
-	} else if (om) {
+		render_json(m, f, nf);
+	} else if (strcmp(format, "openmetrics") == 0) {
 		*type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-		for (size_t i = 0; i < nf; i++) {
-			bool counter = strcmp(f[i].type, "counter") == 0;
-			fprintf(m, "# TYPE fcgiwrap_%s %s\n# HELP fcgiwrap_%s %s.\nfcgiwrap_%s%s %llu\n", f[i].metric,
-				f[i].type, f[i].metric, f[i].help, f[i].metric, counter ? "_total" : "", f[i].value);
-		}
-		fprintf(m, "# TYPE fcgiwrap_responses counter\n# HELP fcgiwrap_responses Responses by HTTP status.\n");
-		for (int i = 0; i < STATS_STATUSES; i++)
-			fprintf(m, "fcgiwrap_responses_total{status=\"%d\"} %llu\n", stats_status_codes[i],
-				(unsigned long long)atomic_load(&stats.status[i]));
-		fprintf(m, "fcgiwrap_responses_total{status=\"other\"} %llu\n# EOF\n",
-			(unsigned long long)atomic_load(&stats.status_other));
+		render_openmetrics(m, f, nf);
 	} else {
 		*type = "text/plain";
-		fprintf(m, "%-22s %lld\n", "start time:", stats.start_unix);
-		for (size_t i = 0; i < nf; i++) {
-			char label[40];
-			snprintf(label, sizeof(label), "%s:", f[i].name);
-			fprintf(m, "%-22s %llu\n", label, f[i].value);
-		}
-		for (int i = 0; i < STATS_STATUSES; i++) {
-			char label[40];
-			snprintf(label, sizeof(label), "responses %d:", stats_status_codes[i]);
-			fprintf(m, "%-22s %llu\n", label, (unsigned long long)atomic_load(&stats.status[i]));
-		}
-		fprintf(m, "%-22s %llu\n", "responses other:", (unsigned long long)atomic_load(&stats.status_other));
+		render_text(m, f, nf);
 	}
 	if (fclose(m) != 0) {
 		free(out);

@@ -3,7 +3,7 @@
 # needs.  Run as root (or with sudo available).
 set -eu
 PKGS="autoconf automake make gcc libc6-dev pkg-config libfcgi-dev libsystemd-dev
-      nginx-light curl python3 python3-pytest systemd clang libclang-rt-14-dev
+      libfcgi-bin nginx-light curl python3 python3-pytest systemd clang libclang-rt-14-dev
       git openssl libcgi-pm-perl cgit lighttpd apache2"
 missing=""
 for p in $PKGS; do

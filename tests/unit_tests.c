@@ -528,8 +528,6 @@ static void run_reader_case(const struct reader_case *c, size_t step, size_t bod
 
 	memset(out, 0, sizeof(*out));
 	fcgi_reader_init(&rd, 64, head, sizeof(head));
-	rd.body = body;
-	rd.body_cap = body_cap;
 	for (size_t r = 0; r < sizeof(c->recs) / sizeof(c->recs[0]) && c->recs[r].content; r++) {
 		const struct rec *rc = &c->recs[r];
 		size_t len = 0, pos = 0;
@@ -551,7 +549,9 @@ static void run_reader_case(const struct reader_case *c, size_t step, size_t bod
 		while (pos < len && !out->error) {
 			size_t piece = step && len - pos > step ? step : len - pos, used = 0;
 			enum fcgi_event ev;
-			/* Events that use nothing are taken in turn. */
+			unsigned rounds = 0;
+			/* Events that use nothing are taken in turn (a
+			 * reader that stops moving is a failure, not a hang). */
 			do {
 				size_t n = fcgi_reader_run(&rd, wire + pos + used, piece - used, &ev);
 				char e = 0;
@@ -566,8 +566,12 @@ static void run_reader_case(const struct reader_case *c, size_t step, size_t bod
 					fcgi_reader_reply_sent(&rd);
 					break;
 				case FCGI_EV_HEAD:
+					/* As request_init() does: the body
+					 * buffer is the request's. */
 					e = 'H';
 					out->keep_conn = rd.keep_conn;
+					rd.body = body;
+					rd.body_cap = body_cap;
 					break;
 				case FCGI_EV_BODY_FULL:
 					memcpy(out->body + out->body_len, body, rd.body_len);
@@ -587,6 +591,10 @@ static void run_reader_case(const struct reader_case *c, size_t step, size_t bod
 				}
 				if (e && nev < sizeof(out->events) - 1)
 					out->events[nev++] = e;
+				if (++rounds > 1000) {
+					out->error = "the reader made no progress";
+					break;
+				}
 			} while (ev != FCGI_EV_MORE && ev != FCGI_EV_ERROR);
 			pos += used;
 		}
@@ -692,6 +700,31 @@ static void test_abort_ahead(void)
 	CHECK(fcgi_reader_abort_ahead(&rd, conv + used, len - used), "abort behind the body not seen");
 	CHECK(!fcgi_reader_abort_ahead(&rd, conv + used, ab - used + 7), "a partial abort header seen");
 	CHECK(!fcgi_reader_abort_ahead(&rd, conv + used, ab - used), "an abort seen that is not there");
+	/* Answered there, in the middle of a STDIN record: the rest of the
+	 * request's records are ignored, and the next request is read. */
+	fcgi_reader_request_done(&rd);
+	{
+		static const unsigned char next[] = "\1\1\0\2\0\x08\0\0" BEGIN_ "\1\4\0\2\0\0\0\0" "\1\5\0\2\0\0\0\0";
+		unsigned char all[sizeof(conv) + sizeof(next)];
+		size_t n = len - used, total, at = 0;
+		char events[8] = "";
+		size_t nev = 0;
+		memcpy(all, conv + used, n);
+		memcpy(all + n, next, sizeof(next) - 1);
+		total = n + sizeof(next) - 1;
+		while (at < total && nev < sizeof(events) - 1) {
+			at += fcgi_reader_run(&rd, all + at, total - at, &ev);
+			if (ev == FCGI_EV_HEAD) {
+				rd.body = body;
+				rd.body_cap = sizeof(body);
+			}
+			if (ev == FCGI_EV_HEAD || ev == FCGI_EV_BODY_END || ev == FCGI_EV_ERROR || ev == FCGI_EV_BODY_FULL)
+				events[nev++] = ev == FCGI_EV_HEAD ? 'H' : ev == FCGI_EV_BODY_END ? 'E' : ev == FCGI_EV_ERROR ? 'X' : 'F';
+			if (ev == FCGI_EV_MORE)
+				break;
+		}
+		CHECK(strcmp(events, "HE") == 0 && rd.id == 2, "after an answer mid-record: events '%s'", events);
+	}
 }
 
 static const struct {

@@ -57,14 +57,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static unsigned char head[HEAD_CAP], body[256];
 	struct fcgi_reader rd;
-	size_t chunk, pos;
+	size_t chunk, pos, body_cap;
 	unsigned events = 0;
 
 	if (size < 2)
 		return 0;
 	fcgi_reader_init(&rd, 64, head, sizeof(head));
-	rd.body = body;
-	rd.body_cap = 1 + data[0] % sizeof(body);
+	body_cap = 1 + data[0] % sizeof(body);
 	chunk = 1 + data[1];
 	data += 2;
 	size -= 2;
@@ -89,6 +88,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case FCGI_EV_HEAD:
 			check_head(&rd);
+			/* The request's body buffer, as the daemon sets it. */
+			rd.body = body;
+			rd.body_cap = body_cap;
 			break;
 		case FCGI_EV_BODY_FULL:
 			if (rd.body_len != rd.body_cap)

@@ -1,0 +1,26 @@
+/* The sockets fcgiwrap listens on. */
+#ifndef FCGIWRAP_LISTENERS_H
+#define FCGIWRAP_LISTENERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define LISTENERS_MAX 64
+
+/* Opens the sockets: those systemd passes (then -s is ignored, as in
+ * 1.1.0), else every -s URL, else a listening socket on fd 0.  Fatal with
+ * a message when none can be had. */
+void listeners_open(void);
+
+size_t listeners_count(void);
+int listeners_fd(size_t i); /* -1 once closed */
+
+/* Accepts what waits on socket i, up to --max-connections, and hands it to
+ * a worker.  Sets *backoff when fds or threads ran out (the caller pauses). */
+void listeners_accept(size_t i, bool *backoff);
+
+/* Stops listening: removes the socket files the daemon created and closes
+ * every socket. */
+void listeners_close(void);
+
+#endif
