@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,6 +38,7 @@ void fcgi_conn_init(struct fcgi_conn *c, int fd, unsigned char *in, size_t in_ca
  * an error (c->why). */
 static int fill(struct fcgi_conn *c)
 {
+	size_t want;
 	ssize_t n;
 
 	if (c->in_pos == c->in_len) {
@@ -48,7 +50,17 @@ static int fill(struct fcgi_conn *c)
 	}
 	if (c->in_len == c->in_cap)
 		return -1;
-	n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
+	want = c->in_cap - c->in_len;
+	/* While body content is spliced, only headers (and padding) are
+	 * read: the content stays in the socket for splice(2). */
+	if (c->splice_body && !c->no_splice && c->rd.state == FCGI_READER_BODY) {
+		size_t need = fcgi_reader_header_need(&c->rd);
+		if (fcgi_reader_body_pending(&c->rd) > 0)
+			return -1;
+		if (need > 0 && need < want)
+			want = need;
+	}
+	n = recv(c->fd, c->in + c->in_len, want, MSG_DONTWAIT);
 	if (n > 0) {
 		c->in_len += (size_t)n;
 		c->received += (size_t)n;
@@ -164,6 +176,37 @@ enum fcgi_conn_status fcgi_conn_service(struct fcgi_conn *c, short revents)
 		return CONN_CLOSED;
 	}
 	return rc == -2 ? CONN_FAILED : CONN_OK;
+}
+
+ssize_t fcgi_conn_splice(struct fcgi_conn *c, int pipe_fd, bool *pipe_full)
+{
+	size_t pending = fcgi_reader_body_pending(&c->rd);
+	struct pollfd pfd = { .fd = pipe_fd, .events = POLLOUT };
+	ssize_t n;
+
+	*pipe_full = false;
+	if (c->no_splice || pending == 0 || c->in_pos < c->in_len || c->eof)
+		return 0;
+	n = splice(c->fd, NULL, pipe_fd, NULL, pending, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+	if (n > 0) {
+		fcgi_reader_body_moved(&c->rd, (size_t)n);
+		c->received += (size_t)n;
+		return n;
+	}
+	if (n == 0) {
+		c->eof = true;
+		return -2;
+	}
+	if (errno == EINVAL) {
+		c->no_splice = true;
+		return -1;
+	}
+	if (errno != EAGAIN && errno != EINTR)
+		return -1;
+	/* EAGAIN: the pipe is full, or the socket empty: which one decides
+	 * what to wait for. */
+	*pipe_full = poll(&pfd, 1, 0) == 0;
+	return 0;
 }
 
 /* Waits up to the deadline (0: none) for the socket to be readable, or for

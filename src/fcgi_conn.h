@@ -22,6 +22,9 @@ struct fcgi_conn {
 	bool eof;                /* the peer closed its side */
 	bool ignored_logged;
 	unsigned long long received; /* bytes read since the last request ended */
+	bool splice_body;        /* body content goes socket to pipe: read
+				  * record headers only (fcgi_conn_splice) */
+	bool no_splice;          /* the socket cannot splice */
 	const char *why;         /* why the last pump failed */
 	char why_buf[160];
 };
@@ -55,6 +58,14 @@ short fcgi_conn_poll_events(const struct fcgi_conn *c);
 /* Acts on what poll() returned for the socket: fcgi_conn_pump(), the look
  * behind a full body buffer, or the peer's close seen while not reading. */
 enum fcgi_conn_status fcgi_conn_service(struct fcgi_conn *c, short revents);
+
+/* Moves body content straight from the socket into pipe_fd (the script's
+ * stdin) with splice(2), when the reader stands before it and nothing is
+ * buffered: no copy through the daemon.  Returns the bytes moved (> 0), 0
+ * when nothing can move now (*pipe_full says whether the pipe or the
+ * socket is the reason, -1 with errno (EPIPE: the script closed its
+ * stdin; EINVAL: this socket cannot splice), or -2 at the peer's end. */
+ssize_t fcgi_conn_splice(struct fcgi_conn *c, int pipe_fd, bool *pipe_full);
 
 /* Waits for the next request's head: the first on a new connection
  * (first), or the next on a kept one, which may idle idle_ms first.  A

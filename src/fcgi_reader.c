@@ -368,6 +368,27 @@ void fcgi_reader_request_done(struct fcgi_reader *rd)
 	rd->body_cap = rd->body_len = 0;
 }
 
+size_t fcgi_reader_body_pending(const struct fcgi_reader *rd)
+{
+	if (rd->error || rd->reply_len || !rd->in_record || rd->use != FCGI_USE_STDIN)
+		return 0;
+	return rd->content_left;
+}
+
+void fcgi_reader_body_moved(struct fcgi_reader *rd, size_t n)
+{
+	rd->content_left -= n < rd->content_left ? n : rd->content_left;
+}
+
+size_t fcgi_reader_header_need(const struct fcgi_reader *rd)
+{
+	if (!rd->in_record)
+		return FCGI_HEADER_LEN - rd->hdr_have;
+	if (rd->content_left > 0)
+		return 0;
+	return rd->padding_left + FCGI_HEADER_LEN;
+}
+
 bool fcgi_reader_abort_ahead(const struct fcgi_reader *rd, const unsigned char *in, size_t len)
 {
 	size_t off;

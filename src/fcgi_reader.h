@@ -122,6 +122,18 @@ void fcgi_reader_reply_sent(struct fcgi_reader *rd);
  * inactive from now on, and the body buffer is forgotten. */
 void fcgi_reader_request_done(struct fcgi_reader *rd);
 
+/* Content bytes of the active request's FCGI_STDIN record that the reader
+ * stands before: the caller may move up to this many straight from the
+ * socket to the script (splice), then report them with
+ * fcgi_reader_body_moved().  0 when the next bytes are anything else. */
+size_t fcgi_reader_body_pending(const struct fcgi_reader *rd);
+void fcgi_reader_body_moved(struct fcgi_reader *rd, size_t n);
+
+/* How many bytes the reader needs before the next record's content
+ * starts (the rest of a header, and the padding before it); 0 inside
+ * content.  Reading no more than that leaves the content in the socket. */
+size_t fcgi_reader_header_need(const struct fcgi_reader *rd);
+
 /* Whether an FCGI_ABORT_REQUEST for the active request lies whole in
  * in[0..len), the bytes that follow those fcgi_reader_run() has used.
  * Lets the caller see an abort behind body bytes it cannot take yet. */

@@ -39,6 +39,12 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
+static void close_stdin(struct request *r)
+{
+	close_fd(&r->proc.stdin_fd);
+	r->conn->splice_body = false;
+}
+
 /* Writes pending body bytes to the script; a script that closed its stdin
  * gets no more (the rest of the body is read and dropped).  Returns true
  * if bytes moved. */
@@ -55,7 +61,7 @@ static bool feed_script(struct request *r)
 			if (errno == EAGAIN)
 				break;
 			/* EPIPE: the script does not want the rest. */
-			close_fd(&r->proc.stdin_fd);
+			close_stdin(r);
 			break;
 		}
 		r->body_off += (size_t)n;
@@ -68,7 +74,7 @@ static bool feed_script(struct request *r)
 		r->body_wait_since = monotonic_ms();
 	}
 	if (r->stdin_ended && rd->body_len == 0)
-		close_fd(&r->proc.stdin_fd);
+		close_stdin(r);
 	return moved;
 }
 
@@ -123,6 +129,40 @@ int relay_read_conn(struct request *r, short revents, enum request_end *end, con
 			return -1;
 		}
 	}
+	return 0;
+}
+
+/* Moves body content from the socket into the script's stdin without a
+ * copy through the daemon (splice), while no body byte is buffered and
+ * the pipe has room; while it is full, bytes are read into the buffers
+ * instead, where an abort behind them can be seen.  Returns 0 (*moved
+ * set if bytes moved), or -1 with how the request must end. */
+static int splice_body(struct request *r, bool *moved, enum request_end *end, const char **why)
+{
+	struct fcgi_conn *c = r->conn;
+	ssize_t n;
+
+	c->splice_body = r->proc.stdin_fd >= 0 && !r->pipe_full;
+	if (!c->splice_body || c->rd.body_len > 0)
+		return 0;
+	n = fcgi_conn_splice(c, r->proc.stdin_fd, &r->pipe_full);
+	if (n > 0) {
+		r->bytes_in += (size_t)n;
+		r->last_activity = r->body_wait_since = monotonic_ms();
+		*moved = true;
+	} else if (n == -2) {
+		*end = END_PEER_GONE;
+		*why = "the web server closed the connection during the body";
+		return -1;
+	} else if (n == -1 && errno == EPIPE) {
+		close_stdin(r); /* the script does not want the rest */
+	} else if (n == -1 && errno != EINVAL) {
+		*end = END_PEER_GONE;
+		*why = "the body could not be passed on";
+		return -1;
+	}
+	if (r->pipe_full)
+		c->splice_body = false;
 	return 0;
 }
 
@@ -204,8 +244,10 @@ static int service_script(struct request *r, const struct pollfd *pfd, int i_in,
 	struct script_proc *p = &r->proc;
 	int rc;
 
-	if (i_in >= 0 && pfd[i_in].revents)
+	if (i_in >= 0 && pfd[i_in].revents) {
+		r->pipe_full = false;
 		feed_script(r);
+	}
 	if (i_out >= 0 && pfd[i_out].revents) {
 		rc = read_pipe(r, &p->stdout_fd, response_stdout);
 		if (rc > 0)
@@ -247,7 +289,7 @@ static int poll_once(struct request *r, int timeout, enum request_end *end, cons
 		pfd[np] = (struct pollfd){ .fd = p->stderr_fd, .events = POLLIN };
 		i_err = np++;
 	}
-	if (p->stdin_fd >= 0 && r->body_off < r->conn->rd.body_len) {
+	if (p->stdin_fd >= 0 && (r->body_off < r->conn->rd.body_len || r->pipe_full)) {
 		pfd[np] = (struct pollfd){ .fd = p->stdin_fd, .events = POLLOUT };
 		i_in = np++;
 	}
@@ -300,14 +342,18 @@ enum request_end relay_run(struct request *r, const char **why)
 		if (*why)
 			return end;
 		moved = feed_script(r);
+		if (!r->stdin_ended && splice_body(r, &moved, &end, why) < 0)
+			return end;
 		if (!r->stdin_ended && rd->body_len < rd->body_cap) {
 			unsigned long long before = r->bytes_in;
 			if (relay_read_conn(r, POLLIN, &end, why) < 0)
 				return end;
 			moved = feed_script(r) || moved || r->bytes_in != before;
 		}
-		if (script_done(r))
+		if (script_done(r)) {
+			r->conn->splice_body = false;
 			return END_COMPLETE;
+		}
 		/* While the body streams in and the script takes it as fast,
 		 * its other fds are looked at once every BODY_POLL_EVERY
 		 * pieces, not after each: its output is only held until the

@@ -34,6 +34,7 @@ struct request {
 	size_t body_off;        /* of the conn->rd.body_len body bytes in
 				 * wb->body, those written to the script */
 	bool stdin_ended;       /* FCGI_STDIN has ended */
+	bool pipe_full;         /* the script's stdin pipe took no more */
 	bool conn_broken;       /* the connection cannot serve another request */
 	bool has_slot;          /* holds one of the -c script slots */
 	bool slow_logged;       /* --slow-log line written */

@@ -262,6 +262,7 @@ static bool answer(struct request *r, enum request_end how)
 
 void request_finish(struct request *r, enum request_end how, const char *why)
 {
+	r->conn->splice_body = false; /* what is left of the body is read */
 	log_end(r, how, why);
 	if (r->proc.pid > 0 && !r->proc.reaped)
 		script_terminate(&r->proc, cfg.kill_grace_ms);

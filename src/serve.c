@@ -280,11 +280,23 @@ static int take_slot(struct request *r)
 	return 0;
 }
 
+/* The size of the script's stdin pipe: 256 KiB for a body of more than
+ * 64 KiB (measured: the relay's CPU per GiB uploaded drops by about a
+ * third against the default 64 KiB), the default otherwise.  Not for
+ * every request: a user's pipes share a limit (pipe-user-pages-soft, 64
+ * MiB by default), past which new pipes get one page. */
+static int stdin_pipe_size(const struct request *r)
+{
+	const char *cl = r->params.content_length;
+
+	return cl && strtoull(cl, NULL, 10) > 64 * 1024 ? 256 * 1024 : 0;
+}
+
 /* Starts the script.  Returns 0, or -1 once the request has ended. */
 static int start_script(struct request *r)
 {
 	const char *step;
-	int rc = script_spawn(r->loc.filename, r->env, r->dir, &r->proc, &step);
+	int rc = script_spawn(r->loc.filename, r->env, r->dir, stdin_pipe_size(r), &r->proc, &step);
 
 	if (rc == 0) {
 		if (atomic_exchange(&resource_shortage, false))

@@ -116,8 +116,8 @@ fail:
 	_exit(127);
 }
 
-int script_spawn(const char *filename, char *const envp[], const char *dir, struct script_proc *sp,
-		 const char **failed_step)
+int script_spawn(const char *filename, char *const envp[], const char *dir, int stdin_pipe_size,
+		 struct script_proc *sp, const char **failed_step)
 {
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 };
 	char *const argv[] = { (char *)filename, NULL };
@@ -134,6 +134,11 @@ int script_spawn(const char *filename, char *const envp[], const char *dir, stru
 		rc = errno;
 		goto fail;
 	}
+	/* A larger pipe for a large body: fewer wake-ups of the script and of
+	 * the relay, which splices the body into it (best effort: the
+	 * system's pipe limits may refuse). */
+	if (stdin_pipe_size > 0)
+		fcntl(in[1], F_SETPIPE_SZ, stdin_pipe_size);
 	/* Only our ends are non-blocking; the script sees ordinary pipes. */
 	if (fcntl(in[1], F_SETFL, O_NONBLOCK) < 0 || fcntl(out[0], F_SETFL, O_NONBLOCK) < 0 ||
 	    fcntl(err[0], F_SETFL, O_NONBLOCK) < 0) {

@@ -21,11 +21,12 @@ void script_proc_init(struct script_proc *sp);
  * the daemon's own signal handling is set up. */
 void spawn_init(void);
 
-/* Starts filename with envp, in directory dir (NULL: stay).  Returns 0,
- * or an errno value with nothing left open or running and *failed_step
+/* Starts filename with envp, in directory dir (NULL: stay), its stdin a
+ * pipe of stdin_pipe_size bytes (0: the system's default).  Returns 0, or
+ * an errno value with nothing left open or running and *failed_step
  * naming what failed ("exec", "chdir", "pipe", "fork", "setrlimit"...). */
-int script_spawn(const char *filename, char *const envp[], const char *dir, struct script_proc *sp,
-		 const char **failed_step);
+int script_spawn(const char *filename, char *const envp[], const char *dir, int stdin_pipe_size,
+		 struct script_proc *sp, const char **failed_step);
 
 /* Reaps the script if it has exited; returns true once reaped. */
 bool script_try_reap(struct script_proc *sp);

@@ -727,6 +727,40 @@ static void test_abort_ahead(void)
 	}
 }
 
+/* What the relay needs to splice body content past the reader: how much
+ * content it stands before, and how much to read to get past a header. */
+static void test_reader_splice(void)
+{
+	static unsigned char head[64], body[64];
+	/* BEGIN, PARAMS end, STDIN of 5 bytes with 3 of padding, STDIN end. */
+	static const unsigned char conv[] = "\1\1\0\1\0\x08\0\0" BEGIN_ "\1\4\0\1\0\0\0\0"
+					    "\1\5\0\1\0\5\3\0" "abcde\0\0\0" "\1\5\0\1\0\0\0\0";
+	struct fcgi_reader rd;
+	enum fcgi_event ev;
+	size_t used;
+
+	fcgi_reader_init(&rd, 1, head, sizeof(head));
+	CHECK(fcgi_reader_header_need(&rd) == 8 && fcgi_reader_body_pending(&rd) == 0, "splice: fresh reader");
+	used = fcgi_reader_run(&rd, conv, 24, &ev); /* up to the end of the head */
+	CHECK(ev == FCGI_EV_HEAD && used == 24, "splice: head");
+	rd.body = body;
+	rd.body_cap = sizeof(body);
+	CHECK(fcgi_reader_header_need(&rd) == 8 && fcgi_reader_body_pending(&rd) == 0, "splice: before a header");
+	used = fcgi_reader_run(&rd, conv + 24, 5, &ev);
+	CHECK(ev == FCGI_EV_MORE && fcgi_reader_header_need(&rd) == 3, "splice: a header in part");
+	used = fcgi_reader_run(&rd, conv + 29, 3, &ev);
+	CHECK(fcgi_reader_body_pending(&rd) == 5 && fcgi_reader_header_need(&rd) == 0, "splice: before content");
+	/* Three bytes go past the reader, two through it. */
+	fcgi_reader_body_moved(&rd, 3);
+	CHECK(fcgi_reader_body_pending(&rd) == 2, "splice: after moving 3");
+	used = fcgi_reader_run(&rd, conv + 35, 2, &ev);
+	CHECK(rd.body_len == 2 && memcmp(body, "de", 2) == 0, "splice: the rest through the buffer");
+	CHECK(fcgi_reader_body_pending(&rd) == 0 && fcgi_reader_header_need(&rd) == 3 + 8, "splice: padding first");
+	used = fcgi_reader_run(&rd, conv + 37, 11, &ev);
+	CHECK(ev == FCGI_EV_BODY_END && used == 11, "splice: end of the body");
+	(void)used;
+}
+
 static const struct {
 	const char *name;
 	const char *stream;
@@ -1011,6 +1045,7 @@ int main(void)
 	test_reader();
 	test_reader_replies();
 	test_abort_ahead();
+	test_reader_splice();
 	test_params();
 	test_rlimit_spec();
 	test_peer_acl();
