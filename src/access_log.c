@@ -4,12 +4,14 @@
 #include "config.h"
 
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "access_log.h"
+#include "escape.h"
 
 static int log_fd = -1;
 static const char *log_path;
@@ -24,6 +26,16 @@ static size_t put(char *buf, size_t size, size_t pos, const char *s)
 	return pos + n;
 }
 
+/* A field that comes from the request: control bytes, DEL, the backslash
+ * and the double quote (the default format quotes the request) escaped
+ * as \xHH, as nginx does in its own access log. */
+static size_t put_field(char *buf, size_t size, size_t pos, const char *s)
+{
+	if (pos >= size - 1)
+		return pos;
+	return pos + escape_bytes(buf + pos, size - pos, s, strlen(s), "\"");
+}
+
 size_t access_format(char *buf, size_t size, const char *fmt, const struct access_entry *e, time_t now)
 {
 	size_t pos = 0;
@@ -33,6 +45,7 @@ size_t access_format(char *buf, size_t size, const char *fmt, const struct acces
 		return 0;
 	for (const char *f = fmt; *f && pos < size - 2; f++) {
 		const char *s = tmp;
+		bool from_request = false;
 		if (*f != '%' || !f[1]) {
 			buf[pos++] = *f;
 			continue;
@@ -44,10 +57,10 @@ size_t access_format(char *buf, size_t size, const char *fmt, const struct acces
 			strftime(tmp, sizeof(tmp), "%d/%b/%Y:%H:%M:%S %z", &tm);
 			break;
 		}
-		case 'a': s = e->peer ? e->peer : "-"; break;
-		case 'm': s = e->method ? e->method : "-"; break;
-		case 'u': s = e->uri ? e->uri : "-"; break;
-		case 's': s = e->script ? e->script : "-"; break;
+		case 'a': s = e->peer ? e->peer : "-"; from_request = true; break;
+		case 'm': s = e->method ? e->method : "-"; from_request = true; break;
+		case 'u': s = e->uri ? e->uri : "-"; from_request = true; break;
+		case 's': s = e->script ? e->script : "-"; from_request = true; break;
 		case 'S':
 			if (e->status)
 				snprintf(tmp, sizeof(tmp), "%d", e->status);
@@ -78,7 +91,7 @@ size_t access_format(char *buf, size_t size, const char *fmt, const struct acces
 			tmp[1] = *f;
 			tmp[2] = '\0';
 		}
-		pos = put(buf, size - 1, pos, s);
+		pos = from_request ? put_field(buf, size - 1, pos, s) : put(buf, size - 1, pos, s);
 	}
 	buf[pos++] = '\n';
 	buf[pos] = '\0';

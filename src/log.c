@@ -1,6 +1,6 @@
-/* Logging to stderr.  Every message is formatted into one buffer and
- * written with a single write(2), so lines from concurrent requests never
- * interleave mid-line. */
+/* Logging to stderr.  Every message is formatted into one buffer, escaped
+ * (escape.c) and written with a single write(2), so lines from concurrent
+ * requests never interleave mid-line and no message makes two lines. */
 #include "config.h"
 
 #include <errno.h>
@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "escape.h"
 #include "log.h"
 
 static enum log_level max_level = LOG_LEVEL_INFO;
@@ -51,31 +52,32 @@ int log_level_parse(const char *name, enum log_level *out)
 __attribute__((format(printf, 3, 0)))
 static void log_vwrite(enum log_level level, int errnum, const char *fmt, va_list ap)
 {
-	char line[4096];
+	char msg[4096], line[4 * sizeof(msg) + 16];
 	size_t len = 0;
 	int n;
 
 	if (level > max_level)
 		return;
-	if (journal_prefix) {
-		n = snprintf(line, sizeof(line), "<%d>", (int)level);
-		len = (size_t)n;
-	}
-	n = vsnprintf(line + len, sizeof(line) - len, fmt, ap);
+	if (journal_prefix)
+		len = (size_t)snprintf(line, sizeof(line), "<%d>", (int)level);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (n < 0)
 		return;
-	len += (size_t)n;
-	if (len > sizeof(line) - 2)
-		len = sizeof(line) - 2;
+	if ((size_t)n >= sizeof(msg))
+		n = sizeof(msg) - 1;
 	if (errnum) {
 		char errbuf[128];
-		const char *msg = strerror_r(errnum, errbuf, sizeof(errbuf));
-		n = snprintf(line + len, sizeof(line) - len, ": %s", msg);
-		if (n > 0)
-			len += (size_t)n;
-		if (len > sizeof(line) - 2)
-			len = sizeof(line) - 2;
+		const char *text = strerror_r(errnum, errbuf, sizeof(errbuf));
+		int m = snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", text);
+		if (m > 0)
+			n += m;
+		if ((size_t)n >= sizeof(msg))
+			n = sizeof(msg) - 1;
 	}
+	/* One message, one line: whatever the message holds (a script's
+	 * path or stderr, a request's parameters), control bytes cannot
+	 * start another line or pick a journal priority. */
+	len += escape_bytes(line + len, sizeof(line) - len - 1, msg, (size_t)n, NULL);
 	line[len++] = '\n';
 	/* A short write to stderr is not worth a retry loop: logging must
 	 * never block or fail a request. */

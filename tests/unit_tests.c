@@ -20,6 +20,7 @@
 #include "../src/access_log.h"
 #include "../src/cgi_env.h"
 #include "../src/cgi_header.h"
+#include "../src/escape.h"
 #include "../src/fcgi_out.h"
 #include "../src/fcgi_params.h"
 #include "../src/fcgi_reader.h"
@@ -833,6 +834,32 @@ static void test_params(void)
 	}
 }
 
+/* ---- Escaping for log lines ---- */
+
+static void test_escape(void)
+{
+	static const struct {
+		const char *in;
+		size_t len, size;
+		const char *extra, *want;
+	} cases[] = {
+		{ "plain text", 10, 64, NULL, "plain text" },
+		{ "a\nb", 3, 64, NULL, "a\\x0ab" },
+		{ "\r\t\x1b\x7f\\", 5, 64, NULL, "\\x0d\\x09\\x1b\\x7f\\x5c" },
+		{ "nul\0byte", 8, 64, NULL, "nul\\x00byte" },
+		{ "say \"hi\"", 8, 64, "\"", "say \\x22hi\\x22" },
+		{ "\xc3\xa9t\xc3\xa9", 5, 64, NULL, "\xc3\xa9t\xc3\xa9" },
+		{ "abc\n", 4, 6, NULL, "abc" },   /* an escape that does not fit is left out whole */
+		{ "abcdef", 6, 4, NULL, "abc" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char out[64];
+		size_t n = escape_bytes(out, cases[i].size, cases[i].in, cases[i].len, cases[i].extra);
+		CHECK(n == strlen(cases[i].want) && strcmp(out, cases[i].want) == 0, "escape case %zu: '%s'", i, out);
+	}
+}
+
 /* ---- --rlimit ---- */
 
 static void test_rlimit_spec(void)
@@ -948,6 +975,8 @@ static void test_access_format(void)
 				     3 << 8, 4242 };
 	struct access_entry none = { NULL, NULL, NULL, NULL, 0, 0, 0, 5, -1, 0 };
 	struct access_entry killed = { "::1", "GET", "/", "/s", 504, 0, 0, 1000, 9, 7 };
+	/* nginx decodes %0A in the URI into the script's name. */
+	struct access_entry forged = { "1.2.3.4\n<0>x", "GET\r", "/a\"b\\c", "/x\n<0>y\x7f", 404, 0, 0, 1, -1, 0 };
 	const struct {
 		const char *fmt;
 		const struct access_entry *e;
@@ -957,6 +986,8 @@ static void test_access_format(void)
 		  "10.0.0.9 \"POST /cgi-bin/x?y\" 201 12 3456 78ms /usr/lib/cgi-bin/x exit=3 pid=4242\n" },
 		{ "%a %m %u %S %s %x %p", &none, "- - - - - - -\n" },
 		{ "%S %x %p", &killed, "504 sig9 7\n" },
+		{ "%a \"%m %u\" %s\t%S", &forged,
+		  "1.2.3.4\\x0a<0>x \"GET\\x0d /a\\x22b\\x5cc\" /x\\x0a<0>y\\x7f\t404\n" },
 		{ "100%% %q %", &full, "100% %q %\n" },
 		{ "", &full, "\n" },
 	};
@@ -1050,6 +1081,7 @@ int main(void)
 	test_rlimit_spec();
 	test_peer_acl();
 	test_dotdot();
+	test_escape();
 	test_access_format();
 	test_fcgi_out();
 	printf("%d passed, %d failed\n", passed, failed);

@@ -1,0 +1,36 @@
+/* Escaping for log lines (see escape.h).  A request's parameters reach the
+ * logs (nginx decodes %0A in the URI into SCRIPT_NAME): a newline would
+ * start a forged line, "<0>" at its start a journal priority of the
+ * client's choosing.  Every control byte, DEL and the backslash itself are
+ * written as \xHH, so an escaped line reads back unambiguously. */
+#include "config.h"
+
+#include <string.h>
+
+#include "escape.h"
+
+size_t escape_bytes(char *out, size_t size, const char *in, size_t len, const char *extra)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t pos = 0;
+
+	if (size == 0)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)in[i];
+		if (c < 0x20 || c == 0x7f || c == '\\' || (extra && c && strchr(extra, c))) {
+			if (pos + 4 >= size)
+				break;
+			out[pos++] = '\\';
+			out[pos++] = 'x';
+			out[pos++] = hex[c >> 4];
+			out[pos++] = hex[c & 15];
+		} else {
+			if (pos + 1 >= size)
+				break;
+			out[pos++] = (char)c;
+		}
+	}
+	out[pos] = '\0';
+	return pos;
+}
