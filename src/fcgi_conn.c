@@ -30,7 +30,6 @@ void fcgi_conn_init(struct fcgi_conn *c, int fd, unsigned char *in, size_t in_ca
 	c->in_cap = in_cap;
 	fcgi_reader_init(&c->rd, max_conns, head, head_cap);
 	c->wait = (struct peer_wait){ .progress_ms = peer_timeout_ms, .deadline = 0, .cancel_fd = cancel_fd };
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 }
 
 /* Reads once into the free end of the input buffer.  Returns 1 after

@@ -37,7 +37,7 @@ enum fcgi_conn_status {
 	CONN_FAILED,   /* broken protocol, or a failed read or send: see why */
 };
 
-/* Takes fd (connected, made non-blocking here); in and head are buffers of
+/* Takes fd (connected and non-blocking); in and head are buffers of
  * in_cap and head_cap bytes the connection reads into.  cancel_fd ends
  * every wait when readable. */
 void fcgi_conn_init(struct fcgi_conn *c, int fd, unsigned char *in, size_t in_cap, unsigned char *head,

@@ -271,7 +271,7 @@ void listeners_accept(size_t i, bool *backoff)
 	while (workers_active() < cfg.max_connections) {
 		struct sockaddr_storage peer;
 		socklen_t peer_len = sizeof(peer);
-		int one = 1, fd = accept4(l->fd, (struct sockaddr *)&peer, &peer_len, SOCK_CLOEXEC);
+		int one = 1, fd = accept4(l->fd, (struct sockaddr *)&peer, &peer_len, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
 				if (!fd_shortage_logged)
