@@ -101,8 +101,11 @@ class Daemon:
         self.proc = subprocess.Popen([FCGIWRAP, "-s", self.url] + extra + self.args, stdout=self.log_file,
                                      stderr=subprocess.STDOUT, env=self.env)
         if wait:
-            assert wait_for(lambda: can_connect(self.address) or self.proc.poll() is not None), \
-                "daemon did not start listening"
+            # "serving" is logged once the daemon is fully started (it
+            # accepts from listen() on, before its workers are up); waiting
+            # for it, not connecting, also leaves no probe in the log.
+            assert wait_for(lambda: "serving " in self.log() or self.proc.poll() is not None, 20), \
+                "daemon did not start: " + self.log()
             assert self.proc.poll() is None, "daemon exited: " + self.log()
         return self
 

@@ -4,6 +4,7 @@ in several languages, failing scripts, large bodies both ways."""
 import hashlib
 import http.client
 import os
+import socket
 
 import fcgi_client as fc
 from conftest import cgi_params, curl, wait_for
@@ -26,7 +27,8 @@ def test_client_redirect_is_302(web):
 def test_local_redirect_is_302(web):
     out = curl("-D", "-", web.url + "/cgi-bin/behave.sh?local-redirect")
     assert out[0] == 302
-    assert b"Location: http://127.0.0.1:%d/elsewhere" % web.port in out[1] or b"Location: /elsewhere" in out[1]
+    # Passed on as the script wrote it, by all three servers.
+    assert b"\r\nLocation: /elsewhere\r\n" in out[1]
 
 
 def test_redirect_with_status_and_document(web):
@@ -36,10 +38,20 @@ def test_redirect_with_status_and_document(web):
 
 
 def test_head(web):
-    code, body = curl("-I", web.url + "/cgi-bin/behave.sh?hello")
-    assert code == 200
-    assert b"Content-Type: text/plain" in body
-    assert not body.endswith(b"hello\n")
+    # Read as it comes, to the close: curl -I would not read a body.
+    s = socket.create_connection(("127.0.0.1", web.port), timeout=10)
+    s.sendall(b"HEAD /cgi-bin/behave.sh?hello HTTP/1.0\r\nHost: localhost\r\n\r\n")
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    head, sep, rest = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.") and b" 200 " in head.split(b"\r\n")[0]
+    assert b"Content-Type: text/plain" in head
+    assert sep and rest == b"", rest
 
 
 def test_python_script(web):

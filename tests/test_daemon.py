@@ -9,7 +9,7 @@ import time
 
 import fcgi_client as fc
 import pytest
-from conftest import FCGIWRAP, Daemon, can_connect, cgi_params, free_port, wait_for
+from conftest import FCGIWRAP, Daemon, can_connect, cgi_params, children_of, free_port, wait_for
 
 
 def run(*args, **kw):
@@ -81,10 +81,11 @@ def test_graceful_stop(daemon):
 
     t = threading.Thread(target=slow)
     t.start()
-    time.sleep(0.5)
+    # The request runs (its script started) before the stop.
+    assert wait_for(lambda: children_of(daemon.proc.pid), 10)
     daemon.proc.send_signal(signal.SIGTERM)
     # Stops accepting at once and removes its socket file...
-    assert wait_for(lambda: not os.path.exists(daemon.address), 2)
+    assert wait_for(lambda: not os.path.exists(daemon.address), 10)
     assert not can_connect(daemon.address)
     # ...but the running request completes.
     t.join()
@@ -97,8 +98,8 @@ def test_stop_closes_idle_kept_connections(daemon):
     with fc.Client(daemon.address) as c:
         c.request(cgi_params(query="hello"), keep_conn=True)
         daemon.proc.send_signal(signal.SIGINT)
-        assert fc.is_closed(c.sock, 3)
-    assert daemon.proc.wait(5) == 0
+        assert fc.is_closed(c.sock, 10)
+    assert daemon.proc.wait(10) == 0
 
 
 def test_stale_socket_is_replaced(tmp_path):

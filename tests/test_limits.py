@@ -12,7 +12,7 @@ import time
 
 import fcgi_client as fc
 import pytest
-from conftest import FCGIWRAP, Daemon, cgi_params, pid_alive, wait_for
+from conftest import FCGIWRAP, Daemon, can_connect, cgi_params, children_of, pid_alive, wait_for
 
 
 def start_script(daemon, tmp_path, query, **params):
@@ -28,21 +28,25 @@ def all_gone(pids, timeout=5):
     return wait_for(lambda: not any(pid_alive(p) for p in pids), timeout)
 
 
+# Timeouts of a few seconds: a script must have started (and written its
+# PIDFILE) well before they fire, even on a loaded machine; the upper
+# bounds only tell "on time" from "never".
+
 def test_timeout_before_headers_is_504(tmp_path, start_daemon):
-    d = start_daemon(["-t", "1"])
+    d = start_daemon(["-t", "3"])
     start = time.monotonic()
     c, pids = start_script(d, tmp_path, "slow-headers")
     with c:
         r = c.read_response()
     assert r.status == 504
-    assert 0.9 <= time.monotonic() - start < 3
+    assert 2.9 <= time.monotonic() - start < 12
     # The script and the grandchild holding its stdout are both gone.
     assert all_gone(pids)
     assert "timed out (-t)" in d.log()
 
 
 def test_timeout_after_headers_ends_response(tmp_path, start_daemon):
-    d = start_daemon(["-t", "1"])
+    d = start_daemon(["-t", "3"])
     c, pids = start_script(d, tmp_path, "group")
     with c:
         r = c.read_response()
@@ -52,7 +56,7 @@ def test_timeout_after_headers_ends_response(tmp_path, start_daemon):
 
 
 def test_inactivity_timeout(tmp_path, start_daemon):
-    d = start_daemon(["-t", "0", "--inactivity-timeout", "1"])
+    d = start_daemon(["-t", "0", "--inactivity-timeout", "3"])
     # Output every 0.4 s keeps a 2.4 s request alive...
     r = fc.request(d.address, cgi_params(query="tick"))
     assert r.body == b"tick\n" * 6 and r.app_status == 0
@@ -61,19 +65,21 @@ def test_inactivity_timeout(tmp_path, start_daemon):
     c, pids = start_script(d, tmp_path, "group")
     with c:
         r = c.read_response()
-    assert 0.9 <= time.monotonic() - start < 3
+    assert 2.9 <= time.monotonic() - start < 12
     assert all_gone(pids)
     assert "no input or output for --inactivity-timeout" in d.log()
 
 
 def test_kill_grace_option(tmp_path, start_daemon):
-    d = start_daemon(["-t", "0.5", "--kill-grace", "0.5"])
+    # The script ignores SIGTERM: ended 0.5 s after -t, where the default
+    # grace (3 s) would take until 5 s at least.
+    d = start_daemon(["-t", "2", "--kill-grace", "0.5"])
     start = time.monotonic()
     c, (pid,) = start_script(d, tmp_path, "ignore-term")
     with c:
         c.read_response()
-    assert all_gone([pid], 3)
-    assert time.monotonic() - start < 2.5
+    assert all_gone([pid], 10)
+    assert 2.4 <= time.monotonic() - start < 4.9
 
 
 def fast_request_latency(daemon):
@@ -83,23 +89,26 @@ def fast_request_latency(daemon):
 
 
 def test_idle_connection_is_closed(start_daemon):
-    d = start_daemon(["--peer-timeout", "1"])
+    d = start_daemon(["--peer-timeout", "5"])
     s = socket.socket(socket.AF_UNIX)
-    s.connect(d.address)
     start = time.monotonic()
-    assert fast_request_latency(d) < 0.5
-    assert fc.is_closed(s, 3)
-    assert 0.9 <= time.monotonic() - start < 3
+    s.connect(d.address)
+    # It holds its own worker only: others are served meanwhile.
+    assert fast_request_latency(d) < 3
+    assert fc.is_closed(s, 10)
+    assert 4.9 <= time.monotonic() - start < 12
     assert "no complete request within --peer-timeout" in d.log()
 
 
 def test_trickling_connection(start_daemon):
-    d = start_daemon(["--peer-timeout", "1"])
+    # A byte every 0.1 s keeps coming, but the head must be whole within
+    # --peer-timeout of the connection.
+    d = start_daemon(["--peer-timeout", "5"])
     head = fc.record(fc.BEGIN_REQUEST, 1, struct.pack(">HB5x", 1, 0)) + \
         fc.stream_records(fc.PARAMS, 1, fc.encode_params(cgi_params(query="hello")))
     s = socket.socket(socket.AF_UNIX)
-    s.connect(d.address)
     start = time.monotonic()
+    s.connect(d.address)
     closed = False
     for i in range(len(head) - 1):
         try:
@@ -107,12 +116,13 @@ def test_trickling_connection(start_daemon):
         except OSError:
             closed = True
             break
-        assert fast_request_latency(d) < 0.5
+        if i == 5:
+            assert fast_request_latency(d) < 3
         time.sleep(0.1)
-        if time.monotonic() - start > 3:
+        if time.monotonic() - start > 15:
             break
-    assert closed or fc.is_closed(s, 2)
-    assert time.monotonic() - start < 3
+    assert closed or fc.is_closed(s, 10)
+    assert 4.9 <= time.monotonic() - start < 12
     s.close()
 
 
@@ -190,13 +200,14 @@ def test_bad_record_in_body_aborts_request(start_daemon):
 
 def test_overload_503_after_queue_timeout(start_daemon):
     d = start_daemon(["-c", "1", "--queue-timeout", "0.5"])
-    slow = threading.Thread(target=fc.request, args=(d.address, cgi_params(query="sleep=2")))
+    slow = threading.Thread(target=fc.request, args=(d.address, cgi_params(query="sleep=5")))
     slow.start()
-    time.sleep(0.3)
+    # The slow script runs: it holds the only slot.
+    assert wait_for(lambda: children_of(d.proc.pid), 10)
     start = time.monotonic()
     r = fc.request(d.address, cgi_params(query="hello"))
     assert r.status == 503
-    assert 0.4 <= time.monotonic() - start < 1.5
+    assert 0.4 <= time.monotonic() - start < 3
     slow.join()
     assert fc.request(d.address, cgi_params(query="hello")).status == 200
     log = d.log()
@@ -205,13 +216,13 @@ def test_overload_503_after_queue_timeout(start_daemon):
 
 
 def test_overload_waits_within_queue_timeout(start_daemon):
-    d = start_daemon(["-c", "1", "--queue-timeout", "5"])
-    slow = threading.Thread(target=fc.request, args=(d.address, cgi_params(query="sleep=1")))
+    d = start_daemon(["-c", "1", "--queue-timeout", "20"])
+    slow = threading.Thread(target=fc.request, args=(d.address, cgi_params(query="sleep=3")))
     slow.start()
-    time.sleep(0.3)
+    assert wait_for(lambda: children_of(d.proc.pid), 10)
     start = time.monotonic()
     assert fc.request(d.address, cgi_params(query="hello")).status == 200
-    assert time.monotonic() - start >= 0.5
+    assert time.monotonic() - start >= 1.0
     slow.join()
 
 
@@ -229,7 +240,7 @@ def test_fd_exhaustion_recovers(tmp_path):
     d.log_file = open(d.log_path, "ab")
     d.proc = subprocess.Popen([FCGIWRAP, "-s", d.url, "--allow-root", "--peer-timeout", "60"], stdout=d.log_file,
                               stderr=subprocess.STDOUT, preexec_fn=low_nofile)
-    assert wait_for(lambda: os.path.exists(d.address))
+    assert wait_for(lambda: "serving " in d.log())
     held = []
     try:
         # Idle connections use up the daemon's fds.
@@ -237,11 +248,10 @@ def test_fd_exhaustion_recovers(tmp_path):
             s = socket.socket(socket.AF_UNIX)
             s.connect(d.address)
             held.append(s)
-        time.sleep(0.5)
+        assert wait_for(lambda: "cannot accept connections for now" in d.log())
         cpu0 = cpu_seconds(d.proc.pid)
         time.sleep(1)
         assert cpu_seconds(d.proc.pid) - cpu0 < 0.2, "spinning while out of fds"
-        assert wait_for(lambda: "cannot accept connections for now" in d.log())
         # A request on one of the accepted connections cannot get pipes: 503.
         statuses = set()
         for s in held[:30]:
@@ -266,7 +276,12 @@ def test_fd_exhaustion_recovers(tmp_path):
         for s in held:
             s.close()
     # Resources are back: it serves again, by itself.
-    assert wait_for(lambda: fc.request(d.address, cgi_params(query="hello")).status == 200, 10)
+    def serves():
+        try:
+            return fc.request(d.address, cgi_params(query="hello")).status == 200
+        except OSError:
+            return False
+    assert wait_for(serves, 10)
     assert "accepting connections again" in d.log()
     assert "scripts can be started again" in d.log()
     assert d.proc.poll() is None
@@ -295,8 +310,8 @@ def test_stop_deadline_ends_requests(tmp_path, start_daemon):
     with c:
         r = c.read_response()
     assert r.status == 503
-    assert 0.9 <= time.monotonic() - start < 3
-    assert d.proc.wait(5) == 0
+    assert 0.9 <= time.monotonic() - start < 10
+    assert d.proc.wait(10) == 0
     assert all_gone(pids)
 
 
@@ -305,13 +320,13 @@ def test_second_signal_stops_at_once(tmp_path, start_daemon):
     c, pids = start_script(d, tmp_path, "slow-headers")
     start = time.monotonic()
     d.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
     d.proc.send_signal(signal.SIGINT)
     with c:
         r = c.read_response()
     assert r.status == 503
-    assert time.monotonic() - start < 2
-    assert d.proc.wait(5) == 0
+    # At once, where the first signal alone would wait 60 s.
+    assert time.monotonic() - start < 10
+    assert d.proc.wait(10) == 0
     assert all_gone(pids)
 
 
@@ -325,7 +340,8 @@ def test_max_connections_then_next_is_taken(start_daemon):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.connect(d.address)
         idle.append(s)
-    time.sleep(0.3)
+    # Both taken: the main thread and two workers.
+    assert wait_for(lambda: len(os.listdir("/proc/%d/task" % d.proc.pid)) == 3, 10)
     with fc.Client(d.address, timeout=10) as c:
         c.begin(cgi_params(query="hello"))
         c.send_stdin(b"")
@@ -333,10 +349,10 @@ def test_max_connections_then_next_is_taken(start_daemon):
         with pytest.raises(socket.timeout):
             c.sock.recv(1)
         idle[0].close()
-        c.sock.settimeout(3)
+        c.sock.settimeout(10)
         start = time.monotonic()
         assert c.read_response().body == b"hello\n"
-        assert time.monotonic() - start < 1
+        assert time.monotonic() - start < 5
     idle[1].close()
 
 
@@ -361,8 +377,10 @@ def test_buffers_given_back_after_large_request(daemon):
     # A worker that served a 1 MiB upload gives its buffers' pages back:
     # otherwise every worker that ever saw one would keep them.
     body = os.urandom(1024 * 1024)
-    r = fc.request(daemon.address, cgi_params(query="count", method="POST", CONTENT_LENGTH=str(len(body))), body)
+    with fc.Client(daemon.address) as c:
+        r = c.request(cgi_params(query="count", method="POST", CONTENT_LENGTH=str(len(body))), body)
+        # The buffers are trimmed before the connection is closed.
+        assert fc.is_closed(c.sock, 10)
     assert r.body.strip() == str(len(body)).encode()
-    time.sleep(0.2)
     rss = buffer_rss_kib(daemon.proc.pid)
     assert rss and max(rss) <= 8, rss

@@ -90,5 +90,7 @@ def test_streaming(web):
     conn.close()
     assert b"first" in first
     assert b"second" in rest
-    assert t_first < 1.0, "first line after %.2fs" % t_first
-    assert t_all >= 1.9
+    # The script sleeps 2 s between its lines: buffered output would
+    # arrive all at once.
+    assert t_all - t_first >= 1.0, "the first line came with the second"
+    assert t_first < 5, "first line after %.2fs" % t_first

@@ -3,6 +3,7 @@ pages, SIGHUP, and several instances behind one nginx."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -56,10 +57,10 @@ def test_notify_under_socket_activation(tmp_path):
 
 def test_access_log(tmp_path, start_daemon):
     log = tmp_path / "access.log"
-    d = start_daemon(["--access-log", str(log), "-t", "0.5"])
+    d = start_daemon(["--access-log", str(log), "-t", "2"])
     fc.request(d.address, cgi_params(query="hello", REQUEST_URI="/cgi-bin/behave.sh?hello"))
     fc.request(d.address, cgi_params("missing.sh", REQUEST_URI="/cgi-bin/missing.sh"))
-    fc.request(d.address, cgi_params(query="sleep=3", REQUEST_URI="/slow"))
+    fc.request(d.address, cgi_params(query="sleep=5", REQUEST_URI="/slow"))
     fc.request(d.address, cgi_params(query="exit=3", method="POST", CONTENT_LENGTH="5"), b"12345")
     assert wait_for(lambda: len(log.read_text().splitlines()) == 4)
     # A line is written once its response is complete: lines of requests
@@ -100,9 +101,9 @@ def test_sighup_reopens_access_log(tmp_path, start_daemon):
 
 
 def test_slow_log(start_daemon):
-    d = start_daemon(["--slow-log", "0.3"])
-    fc.request(d.address, cgi_params(query="sleep=0.8"))
-    assert wait_for(lambda: "slow request: running for 0 s (pid " in d.log())
+    d = start_daemon(["--slow-log", "2"])
+    fc.request(d.address, cgi_params(query="sleep=3"))
+    assert wait_for(lambda: re.search(r"behave\.sh: slow request: running for \d+ s \(pid \d+\)", d.log()))
     fc.request(d.address, cgi_params(query="hello"))
     assert d.log().count("slow request") == 1
 
@@ -138,8 +139,8 @@ def test_status_page(start_daemon):
 
 
 def test_status_counts_timeouts_and_aborts(start_daemon):
-    d = start_daemon(["--status-path", "/status", "-t", "0.3"])
-    fc.request(d.address, cgi_params(query="sleep=2"))
+    d = start_daemon(["--status-path", "/status", "-t", "2"])
+    fc.request(d.address, cgi_params(query="sleep=5"))
     c = fc.Client(d.address)
     c.begin(cgi_params(query="tick"))
     c.send_stdin(b"")

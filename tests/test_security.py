@@ -187,7 +187,7 @@ def test_allow_from(tmp_path):
                 c.send_stdin(b"")
             except OSError:
                 pass
-            assert fc.is_closed(c.sock, 3)
+            assert fc.is_closed(c.sock, 10)
         assert wait_for(lambda: "refused a connection from 127.0.0.1" in d.log())
     finally:
         d.stop()
