@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -51,26 +52,34 @@ static void ensure_std_fds(void)
 	}
 }
 
+/* The dispositions and the mask the daemon relies on, whatever it
+ * inherited.  Returns the signalfd the main loop reads. */
 static int setup_signals(void)
 {
+	static const int read_from_signalfd[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
 	sigset_t set;
 	struct sigaction sa;
 	int fd;
 
-	/* Writes to a closed pipe or socket must fail with EPIPE. */
 	memset(&sa, 0, sizeof(sa));
+	/* Writes to a closed pipe or socket must fail with EPIPE. */
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
-
-	/* Every thread blocks these (threads inherit the mask); the main loop
-	 * reads them from a signalfd.  SIGUSR1 is read and ignored, so that a
-	 * stray one cannot end the daemon. */
+	/* SIGCHLD ignored (inherited so) would let the kernel reap scripts
+	 * on their own: every exit status lost.  And an ignored signal is
+	 * dropped even while blocked: those read from the signalfd must be
+	 * at their default too. */
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGCHLD, &sa, NULL);
 	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
-	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+	for (size_t i = 0; i < sizeof(read_from_signalfd) / sizeof(read_from_signalfd[0]); i++) {
+		sigaction(read_from_signalfd[i], &sa, NULL);
+		sigaddset(&set, read_from_signalfd[i]);
+	}
+	/* Exactly these blocked, in every thread (threads inherit the mask);
+	 * the main loop reads them.  SIGUSR1 is read and ignored, so that a
+	 * stray one cannot end the daemon. */
+	if (pthread_sigmask(SIG_SETMASK, &set, NULL) != 0)
 		fatalx("cannot block signals");
 	fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (fd < 0)
@@ -118,6 +127,38 @@ static void notify_systemd(int *timeout)
 		next = next_watchdog;
 	if (*timeout < 0 || next - now < *timeout)
 		*timeout = (int)(next - now > 0 ? next - now : 0);
+}
+
+/* Opened before privileges are dropped, like the sockets, and given to
+ * the user the daemon becomes. */
+static void open_access_log(void)
+{
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
+	int rc;
+
+	if (!cfg.access_log_path)
+		return;
+	privileges_target(&uid, &gid);
+	rc = access_log_open(cfg.access_log_path, cfg.access_log_format, uid, gid);
+	if (rc < 0)
+		fatal("--access-log %s", cfg.access_log_path);
+	if (rc > 0)
+		log_warnx("--access-log %s: %s cannot write it, so SIGHUP will not reopen it (give it to %s)",
+			  cfg.access_log_path, cfg.run_user, cfg.run_user);
+}
+
+/* RLIMIT_NPROC counts every process and thread of a user: a script's
+ * limit includes the daemon's own threads, one per connection. */
+static void warn_about_rlimits(void)
+{
+	for (size_t i = 0; i < cfg.n_rlimits; i++) {
+		rlim_t n = cfg.rlimits[i].limit.rlim_cur;
+		if (cfg.rlimits[i].resource == RLIMIT_NPROC && n != RLIM_INFINITY && n <= cfg.max_connections + 1)
+			log_warnx("--rlimit nproc=%llu counts all processes and threads of the user scripts run as, "
+				  "fcgiwrap's own threads included (up to %u): past that, scripts cannot fork",
+				  (unsigned long long)n, cfg.max_connections + 1);
+	}
 }
 
 struct stop_state {
@@ -214,9 +255,8 @@ int main(int argc, char **argv)
 	options_parse(argc, argv);
 	privileges_check();
 	stats_init();
-	/* Opened before privileges are dropped, like the sockets. */
-	if (cfg.access_log_path && access_log_open(cfg.access_log_path, cfg.access_log_format) < 0)
-		fatal("--access-log %s", cfg.access_log_path);
+	open_access_log();
+	warn_about_rlimits();
 	/* Two malloc arenas rather than one per thread: requests allocate
 	 * little, and per-thread arenas would keep memory each busy period
 	 * touched long after the threads are gone. */

@@ -3,10 +3,12 @@
  * the new file onto the same fd, so writers never see a closed one. */
 #include "config.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -105,13 +107,30 @@ static int open_path(const char *path)
 	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 }
 
-int access_log_open(const char *path, const char *format)
+int access_log_open(const char *path, const char *format, uid_t owner, gid_t group)
 {
+	struct stat st;
+
 	log_path = path;
 	if (format)
 		log_format = format;
+	if (strcmp(path, "-") == 0 || owner == (uid_t)-1) {
+		log_fd = open_path(path);
+		return log_fd < 0 ? -1 : 0;
+	}
+	/* Opened as root for a daemon that will run as owner: a file
+	 * created now is given to owner, so that the reopen on SIGHUP, done
+	 * as owner, can open it again.  A file that exists is left as it is
+	 * (it may be a mistake to hand it over). */
+	log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	if (log_fd >= 0)
+		return fchown(log_fd, owner, group) < 0 ? -1 : 0;
+	if (errno != EEXIST)
+		return -1;
 	log_fd = open_path(path);
-	return log_fd < 0 ? -1 : 0;
+	if (log_fd < 0 || fstat(log_fd, &st) < 0)
+		return -1;
+	return st.st_uid == owner || (st.st_mode & S_IWOTH) || (st.st_gid == group && (st.st_mode & S_IWGRP)) ? 0 : 1;
 }
 
 int access_log_reopen(void)

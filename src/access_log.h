@@ -21,8 +21,11 @@ struct access_entry {
  * a newline.  Pure.  Returns the length. */
 size_t access_format(char *buf, size_t size, const char *fmt, const struct access_entry *e, time_t now);
 
-/* Opens path ("-" for standard output) for appending.  Returns 0 or -1. */
-int access_log_open(const char *path, const char *format);
+/* Opens path ("-" for standard output) for appending.  owner and group:
+ * the user the daemon will run as, to whom a file created here is given
+ * ((uid_t)-1: none).  Returns 0, 1 if the file exists and owner cannot
+ * write it (SIGHUP will not reopen it), or -1 with errno. */
+int access_log_open(const char *path, const char *format, uid_t owner, gid_t group);
 
 /* Opens the file again, under the same fd (SIGHUP, after log rotation).
  * Returns 0 or -1. */

@@ -5,6 +5,7 @@
 
 #include <grp.h>
 #include <pwd.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -41,26 +42,60 @@ void privileges_check(void)
 		fatalx("--user, --group and --chroot need fcgiwrap to be started as root");
 }
 
+/* The user's groups, its primary or --group gid among them, as
+ * initgroups() would set them.  Returns a malloc'd list. */
+static gid_t *user_groups(const char *user, gid_t gid, int *n)
+{
+	int cap = 32;
+	gid_t *list = NULL;
+
+	for (;;) {
+		gid_t *more = realloc(list, (size_t)cap * sizeof(gid_t));
+		int want = cap;
+		if (!more)
+			fatalx("out of memory");
+		list = more;
+		if (getgrouplist(user, gid, list, &want) >= 0) {
+			*n = want;
+			return list;
+		}
+		cap = want > cap ? want : cap * 2;
+	}
+}
+
+bool privileges_target(uid_t *uid, gid_t *gid)
+{
+	if (geteuid() != 0 || !cfg.run_user)
+		return false;
+	privileges_lookup(cfg.run_user, cfg.run_group, uid, gid);
+	return true;
+}
+
 /* After the sockets are open: --chroot, then become --user/--group, with
- * that user's supplementary groups, for good. */
+ * that user's supplementary groups, for good.  The user and its groups
+ * are looked up before the chroot: the jail need not hold passwd and
+ * group files. */
 void privileges_drop(void)
 {
-	uid_t uid;
-	gid_t gid;
+	uid_t uid = 0;
+	gid_t gid = 0, *groups = NULL;
+	int ngroups = 0;
 
 	if (geteuid() != 0)
 		return;
+	if (privileges_target(&uid, &gid)) {
+		if (uid == 0 && !cfg.allow_root)
+			fatalx("--user %s is root: add --allow-root if you mean it", cfg.run_user);
+		groups = user_groups(cfg.run_user, gid, &ngroups);
+	}
 	if (cfg.chroot_dir && (chroot(cfg.chroot_dir) < 0 || chdir("/") < 0))
 		fatal("--chroot %s", cfg.chroot_dir);
 	if (!cfg.run_user)
 		return;
-	privileges_lookup(cfg.run_user, cfg.run_group, &uid, &gid);
-	if (uid == 0 && !cfg.allow_root)
-		fatalx("--user %s is root: add --allow-root if you mean it", cfg.run_user);
-	if (initgroups(cfg.run_user, gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+	if (setgroups((size_t)ngroups, groups) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
 		fatal("cannot become %s", cfg.run_user);
+	free(groups);
 	if (uid != 0 && setuid(0) == 0)
 		fatalx("could regain root after dropping privileges");
 	log_debug("running as %s (uid %u, gid %u)", cfg.run_user, (unsigned)uid, (unsigned)gid);
 }
-

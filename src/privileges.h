@@ -2,6 +2,7 @@
 #ifndef FCGIWRAP_PRIVILEGES_H
 #define FCGIWRAP_PRIVILEGES_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 /* Before any socket is opened: started as root, refuses to go on unless
@@ -11,6 +12,10 @@ void privileges_check(void);
 /* Once the sockets are open: --chroot, then --user and --group (with the
  * user's supplementary groups), for good.  Fatal on any failure. */
 void privileges_drop(void);
+
+/* Whether the daemon will become another user (root with --user), and
+ * who: fatal if the user or group is unknown. */
+bool privileges_target(uid_t *uid, gid_t *gid);
 
 /* USER and GROUP (NULL: USER's primary group) to ids; fatal if unknown. */
 void privileges_lookup(const char *user, const char *group, uid_t *uid, gid_t *gid);
