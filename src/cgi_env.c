@@ -65,27 +65,57 @@ char **cgi_env_filter_inherited(char *const *environ_in, int clear, char *const 
 	return out;
 }
 
-/* Exact names of the variables cgi_env_param_unsafe() refuses, besides
- * every LD_ name. */
+/* Variables that make a program a script may run load or run other code,
+ * or run a command: never taken from a request's parameters (the web
+ * server's configuration may set them; --env can).  Reviewed against what
+ * Debian's sh, bash, perl, python3, ruby, lua, git and node read at start.
+ * A name ending in '*' is a prefix. */
 static const char *const unsafe_params[] = {
-	"HTTP_PROXY",    /* httpoxy: a client's "Proxy:" header */
-	"GCONV_PATH",    "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES",
-	"LOCPATH",       "MALLOC_CHECK_", "MALLOC_TRACE", "NIS_PATH", "NLSPATH",
-	"RESOLV_HOST_CONF",
-	"BASH_ENV",      "ENV",          "SHELLOPTS",   "BASHOPTS",    "PS4",
-	"IFS",           "CDPATH",
-	"PERL5LIB",      "PERL5OPT",     "PERLLIB",     "PERL5DB",
-	"PYTHONPATH",    "PYTHONHOME",   "PYTHONSTARTUP", "PYTHONINSPECT",
-	"RUBYLIB",       "RUBYOPT",      "NODE_OPTIONS", "NODE_PATH",   "PHPRC",
-	"PHP_INI_SCAN_DIR", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS",
+	/* httpoxy: a client's "Proxy:" header arrives as HTTP_PROXY; curl,
+	 * wget and libproxy take a proxy from http_proxy. */
+	"HTTP_PROXY", "http_proxy",
+	/* The dynamic loader and the C library (their secure-mode list). */
+	"LD_*", "GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES", "LOCPATH", "MALLOC_CHECK_",
+	"MALLOC_TRACE", "NIS_PATH", "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "LOCALDOMAIN",
+	/* sh and bash: files sourced at start, options, exported functions
+	 * (the "shellshock" form), the trace and the field separator. */
+	"BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "BASH_FUNC_*", "BASH_XTRACEFD", "BASH_LOADABLES_PATH", "PS4",
+	"IFS", "CDPATH",
+	/* perl: module paths, options (-M), the debugger, I/O layers, which
+	 * can load modules. */
+	"PERL5LIB", "PERL5OPT", "PERLLIB", "PERL5DB", "PERLIO",
+	/* python3: every PYTHON* variable (PYTHONPATH, PYTHONHOME,
+	 * PYTHONSTARTUP, PYTHONWARNINGS imports the module of a warning
+	 * category, PYTHONBREAKPOINT names a callable to import...). */
+	"PYTHON*",
+	/* ruby: -r options and the load path. */
+	"RUBYOPT", "RUBYLIB", "RUBYSHELL",
+	/* lua: LUA_INIT runs code, LUA_PATH and LUA_CPATH (and their _5_x
+	 * forms) choose what loads. */
+	"LUA_*",
+	/* node: options (--require) and the module path. */
+	"NODE_OPTIONS", "NODE_PATH", "NODE_REPL_EXTERNAL_MODULE",
+	/* git: configuration from the environment names commands to run
+	 * (core.pager, core.sshCommand, core.fsmonitor...), and so do these;
+	 * GIT_PROJECT_ROOT and GIT_HTTP_EXPORT_ALL, which git-http-backend
+	 * needs, are not among them. */
+	"GIT_CONFIG*", "GIT_EXEC_PATH", "GIT_SSH", "GIT_SSH_COMMAND", "GIT_PAGER", "GIT_EDITOR",
+	"GIT_SEQUENCE_EDITOR", "GIT_ASKPASS", "GIT_EXTERNAL_DIFF", "GIT_PROXY_COMMAND", "GIT_TEMPLATE_DIR",
+	/* Commands programs run for their user. */
+	"PAGER", "EDITOR", "VISUAL",
+	/* OpenSSL loads engines and providers its configuration names. */
+	"OPENSSL_CONF", "OPENSSL_ENGINES", "OPENSSL_MODULES",
+	/* PHP and Java, should a CGI start them. */
+	"PHPRC", "PHP_INI_SCAN_DIR", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS",
 };
 
 int cgi_env_param_unsafe(const char *name, size_t len)
 {
-	if (len >= 3 && strncmp(name, "LD_", 3) == 0)
-		return 1;
 	for (size_t i = 0; i < sizeof(unsafe_params) / sizeof(unsafe_params[0]); i++) {
-		if (strlen(unsafe_params[i]) == len && strncmp(name, unsafe_params[i], len) == 0)
+		const char *u = unsafe_params[i];
+		size_t n = strlen(u);
+		if (u[n - 1] == '*' ? len >= n - 1 && strncmp(name, u, n - 1) == 0
+				    : n == len && strncmp(name, u, len) == 0)
 			return 1;
 	}
 	return 0;

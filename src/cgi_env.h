@@ -21,10 +21,10 @@ struct env_override {
 char **cgi_env_filter_inherited(char *const *environ_in, int clear, char *const *pass, size_t npass);
 
 /* Whether a request parameter named name (len bytes) must never reach a
- * script: HTTP_PROXY (set from a client's "Proxy:" header, httpoxy), and
- * variables that make the dynamic loader, the C library, a shell or an
- * interpreter load or run other code (LD_*, GCONV_PATH, BASH_ENV, ENV,
- * PERL5OPT...). */
+ * script: HTTP_PROXY and http_proxy (httpoxy), and variables that make the
+ * dynamic loader, the C library, a shell, an interpreter or git load or
+ * run other code (LD_*, BASH_ENV, PERL5OPT, PYTHON*, LUA_*,
+ * GIT_CONFIG*...: the table in cgi_env.c says why for each). */
 int cgi_env_param_unsafe(const char *name, size_t len);
 
 /* Builds a script's environment: overrides first (SCRIPT_NAME and

@@ -143,9 +143,14 @@ static int write_full(int fd, const void *data, size_t len)
 	return 0;
 }
 
-/* Appends bytes to the spool, moving it to disk when memory is full. */
+/* Appends bytes to the spool, moving it to disk when memory is full.
+ * Returns 0, or -1 with errno (EFBIG past spool_max). */
 static int spool_append(struct fcgi_out *o, const void *data, size_t len)
 {
+	if (o->spool_max && (uint64_t)o->mem_len + (uint64_t)o->file_len + len > o->spool_max) {
+		errno = EFBIG;
+		return -1;
+	}
 	if (o->file_fd < 0 && o->mem_len + len <= SPOOL_MEM_MAX) {
 		if (!o->mem) {
 			o->mem = malloc(SPOOL_MEM_MAX);
@@ -180,7 +185,7 @@ static int emit(struct fcgi_out *o, struct iovec *iov, int iovcnt)
 	if (o->holding) {
 		for (int i = 0; i < iovcnt; i++) {
 			if (spool_append(o, iov[i].iov_base, iov[i].iov_len) < 0) {
-				o->error = errno ? errno : ENOMEM;
+				o->error = o->spool_error = errno ? errno : ENOMEM;
 				return -1;
 			}
 		}

@@ -38,7 +38,10 @@ struct fcgi_out {
 	off_t file_len;
 	bool stderr_used;    /* an FCGI_STDERR record was produced */
 	uint64_t stdout_bytes; /* payload bytes of STDOUT records */
+	uint64_t spool_max;  /* most bytes the spool may hold; 0: no limit */
 	int error;           /* errno of the first failure; output stops */
+	int spool_error;     /* the same, when the failure was the spool's
+			      * (EFBIG: spool_max reached), not the peer's */
 };
 
 void fcgi_out_init(struct fcgi_out *o, int fd, uint16_t request_id, const struct peer_wait *wait);

@@ -26,6 +26,7 @@ enum option_kind {
 	OPT_FLAG,    /* bool, set to true */
 	OPT_COUNT,   /* unsigned, 1 to 1000000 */
 	OPT_SECONDS, /* int milliseconds, from 0 to 1000000 s, fractions allowed */
+	OPT_SIZE,    /* unsigned long long bytes, with K, M or G (1024s) */
 	OPT_STRING,  /* const char *, as given */
 	OPT_CUSTOM,  /* parsed by set() */
 };
@@ -233,6 +234,8 @@ static const struct option_def options[] = {
 	  "format of those lines (see the man page)", false },
 	{ "slow-log", 0, "SECONDS", OPT_SECONDS, AT(slow_log_ms), NULL, NULL, "log requests still running after this long",
 	  false },
+	{ "spool-limit", 0, "SIZE", OPT_SIZE, AT(spool_limit), NULL, "64M",
+	  "most output held per request until its body has\nended, K, M or G (default @; 0: no limit)", false },
 	{ "status-path", 0, "PATH", OPT_STRING, AT(status_path), NULL, NULL,
 	  "answer requests for SCRIPT_NAME PATH with live\nfigures (text; ?json, ?openmetrics)", false },
 	{ "ping-path", 0, "PATH", OPT_STRING, AT(ping_path), NULL, NULL, "answer requests for SCRIPT_NAME PATH with 'pong'",
@@ -322,6 +325,23 @@ static void apply(const struct option_def *o, const char *arg)
 		if (errno || *end || end == arg || v < 1 || v > 1000000 || *arg == '-')
 			usage_error(what, arg);
 		*(unsigned *)field = (unsigned)v;
+		break;
+	}
+	case OPT_SIZE: {
+		static const char units[] = "KMG";
+		const char *u;
+		unsigned long long v;
+		int shift = 0;
+		errno = 0;
+		v = strtoull(arg, &end, 10);
+		if (*end && !end[1] && (u = strchr(units, *end)) != NULL) {
+			shift = 10 * (int)(u - units + 1);
+			end++;
+		}
+		snprintf(what, sizeof(what), "invalid %s value (bytes, or with K, M, G):", label);
+		if (errno || *end || end == arg || *arg == '-' || (shift && v > (~0ULL >> shift)))
+			usage_error(what, arg);
+		*(unsigned long long *)field = v << shift;
 		break;
 	}
 	case OPT_SECONDS: {

@@ -7,7 +7,7 @@
  *  - the body is fed to the script while its output is read, so no order
  *    of reads and writes in the script can deadlock;
  *  - the request ends when the body has ended, the script's stdout and
- *    stderr are closed, and the script has been reaped (its exit status
+ *    stderr are closed, and the script has exited (its exit status
  *    becomes appStatus in FCGI_END_REQUEST);
  *  - every wait is bounded: -t, --inactivity-timeout, --peer-timeout for
  *    body bytes, and the daemon's stop. */
@@ -19,6 +19,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -236,6 +237,27 @@ static int time_left(struct request *r, enum request_end *end, const char **why)
 	return left < 0 ? -1 : (int)(left < INT_MAX ? left : INT_MAX);
 }
 
+/* Output could not go on: the web server stopped taking it, or the spool
+ * that holds it until the body has ended could not (the request can still
+ * be answered then, with an error). */
+static void output_failed(struct request *r, enum request_end *end, const char **why)
+{
+	int err = r->out.spool_error;
+
+	*end = END_PEER_GONE;
+	*why = "the web server stopped taking the response";
+	if (!err)
+		return;
+	*end = END_SPOOL_FAILED;
+	if (err == EFBIG)
+		snprintf(r->why_buf, sizeof(r->why_buf),
+			 "output held until the request body ends reached --spool-limit (%llu bytes)", cfg.spool_limit);
+	else
+		snprintf(r->why_buf, sizeof(r->why_buf), "cannot hold output until the request body ends (in %s): %s",
+			 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", strerror(err));
+	*why = r->why_buf;
+}
+
 /* The script's side after poll(): feeds, reads, reaps.  Returns 0, or -1
  * with how the request must end. */
 static int service_script(struct request *r, const struct pollfd *pfd, int i_in, int i_out, int i_err, int i_pid,
@@ -263,12 +285,11 @@ static int service_script(struct request *r, const struct pollfd *pfd, int i_in,
 		if (rc < 0)
 			goto refused;
 	}
-	if (i_pid >= 0 && pfd[i_pid].revents && script_try_reap(p))
-		close_fd(&p->pidfd);
+	if (i_pid >= 0 && pfd[i_pid].revents)
+		script_exited(p);
 	return 0;
 refused:
-	*end = END_PEER_GONE;
-	*why = "the web server stopped taking the response";
+	output_failed(r, end, why);
 	return -1;
 }
 
@@ -293,7 +314,7 @@ static int poll_once(struct request *r, int timeout, enum request_end *end, cons
 		pfd[np] = (struct pollfd){ .fd = p->stdin_fd, .events = POLLOUT };
 		i_in = np++;
 	}
-	if (!p->reaped && p->pidfd >= 0) {
+	if (!p->exited && p->pidfd >= 0) {
 		pfd[np] = (struct pollfd){ .fd = p->pidfd, .events = POLLIN };
 		i_pid = np++;
 	}
@@ -322,10 +343,16 @@ static int poll_once(struct request *r, int timeout, enum request_end *end, cons
 	return 0;
 }
 
+/* The script is done: it has exited and its output has ended, and the
+ * body has been read; or its header block was bad, which is answered at
+ * once (with a 502), the rest of the body unread. */
 static bool script_done(struct request *r)
 {
 	struct script_proc *p = &r->proc;
-	return r->stdin_ended && p->stdout_fd < 0 && p->stderr_fd < 0 && script_try_reap(p);
+
+	if (r->hstate == HDR_FAILED)
+		return true;
+	return r->stdin_ended && p->stdout_fd < 0 && p->stderr_fd < 0 && script_exited(p);
 }
 
 enum request_end relay_run(struct request *r, const char **why)

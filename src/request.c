@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "request.h"
@@ -14,8 +15,10 @@ void request_init(struct request *r, struct fcgi_conn *conn, struct worker_buffe
 	r->conn = conn;
 	r->wb = wb;
 	fcgi_out_init(&r->out, conn->fd, conn->rd.id, &conn->wait);
+	r->out.spool_max = cfg.spool_limit;
 	cgi_header_init(&r->hdr);
 	script_proc_init(&r->proc);
+	r->script_fd = -1;
 	r->label = "(unknown script)";
 	r->start_ms = r->last_activity = r->body_wait_since = monotonic_ms();
 	r->deadline = cfg.timeout_ms ? r->start_ms + cfg.timeout_ms : 0;
@@ -33,6 +36,9 @@ void request_free(struct request *r)
 	script_proc_close(&r->proc);
 	script_location_free(&r->loc);
 	request_params_free(&r->params);
+	if (r->script_fd >= 0)
+		close(r->script_fd);
+	r->script_fd = -1;
 	free(r->env);
 	free(r->dir);
 	free(r->errline);

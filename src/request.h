@@ -28,6 +28,9 @@ struct request {
 	enum header_state hstate;
 	struct script_proc proc;
 	struct script_location loc;
+	int script_fd;          /* O_PATH fd of the script as checked last, -1 */
+	dev_t script_dev;       /* and its identity */
+	ino_t script_ino;
 	char **env;             /* the script's environment */
 	char *dir;              /* where the script runs, or NULL */
 	const char *label;      /* names the request in log lines */

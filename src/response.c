@@ -6,6 +6,7 @@
  * 502 with a log line, never half a response. */
 #include "config.h"
 
+#include <errno.h>
 #include <fastcgi.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -162,7 +163,7 @@ static void account(struct request *r)
 		.bytes_in = r->bytes_in,
 		.bytes_out = r->out.stdout_bytes,
 		.duration_ms = monotonic_ms() - r->start_ms,
-		.exit_status = r->proc.pid > 0 && r->proc.reaped ? r->proc.wait_status : -1,
+		.exit_status = r->proc.pid > 0 && r->proc.exited ? r->proc.wait_status : -1,
 		.pid = r->proc.pid,
 	};
 
@@ -206,6 +207,7 @@ static void log_end(struct request *r, enum request_end how, const char *why)
 		break;
 	case END_TIMED_OUT:
 	case END_STOPPING:
+	case END_SPOOL_FAILED:
 		if (how == END_TIMED_OUT)
 			atomic_fetch_add(&stats.timeouts, 1);
 		log_warnx("%s: %s (pid %d); ending it", r->label, why, (int)r->proc.pid);
@@ -224,6 +226,13 @@ static bool answer(struct request *r, enum request_end how)
 {
 	switch (how) {
 	case END_COMPLETE:
+		/* A bad header block is answered before the body has ended:
+		 * the connection then cannot serve another request. */
+		if (!r->stdin_ended) {
+			r->conn_broken = true;
+			if (response_release(r) < 0)
+				return false;
+		}
 		if (r->hstate != HDR_DONE)
 			send_status(r, "502 Bad Gateway", "text/plain", NULL);
 		break;
@@ -250,6 +259,18 @@ static bool answer(struct request *r, enum request_end how)
 			send_status(r, how == END_TIMED_OUT ? "504 Gateway Timeout" : "503 Service Unavailable",
 				    "text/plain", NULL);
 		break;
+	case END_SPOOL_FAILED: {
+		/* Nothing of it was sent: a clean error instead.  Out of room
+		 * for it is a shortage (503), over --spool-limit the script's
+		 * doing (502). */
+		int err = r->out.spool_error;
+		if (!r->stdin_ended)
+			r->conn_broken = true;
+		fcgi_out_discard(&r->out);
+		r->out.error = r->out.spool_error = 0;
+		send_status(r, err == EFBIG ? "502 Bad Gateway" : "503 Service Unavailable", "text/plain", NULL);
+		break;
+	}
 	case END_ABORTED:
 		/* The web server wants no more of this response. */
 		fcgi_out_discard(&r->out);
@@ -264,8 +285,13 @@ void request_finish(struct request *r, enum request_end how, const char *why)
 {
 	r->conn->splice_body = false; /* what is left of the body is read */
 	log_end(r, how, why);
-	if (r->proc.pid > 0 && !r->proc.reaped)
-		script_terminate(&r->proc, cfg.kill_grace_ms);
+	/* Ended abnormally, the script's whole group goes; after a normal
+	 * end, what it left running in its group stays, as with fcgiwrap
+	 * 1.1.0 and Apache.  Reaped last, so that the group's id cannot have
+	 * been taken by another script when it is signalled. */
+	if (how != END_COMPLETE || !script_exited(&r->proc))
+		script_end_group(&r->proc, cfg.kill_grace_ms);
+	script_reap(&r->proc);
 	/* The slot goes back as soon as the script is gone, before a slow
 	 * web server takes the rest of the answer. */
 	if (r->has_slot) {

@@ -16,6 +16,8 @@ enum request_end {
 			* response_page() */
 	END_TIMED_OUT, /* -t or --inactivity-timeout: 504 if no header was sent */
 	END_STOPPING,  /* the daemon ends its requests: 503 if no header was sent */
+	END_SPOOL_FAILED, /* output to hold until the body ends could not be
+			   * held (--spool-limit, disk full): 502 or 503 */
 	END_ABORTED,   /* FCGI_ABORT_REQUEST: FCGI_END_REQUEST, no more output */
 	END_PEER_GONE, /* the connection closed or failed: nothing to answer */
 };

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -64,6 +65,12 @@ enum script_result script_resolve(const char *script_filename, const char *docum
 	char *path;
 
 	out->filename = out->script_name = out->path_info = NULL;
+	/* Refused before any look at the file system, so the answer says
+	 * nothing about what exists outside (403 whether it does or not). */
+	if ((script_filename && path_has_dotdot(script_filename)) || (script_name && path_has_dotdot(script_name))) {
+		*why = "the path has a '..' segment";
+		return SCRIPT_FORBIDDEN;
+	}
 	/* An empty SCRIPT_FILENAME counts as unset: nginx sends one when the
 	 * configuration names a variable that is empty. */
 	if (script_filename && *script_filename) {
@@ -80,6 +87,11 @@ enum script_result script_resolve(const char *script_filename, const char *docum
 	if (!document_root || !*document_root || !script_name || !*script_name) {
 		*why = "neither SCRIPT_FILENAME nor DOCUMENT_ROOT and SCRIPT_NAME were sent";
 		return SCRIPT_NOT_FOUND;
+	}
+	/* "2.cgi" would be DOCUMENT_ROOT's sibling "/srv/www2.cgi". */
+	if (script_name[0] != '/') {
+		*why = "SCRIPT_NAME does not start with '/'";
+		return SCRIPT_FORBIDDEN;
 	}
 	root_len = strlen(document_root);
 	/* "/srv/www/" + "/x.cgi": one slash, for tidy paths in logs. */
@@ -155,8 +167,8 @@ static bool path_inside(const char *path, const char *dir)
 	return strncmp(path, dir, n) == 0 && path[n] == '/';
 }
 
-int script_policy_check(const struct script_policy *pol, const char *filename,
-			const char *document_root, const char **why)
+int script_policy_check(const struct script_policy *pol, const char *filename, const char *document_root,
+			char *checked, size_t checked_size, const char **why)
 {
 	char real[PATH_MAX], root[PATH_MAX];
 	bool allowed, need_real;
@@ -212,6 +224,10 @@ int script_policy_check(const struct script_policy *pol, const char *filename,
 			*why = "not allowed by -p";
 			return -1;
 		}
+	}
+	if (checked && snprintf(checked, checked_size, "%s", need_real ? real : filename) >= (int)checked_size) {
+		*why = "path too long";
+		return -1;
 	}
 	/* As suexec: a script others can change is someone else's code. */
 	if (!pol->allow_writable) {

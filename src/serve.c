@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -129,8 +130,17 @@ static int choose_directory(struct request *r, const char **why)
 	return 0;
 }
 
-/* Finds the script and checks it against the policy.  Returns 0, or -1
- * once the request has been refused. */
+/* DOCUMENT_ROOT, when the script was found through it, for the rule that
+ * keeps it inside. */
+static const char *found_through_root(const struct request *r)
+{
+	const struct request_params *p = &r->params;
+	return p->script_filename && *p->script_filename ? NULL : p->document_root;
+}
+
+/* Finds the script and checks it against the policy, so that a request
+ * that will be refused is refused at once, without waiting for a script
+ * slot.  Returns 0, or -1 once the request has been refused. */
 static int select_script(struct request *r)
 {
 	const struct request_params *p = &r->params;
@@ -149,8 +159,7 @@ static int select_script(struct request *r)
 		return -1;
 	}
 	r->label = r->loc.filename;
-	if (script_policy_check(&cfg.policy, r->loc.filename,
-				p->script_filename && *p->script_filename ? NULL : p->document_root, &why) < 0 ||
+	if (script_policy_check(&cfg.policy, r->loc.filename, found_through_root(r), NULL, 0, &why) < 0 ||
 	    choose_directory(r, &why) < 0) {
 		refuse(r, "403 Forbidden", "script refused: %s", why);
 		return -1;
@@ -292,11 +301,53 @@ static int stdin_pipe_size(const struct request *r)
 	return cl && strtoull(cl, NULL, 10) > 64 * 1024 ? 256 * 1024 : 0;
 }
 
+/* After the slot, just before the start: opens the script as it is now
+ * and checks it again, and binds the two: what runs is the file that
+ * passed the checks, not what its path leads to by then (a symlink may
+ * have been swapped while the request waited for its slot).  Returns 0,
+ * or -1 once the request has been refused. */
+static int bind_script(struct request *r)
+{
+	char checked[PATH_MAX];
+	struct stat opened, now;
+	const char *why = NULL;
+
+	r->script_fd = open(r->loc.filename, O_PATH | O_CLOEXEC);
+	if (r->script_fd < 0 || fstat(r->script_fd, &opened) < 0) {
+		refuse(r, "404 Not Found", "script not found: %s", strerror(errno));
+		return -1;
+	}
+	if (script_policy_check(&cfg.policy, r->loc.filename, found_through_root(r), checked, sizeof(checked), &why) <
+	    0) {
+		refuse(r, "403 Forbidden", "script refused: %s", why);
+		return -1;
+	}
+	if (stat(checked, &now) < 0 || now.st_dev != opened.st_dev || now.st_ino != opened.st_ino) {
+		refuse(r, "403 Forbidden", "script refused: it changed while it was checked");
+		return -1;
+	}
+	if (!S_ISREG(opened.st_mode) || !(opened.st_mode & (S_IXUSR | S_IXGRP | S_IXOTH))) {
+		refuse(r, "403 Forbidden", "script refused: not an executable file");
+		return -1;
+	}
+	r->script_dev = opened.st_dev;
+	r->script_ino = opened.st_ino;
+	return 0;
+}
+
 /* Starts the script.  Returns 0, or -1 once the request has ended. */
 static int start_script(struct request *r)
 {
+	struct script_start st;
 	const char *step;
-	int rc = script_spawn(r->loc.filename, r->env, r->dir, stdin_pipe_size(r), &r->proc, &step);
+	int rc;
+
+	if (bind_script(r) < 0)
+		return -1;
+	st = (struct script_start){ .path = r->loc.filename, .fd = r->script_fd, .dev = r->script_dev,
+				    .ino = r->script_ino, .envp = r->env, .dir = r->dir,
+				    .stdin_pipe_size = stdin_pipe_size(r) };
+	rc = script_spawn(&st, &r->proc, &step);
 
 	if (rc == 0) {
 		if (atomic_exchange(&resource_shortage, false))

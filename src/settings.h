@@ -36,6 +36,7 @@ struct settings {
 	int queue_timeout_ms;      /* wait for a script slot before 503 */
 	int shutdown_timeout_ms;   /* SIGTERM: wait for requests this long */
 	int slow_log_ms;           /* --slow-log, 0 = off */
+	unsigned long long spool_limit; /* --spool-limit bytes, 0 = none */
 	const char *status_path;   /* --status-path, or NULL */
 	const char *ping_path;     /* --ping-path, or NULL */
 	struct rlimit_setting *rlimits; /* --rlimit, applied to scripts */

@@ -17,12 +17,15 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -35,7 +38,7 @@ void script_proc_init(struct script_proc *sp)
 {
 	sp->pid = 0;
 	sp->pidfd = sp->stdin_fd = sp->stdout_fd = sp->stderr_fd = -1;
-	sp->reaped = false;
+	sp->exited = sp->reaped = false;
 	sp->wait_status = 0;
 }
 
@@ -74,10 +77,32 @@ void spawn_init(void)
 	}
 }
 
+/* Runs exactly the file that was checked: through its O_PATH fd.  A
+ * script with an interpreter line cannot run so (the kernel hands the
+ * interpreter a /dev/fd path, closed by then: ENOENT): it runs by its
+ * path, if that still leads to the same file. */
+static void exec_checked(const struct script_start *st, char *const argv[])
+{
+	struct stat now;
+
+	if (st->fd >= 0) {
+		execveat(st->fd, "", argv, st->envp, AT_EMPTY_PATH);
+		if (errno != ENOENT)
+			return;
+		if (stat(st->path, &now) < 0)
+			return;
+		if (now.st_dev != st->dev || now.st_ino != st->ino) {
+			errno = ESTALE;
+			return;
+		}
+	}
+	execve(st->path, argv, st->envp);
+}
+
 /* The vfork child: system calls only, then exec.  On failure it records
  * the step and errno in the parent's memory (shared until exec). */
-static void run_child(const char *filename, char *const argv[], char *const envp[], const char *dir,
-		      const int fds[3], volatile int *err, const char *volatile *step)
+static void run_child(const struct script_start *st, char *const argv[], const int fds[3], volatile int *err,
+		      const char *volatile *step)
 {
 	struct kernel_sigaction dfl = { .handler = SIG_DFL };
 	sigset_t none;
@@ -101,26 +126,26 @@ static void run_child(const char *filename, char *const argv[], char *const envp
 			goto fail;
 		}
 	}
-	if (dir && chdir(dir) < 0) {
+	if (st->dir && chdir(st->dir) < 0) {
 		*step = "chdir";
 		goto fail;
 	}
-	/* Belt and braces: every fd of ours is close-on-exec already. */
-	close_range(3, ~0U, 0);
+	/* Belt and braces: every fd of ours is close-on-exec already.  Marked
+	 * so rather than closed: the script's own fd is used by the exec. */
+	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	execve(filename, argv, envp);
+	exec_checked(st, argv);
 	*step = "exec";
 fail:
 	*err = errno;
 	_exit(127);
 }
 
-int script_spawn(const char *filename, char *const envp[], const char *dir, int stdin_pipe_size,
-		 struct script_proc *sp, const char **failed_step)
+int script_spawn(const struct script_start *st, struct script_proc *sp, const char **failed_step)
 {
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 };
-	char *const argv[] = { (char *)filename, NULL };
+	char *const argv[] = { (char *)st->path, NULL };
 	volatile int child_errno = 0;
 	/* Written by the vfork child: volatile, or the compiler may assume
 	 * they still hold their initial values. */
@@ -137,8 +162,8 @@ int script_spawn(const char *filename, char *const envp[], const char *dir, int 
 	/* A larger pipe for a large body: fewer wake-ups of the script and of
 	 * the relay, which splices the body into it (best effort: the
 	 * system's pipe limits may refuse). */
-	if (stdin_pipe_size > 0)
-		fcntl(in[1], F_SETPIPE_SZ, stdin_pipe_size);
+	if (st->stdin_pipe_size > 0)
+		fcntl(in[1], F_SETPIPE_SZ, st->stdin_pipe_size);
 	/* Only our ends are non-blocking; the script sees ordinary pipes. */
 	if (fcntl(in[1], F_SETFL, O_NONBLOCK) < 0 || fcntl(out[0], F_SETFL, O_NONBLOCK) < 0 ||
 	    fcntl(err[0], F_SETFL, O_NONBLOCK) < 0) {
@@ -150,7 +175,7 @@ int script_spawn(const char *filename, char *const envp[], const char *dir, int 
 		const int child_fds[3] = { in[0], out[1], err[1] };
 		pid = vfork();
 		if (pid == 0)
-			run_child(filename, argv, envp, dir, child_fds, &child_errno, &child_step);
+			run_child(st, argv, child_fds, &child_errno, &child_step);
 	}
 	if (pid < 0) {
 		*failed_step = "fork";
@@ -193,18 +218,52 @@ fail:
 	return rc;
 }
 
-bool script_try_reap(struct script_proc *sp)
+/* The wait status waitid() describes. */
+static int wait_status_of(const siginfo_t *si)
 {
-	pid_t r;
+	switch (si->si_code) {
+	case CLD_EXITED:
+		return (si->si_status & 0xff) << 8;
+	case CLD_DUMPED:
+		return (si->si_status & 0x7f) | 0x80;
+	default:
+		return si->si_status & 0x7f;
+	}
+}
 
-	if (sp->reaped || sp->pid <= 0)
+bool script_exited(struct script_proc *sp)
+{
+	siginfo_t si;
+	int rc;
+
+	if (sp->exited || sp->pid <= 0)
 		return true;
+	/* WNOWAIT: the zombie stays, and with it the process group's id,
+	 * which no new process can take while it is there. */
+	memset(&si, 0, sizeof(si));
 	do
-		r = waitpid(sp->pid, &sp->wait_status, WNOHANG);
-	while (r < 0 && errno == EINTR);
-	if (r == sp->pid || (r < 0 && errno == ECHILD))
-		sp->reaped = true;
-	return sp->reaped;
+		rc = waitid(P_PID, (id_t)sp->pid, &si, WEXITED | WNOHANG | WNOWAIT);
+	while (rc < 0 && errno == EINTR);
+	if (rc == 0 && si.si_pid == sp->pid) {
+		sp->exited = true;
+		sp->wait_status = wait_status_of(&si);
+	} else if (rc < 0 && errno == ECHILD) {
+		sp->exited = sp->reaped = true; /* cannot happen: ours to reap */
+	}
+	return sp->exited;
+}
+
+void script_reap(struct script_proc *sp)
+{
+	int status;
+
+	if (sp->pid <= 0 || sp->reaped)
+		return;
+	while (waitpid(sp->pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!sp->exited)
+		sp->wait_status = status;
+	sp->exited = sp->reaped = true;
 }
 
 static long long now_ms(void)
@@ -214,11 +273,12 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Whether process group pgid still has a member that is not a zombie.
- * Killed grandchildren stay zombies until init reaps them (at once under
- * systemd, up to a second under some container inits), and kill(-pgid, 0)
- * counts them; /proc tells them apart, and is read only in this rare case
- * (a group that outlived its script). */
+/* Whether process group pgid has a member other than the script's zombie
+ * that is not a zombie itself.  kill(-pgid, 0) cannot tell: it counts the
+ * script's zombie, kept on purpose, and killed members that init has not
+ * reaped yet.  /proc can, at the price of a scan of every process: done
+ * only for a group that outlived its script, and less and less often
+ * (script_end_group()). */
 static bool group_has_live_members(pid_t pgid)
 {
 	DIR *d;
@@ -257,37 +317,52 @@ static bool group_has_live_members(pid_t pgid)
 	return live;
 }
 
-void script_terminate(struct script_proc *sp, int grace_ms)
+/* Waits up to until (monotonic ms) for the script to exit. */
+static void wait_exit(struct script_proc *sp, long long until)
+{
+	while (!script_exited(sp)) {
+		struct pollfd pfd = { .fd = sp->pidfd, .events = POLLIN };
+		long long left = until - now_ms();
+		if (left <= 0)
+			return;
+		if (sp->pidfd >= 0)
+			poll(&pfd, 1, (int)left);
+		else
+			poll(NULL, 0, left > 10 ? 10 : (int)left);
+	}
+}
+
+void script_end_group(struct script_proc *sp, int grace_ms)
 {
 	long long deadline = now_ms() + grace_ms;
+	int pause_ms = 10;
 
-	if (sp->pid <= 0)
+	/* Never once the zombie is gone: the id may be another group's. */
+	if (sp->pid <= 0 || sp->reaped)
 		return;
 	kill(-sp->pid, SIGTERM);
 	/* SIGTERM may be caught; a stopped process would never see it. */
 	kill(-sp->pid, SIGCONT);
-	for (;;) {
+	wait_exit(sp, deadline);
+	/* The script is gone; the rest of its group may take a moment: looked
+	 * for after 10 ms, then twice as long each time, at most 500 ms. */
+	while (sp->exited && group_has_live_members(sp->pid)) {
 		long long left = deadline - now_ms();
 		if (left <= 0)
 			break;
-		if (!script_try_reap(sp)) {
-			struct pollfd pfd = { .fd = sp->pidfd, .events = POLLIN };
-			if (sp->pidfd >= 0)
-				poll(&pfd, 1, left > 50 ? 50 : (int)left);
-			else
-				poll(NULL, 0, 10);
-			continue;
-		}
-		/* The script is gone; wait for the rest of its group too. */
-		if (!group_has_live_members(sp->pid))
-			return;
-		poll(NULL, 0, left > 20 ? 20 : (int)left);
+		poll(NULL, 0, left < pause_ms ? (int)left : pause_ms);
+		pause_ms = pause_ms < 250 ? pause_ms * 2 : 500;
 	}
-	kill(-sp->pid, SIGKILL);
-	while (!sp->reaped) {
-		if (waitpid(sp->pid, &sp->wait_status, 0) == sp->pid || errno == ECHILD)
-			sp->reaped = true;
+	if (!sp->exited || group_has_live_members(sp->pid)) {
+		kill(-sp->pid, SIGKILL);
+		wait_exit(sp, LLONG_MAX);
 	}
+}
+
+void script_terminate(struct script_proc *sp, int grace_ms)
+{
+	script_end_group(sp, grace_ms);
+	script_reap(sp);
 }
 
 void script_proc_close(struct script_proc *sp)

@@ -11,8 +11,10 @@ struct script_proc {
 	int stdin_fd;  /* our ends, non-blocking and close-on-exec; -1 */
 	int stdout_fd;
 	int stderr_fd;
-	bool reaped;
-	int wait_status; /* from waitpid() once reaped */
+	bool exited;     /* the script has exited: wait_status says how */
+	bool reaped;     /* and its zombie is gone: its pid, which is its
+			  * process group's id, may belong to another now */
+	int wait_status;
 };
 
 void script_proc_init(struct script_proc *sp);
@@ -21,18 +23,39 @@ void script_proc_init(struct script_proc *sp);
  * the daemon's own signal handling is set up. */
 void spawn_init(void);
 
-/* Starts filename with envp, in directory dir (NULL: stay), its stdin a
- * pipe of stdin_pipe_size bytes (0: the system's default).  Returns 0, or
- * an errno value with nothing left open or running and *failed_step
- * naming what failed ("exec", "chdir", "pipe", "fork", "setrlimit"...). */
-int script_spawn(const char *filename, char *const envp[], const char *dir, int stdin_pipe_size,
-		 struct script_proc *sp, const char **failed_step);
+/* What to start, and how. */
+struct script_start {
+	const char *path;       /* the script, also its argv[0] */
+	int fd;                 /* an O_PATH fd of the file that was checked,
+				 * run rather than path; -1: run path */
+	dev_t dev;              /* that file's identity, which path must */
+	ino_t ino;              /* still have when it is run by path */
+	char *const *envp;
+	const char *dir;        /* where it runs; NULL: stay */
+	int stdin_pipe_size;    /* 0: the system's default */
+};
 
-/* Reaps the script if it has exited; returns true once reaped. */
-bool script_try_reap(struct script_proc *sp);
+/* Starts a script.  Returns 0, or an errno value with nothing left open or
+ * running and *failed_step naming what failed ("exec", "chdir", "pipe",
+ * "fork", "setrlimit"...). */
+int script_spawn(const struct script_start *st, struct script_proc *sp, const char **failed_step);
 
-/* Ends the script's whole process group: SIGTERM, up to grace_ms for it
- * and its group to go, then SIGKILL; always reaps the script. */
+/* Whether the script has exited (wait_status then says how).  Its zombie
+ * is kept until script_reap(): while it is there, no new process can take
+ * its pid, the id of its process group, so the group can still be
+ * signalled without hitting another script's. */
+bool script_exited(struct script_proc *sp);
+
+/* Ends the script's whole process group: SIGTERM, up to grace_ms for the
+ * script and the rest of its group to go, then SIGKILL.  Does nothing once
+ * the script has been reaped. */
+void script_end_group(struct script_proc *sp, int grace_ms);
+
+/* Reaps the script, which has exited (script_exited() or
+ * script_end_group()); its group is never signalled after. */
+void script_reap(struct script_proc *sp);
+
+/* script_end_group(), then script_reap(). */
 void script_terminate(struct script_proc *sp, int grace_ms);
 
 /* Closes our pipe ends and the pidfd (the process must be reaped). */

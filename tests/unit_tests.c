@@ -302,8 +302,15 @@ static void test_env(void)
 			{ "HTTP_PROXY", 1 }, { "LD_PRELOAD", 1 }, { "LD_LIBRARY_PATH", 1 }, { "LD_AUDIT", 1 },
 			{ "GCONV_PATH", 1 }, { "BASH_ENV", 1 }, { "ENV", 1 }, { "PERL5OPT", 1 },
 			{ "PYTHONPATH", 1 }, { "GLIBC_TUNABLES", 1 }, { "NODE_OPTIONS", 1 },
+			{ "http_proxy", 1 }, { "LUA_INIT", 1 }, { "LUA_INIT_5_4", 1 }, { "LUA_CPATH_5_3", 1 },
+			{ "PYTHONWARNINGS", 1 }, { "PYTHONBREAKPOINT", 1 }, { "GIT_CONFIG_PARAMETERS", 1 },
+			{ "GIT_CONFIG_COUNT", 1 }, { "GIT_CONFIG_KEY_0", 1 }, { "GIT_SSH_COMMAND", 1 },
+			{ "BASH_FUNC_x%%", 1 }, { "PERLIO", 1 }, { "RUBYOPT", 1 }, { "OPENSSL_CONF", 1 },
+			{ "PAGER", 1 },
 			{ "HTTP_HOST", 0 }, { "HTTP_PROXY_AUTH", 0 }, { "HTTPS", 0 }, { "LD", 0 },
 			{ "ENVIRONMENT", 0 }, { "PATH", 0 }, { "QUERY_STRING", 0 }, { "TMPDIR", 0 },
+			{ "GIT_PROJECT_ROOT", 0 }, { "GIT_HTTP_EXPORT_ALL", 0 }, { "LUA", 0 }, { "PYTHO", 0 },
+			{ "https_proxy_x", 0 }, { "NODE_ENV", 0 },
 		};
 		char *unsafe_params[] = { "LD_PRELOAD=/tmp/evil.so", "HTTP_PROXY=http://evil:1", "A=1",
 					  "BASH_ENV=/tmp/x", "PATH=/evil", NULL };
@@ -351,9 +358,12 @@ static const struct {
 	{ "/usr/lib/git-core/git-http-backend", FILE_EXECUTABLE },
 };
 
+static unsigned fake_probe_calls;
+
 static enum file_kind fake_probe(const char *path, void *ctx)
 {
 	(void)ctx;
+	fake_probe_calls++;
 	for (size_t i = 0; i < sizeof(fake_fs) / sizeof(fake_fs[0]); i++) {
 		if (strcmp(fake_fs[i].path, path) == 0)
 			return fake_fs[i].kind;
@@ -396,6 +406,14 @@ static void test_script_path(void)
 		/* Never above DOCUMENT_ROOT: /srv/www/cgi-bin/app.cgi exists but
 		 * the document root is below it. */
 		{ NULL, "/srv/www/cgi-bin/app.cgi", "/x", SCRIPT_NOT_FOUND, NULL, NULL, NULL },
+		/* '..' refused before any lookup, whether the file exists or not. */
+		{ NULL, "/srv/www", "/../www/index.cgi", SCRIPT_FORBIDDEN, NULL, NULL, NULL },
+		{ NULL, "/srv/www", "/../nothing", SCRIPT_FORBIDDEN, NULL, NULL, NULL },
+		{ "/srv/www/../www/index.cgi", NULL, NULL, SCRIPT_FORBIDDEN, NULL, NULL, NULL },
+		/* Without its leading '/', a SCRIPT_NAME would name a sibling of
+		 * DOCUMENT_ROOT ("/srv" + "www/index.cgi"). */
+		{ NULL, "/srv/", "www/index.cgi", SCRIPT_FORBIDDEN, NULL, NULL, NULL },
+		{ NULL, "/srv", "www/index.cgi", SCRIPT_FORBIDDEN, NULL, NULL, NULL },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -416,6 +434,16 @@ static void test_script_path(void)
 			      "path case %zu: PATH_INFO %s", i, loc.path_info ? loc.path_info : "(kept)");
 		}
 		script_location_free(&loc);
+	}
+	/* A '..' is refused before any lookup: the answer tells nothing
+	 * about the files outside. */
+	{
+		struct script_location loc;
+		const char *why = NULL;
+		fake_probe_calls = 0;
+		script_resolve(NULL, "/srv/www", "/../www/index.cgi", fake_probe, NULL, &loc, &why);
+		script_resolve("/srv/../etc/passwd", NULL, NULL, fake_probe, NULL, &loc, &why);
+		CHECK(fake_probe_calls == 0, "'..' paths looked up %u times", fake_probe_calls);
 	}
 }
 
