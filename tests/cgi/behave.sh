@@ -51,6 +51,12 @@ group)
 	echo "$$ $!" > "$PIDFILE"
 	printf 'Content-Type: text/plain\n\nwaiting\n'
 	sleep 300 ;;
+escape)
+	# A child that leaves the script's process group (a session of its
+	# own) keeping the script's stdout; then the script exits.
+	setsid sleep 300 &
+	echo "$$ $!" > "$PIDFILE"
+	printf 'Content-Type: text/plain\n\nescaped\n' ;;
 slow-headers)
 	# No headers yet; a background child holds stdout open.
 	sleep 300 &
