@@ -22,11 +22,13 @@
 
 #include "src/access_log.h"
 #include "src/cgi_env.h"
+#include "src/cgroup.h"
 #include "src/clock.h"
 #include "src/listeners.h"
 #include "src/log.h"
 #include "src/options.h"
 #include "src/privileges.h"
+#include "src/sandbox.h"
 #include "src/sd_lazy.h"
 #include "src/settings.h"
 #include "src/slots.h"
@@ -161,6 +163,22 @@ static void warn_about_rlimits(void)
 	}
 }
 
+/* Once privileges are dropped (what the run user may do is what counts):
+ * scripts' cgroups and their sandbox.  An option that cannot be honoured
+ * stops the start. */
+static void start_containment(void)
+{
+	char why[512] = "";
+	int rc = cgroups_init(why, sizeof(why));
+
+	if (rc < 0)
+		fatalx("%s", why);
+	if (rc == 0 && cfg.cgroup_dir)
+		log_info("scripts run in process groups: %s", why);
+	if (sandbox_init(why, sizeof(why)) < 0)
+		fatalx("%s", why);
+}
+
 struct stop_state {
 	bool stopping, killed;
 	long long kill_at; /* when running requests are ended */
@@ -217,6 +235,9 @@ static void serve(int sig_fd)
 			timeout = left > 0 ? (int)left : 0;
 		}
 		notify_systemd(&timeout);
+		/* Kept leftovers' cgroups are removed once empty. */
+		if (cgroups_leftovers() > 0 && (timeout < 0 || timeout > 1000))
+			timeout = 1000;
 		if (poll(pfd, np, timeout) < 0) {
 			if (errno != EINTR)
 				fatal("poll");
@@ -224,6 +245,8 @@ static void serve(int sig_fd)
 		}
 		if (pfd[1].revents)
 			workers_ack_done();
+		if (cgroups_leftovers() > 0)
+			cgroups_reap_leftovers();
 		if (pfd[0].revents)
 			handle_signals(sig_fd, &st);
 		if (st.stopping) {
@@ -271,13 +294,17 @@ int main(int argc, char **argv)
 	sd_lazy_init();
 	listeners_open();
 	privileges_drop();
+	start_containment();
 	slots_init(cfg.max_active);
 	if (stopping_init() < 0 || workers_init(cfg.max_connections) < 0)
 		fatal("cannot start workers");
-	log_info("serving %zu socket(s): up to %u scripts and %u connections at once", listeners_count(), cfg.max_active,
-		 cfg.max_connections);
+	log_info("serving %zu socket(s): up to %u scripts and %u connections at once; containment: %s (leftovers: %s); "
+		 "sandbox: %s",
+		 listeners_count(), cfg.max_active, cfg.max_connections, cgroups_containment(),
+		 cfg.leftovers_kill ? "killed" : "kept", sandbox_describe());
 	sdl_notify(0, "READY=1");
 	serve(sig_fd);
+	cgroups_shutdown();
 	log_info("stopped");
 	return 0;
 }

@@ -218,6 +218,10 @@ def main():
             raise SystemExit("%s is required: apt-get install wrk curl nginx-light" % tool)
     have_theirs = os.path.exists(args.theirs)
     names = ["ours", "theirs"] if have_theirs else ["ours"]
+    # The cost of containment: ours again, each script in a cgroup of its
+    # own, where a cgroup v2 directory can be made.
+    cgroup = make_cgroup()
+    servers = names + (["ours-cgroup"] if cgroup else [])
 
     tmp = tempfile.mkdtemp(prefix="fcgiwrap-bench.")
     cgi = os.path.join(tmp, "cgi")
@@ -225,21 +229,25 @@ def main():
     for f in os.listdir(cgi):
         os.chmod(os.path.join(cgi, f), 0o755)
     os.chmod(cgi, 0o755)
-    ports = {n: free_port() for n in names}
-    socks = {n: "%s/%s.sock" % (tmp, n) for n in names}
+    ports = {n: free_port() for n in servers}
+    socks = {n: "%s/%s.sock" % (tmp, n) for n in servers}
     with open(os.path.join(tmp, "nginx.conf"), "w") as f:
         f.write(NGINX_CONF.format(tmp=tmp, servers="".join(
-            SERVER.format(port=ports[n], hello=args.hello, cgi=cgi, sock=socks[n]) for n in names)))
+            SERVER.format(port=ports[n], hello=args.hello, cgi=cgi, sock=socks[n]) for n in servers)))
     devnull = open(os.devnull, "w")
     daemons = {"ours": subprocess.Popen([args.ours, "-s", "unix:" + socks["ours"], "--allow-root",
                                          "-c", str(max(256, args.slow))], stderr=devnull)}
     if have_theirs:
         daemons["theirs"] = subprocess.Popen([args.theirs, "-c", args.theirs_c, "-s", "unix:" + socks["theirs"]],
                                              stderr=devnull)
-    for n in names:
+    if cgroup:
+        daemons["ours-cgroup"] = subprocess.Popen([args.ours, "-s", "unix:" + socks["ours-cgroup"], "--allow-root",
+                                                   "-c", str(max(256, args.slow)), "--cgroup", cgroup],
+                                                  stderr=devnull)
+    for n in servers:
         wait_socket(socks[n])
     time.sleep(0.3)
-    pids = {n: daemon_pids(daemons[n].pid) for n in names}
+    pids = {n: daemon_pids(daemons[n].pid) for n in servers}
     results = {}
     nginx = subprocess.Popen(["nginx", "-p", tmp, "-c", tmp + "/nginx.conf"], stderr=devnull)
     time.sleep(0.5)
@@ -297,6 +305,12 @@ def main():
                 results.setdefault(("p99_busy", n), []).append(p99 if total > 0 else float("inf"))
                 for t in threads:
                     t.join()
+        # Containment's cost: requests/s at 32 clients with and without a
+        # cgroup per script, interleaved.
+        for rnd in range(args.rounds if cgroup else 0):
+            for n in (("ours", "ours-cgroup") if rnd % 2 == 0 else ("ours-cgroup", "ours")):
+                rps = wrk(url(n, "/hello"), 32 if 32 in clients else clients[-1], args.seconds)[0]
+                results.setdefault(("containment", n), []).append(rps)
         # The spawn floor.
         if os.path.exists(args.floor):
             floor = subprocess.run([args.floor, args.hello, str(args.seconds)], capture_output=True, text=True,
@@ -313,7 +327,36 @@ def main():
                     pass
             p.wait()
         shutil.rmtree(tmp, ignore_errors=True)
+        if cgroup:
+            remove_cgroup(cgroup)
     report(args, names, clients, results)
+
+
+def make_cgroup():
+    """A cgroup v2 directory for --cgroup, or None."""
+    with open("/proc/mounts") as f:
+        mounts = [line.split()[1] for line in f if line.split()[2] == "cgroup2"]
+    if not mounts:
+        return None
+    path = os.path.join(mounts[0], "fcgiwrap-bench-%d" % os.getpid())
+    try:
+        os.mkdir(path)
+    except OSError:
+        return None
+    return path
+
+
+def remove_cgroup(path):
+    for sub in os.listdir(path):
+        if os.path.isdir(os.path.join(path, sub)):
+            with open(os.path.join(path, sub, "cgroup.kill"), "w") as f:
+                f.write("1")
+            for _ in range(100):
+                if "populated 0" in open(os.path.join(path, sub, "cgroup.events")).read():
+                    break
+                time.sleep(0.05)
+            os.rmdir(os.path.join(path, sub))
+    os.rmdir(path)
 
 
 def median(rows, i):
@@ -360,6 +403,11 @@ def report(args, names, clients, results):
     row("RSS, %d slow KiB" % args.slow, lambda n: results[("rss_slow", n)], "%12d")
     row("p99 ms beside 8 slow", lambda n: statistics.median(results[("p99_busy", n)]), "%12.2f")
     say("(inf: no fast request was answered while the 8 slow ones ran)")
+    if ("containment", "ours") in results:
+        plain = statistics.median(results[("containment", "ours")])
+        contained = statistics.median(results[("containment", "ours-cgroup")])
+        say("req/s at %d clients, a cgroup per script: %.0f against %.0f without: %.2fx" % (
+            32 if 32 in clients else clients[-1], contained, plain, contained / plain))
     if "floor" in results:
         c32 = 32 if 32 in clients else clients[-1]
         ours = median(results[("rps", c32, "ours")], 0)

@@ -80,6 +80,15 @@ size_t access_format(char *buf, size_t size, const char *fmt, const struct acces
 			else
 				snprintf(tmp, sizeof(tmp), "%d", WEXITSTATUS(e->exit_status));
 			break;
+		case 'C':
+		case 'M': {
+			long long v = *f == 'C' ? e->cpu_ms : e->memory_kib;
+			if (v < 0)
+				s = "-";
+			else
+				snprintf(tmp, sizeof(tmp), "%lld", v);
+			break;
+		}
 		case 'p':
 			if (e->pid)
 				snprintf(tmp, sizeof(tmp), "%d", (int)e->pid);

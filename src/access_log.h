@@ -6,7 +6,7 @@
 #include <sys/types.h>
 #include <time.h>
 
-#define ACCESS_FORMAT_DEFAULT "%a [%t] \"%m %u\" %S %I %O %Dms %s exit=%x pid=%p"
+#define ACCESS_FORMAT_DEFAULT "%a [%t] \"%m %u\" %S %I %O %Dms %s exit=%x pid=%p cpu=%Cms mem=%MKiB"
 
 struct access_entry {
 	const char *peer, *method, *uri, *script; /* NULL prints "-" */
@@ -15,6 +15,8 @@ struct access_entry {
 	long long duration_ms;
 	int exit_status;           /* wait status, or -1 without a script */
 	pid_t pid;                 /* 0 without a script */
+	long long cpu_ms;          /* the script's CPU time, -1 without one */
+	long long memory_kib;      /* its peak memory, -1 without one */
 };
 
 /* Formats e by fmt into buf (always NUL-terminated, cut to size) and adds

@@ -170,6 +170,33 @@ static void set_log_level(const char *arg)
 	log_set_level(level);
 }
 
+static void set_leftovers(const char *arg)
+{
+	if (strcmp(arg, "keep") != 0 && strcmp(arg, "kill") != 0)
+		usage_error("--leftovers takes keep or kill, not", arg);
+	cfg.leftovers_kill = strcmp(arg, "kill") == 0;
+}
+
+/* --script-read and --script-write: directories, opened once the daemon
+ * is in its --chroot (sandbox.c). */
+static void add_dir(char ***list, size_t *n, const char *arg)
+{
+	*list = realloc(*list, (*n + 1) * sizeof(char *));
+	if (!*list)
+		fatalx("out of memory");
+	(*list)[(*n)++] = (char *)arg;
+}
+
+static void set_script_read(const char *arg)
+{
+	add_dir(&cfg.script_read, &cfg.n_script_read, arg);
+}
+
+static void set_script_write(const char *arg)
+{
+	add_dir(&cfg.script_write, &cfg.n_script_write, arg);
+}
+
 static void show_help(const char *arg);
 
 static void show_version(const char *arg)
@@ -234,6 +261,21 @@ static const struct option_def options[] = {
 	  "format of those lines (see the man page)", false },
 	{ "slow-log", 0, "SECONDS", OPT_SECONDS, AT(slow_log_ms), NULL, NULL, "log requests still running after this long",
 	  false },
+	{ "cgroup", 0, "DIR", OPT_STRING, AT(cgroup_dir), NULL, NULL,
+	  "run each script in a cgroup of its own under DIR\n(cgroup v2; 'none': never; without it, the service's\n"
+	  "own when systemd delegates it)", false },
+	{ "leftovers", 0, "keep|kill", OPT_CUSTOM, 0, set_leftovers, "keep",
+	  "processes a script leaves in its cgroup after a\nnormal end (default @)", false },
+	{ "script-memory-max", 0, "SIZE", OPT_SIZE, AT(script_memory_max), NULL, NULL,
+	  "memory for all of a script's processes, K, M or G", false },
+	{ "script-pids-max", 0, "N", OPT_COUNT, AT(script_pids_max), NULL, NULL,
+	  "processes and threads a script may have at once", false },
+	{ "script-cpu-max", 0, "PERCENT", OPT_COUNT, AT(script_cpu_max), NULL, NULL,
+	  "CPU for all of a script's processes, in percent of\none CPU", false },
+	{ "script-read", 0, "DIR", OPT_CUSTOM, 0, set_script_read, NULL,
+	  "scripts may read and run files only under these\ndirectories and the system's (repeatable; Landlock)", false },
+	{ "script-write", 0, "DIR", OPT_CUSTOM, 0, set_script_write, NULL,
+	  "scripts may write only under these directories\n(repeatable; Landlock)", false },
 	{ "spool-limit", 0, "SIZE", OPT_SIZE, AT(spool_limit), NULL, "64M",
 	  "most output held per request until its body has\nended, K, M or G (default @; 0: no limit)", false },
 	{ "status-path", 0, "PATH", OPT_STRING, AT(status_path), NULL, NULL,

@@ -121,8 +121,10 @@ int relay_read_conn(struct request *r, short revents, enum request_end *end, con
 		*why = c->why;
 		return -1;
 	}
+	atomic_store_explicit(&r->activity.bytes_in, r->bytes_in, memory_order_relaxed);
 	if (!r->stdin_ended && c->rd.state == FCGI_READER_ENDED) {
 		r->stdin_ended = true;
+		atomic_store(&r->activity.state, ACTIVITY_RUNNING);
 		check_content_length(r);
 		if (response_release(r) < 0) {
 			*end = END_PEER_GONE;
@@ -149,6 +151,7 @@ static int splice_body(struct request *r, bool *moved, enum request_end *end, co
 	n = fcgi_conn_splice(c, r->proc.stdin_fd, &r->pipe_full);
 	if (n > 0) {
 		r->bytes_in += (size_t)n;
+		atomic_store_explicit(&r->activity.bytes_in, r->bytes_in, memory_order_relaxed);
 		r->last_activity = r->body_wait_since = monotonic_ms();
 		*moved = true;
 	} else if (n == -2) {
@@ -175,8 +178,13 @@ static int read_pipe(struct request *r, int *fd, int (*handler)(struct request *
 	ssize_t n = read(*fd, r->wb->io, WB_IO_SIZE);
 
 	if (n > 0) {
+		int rc;
 		r->last_activity = monotonic_ms();
-		return handler(r, r->wb->io, (size_t)n) < 0 ? -1 : 0;
+		rc = handler(r, r->wb->io, (size_t)n) < 0 ? -1 : 0;
+		if (r->out.stdout_bytes > 0 && !r->out.holding)
+			atomic_store(&r->activity.state, ACTIVITY_SENDING);
+		atomic_store_explicit(&r->activity.bytes_out, r->out.stdout_bytes, memory_order_relaxed);
+		return rc;
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return 0;
@@ -186,10 +194,15 @@ static int read_pipe(struct request *r, int *fd, int (*handler)(struct request *
 
 static void note_slow(struct request *r, long long now)
 {
+	long long cpu = script_cpu_usec(&r->proc);
+	char used[48] = "";
+
 	r->slow_logged = true;
 	atomic_fetch_add(&stats.slow, 1);
-	log_warnx("%s: slow request: running for %lld s (pid %d)", r->label, (now - r->start_ms) / 1000,
-		  (int)r->proc.pid);
+	if (cpu >= 0)
+		snprintf(used, sizeof(used), ", %lld ms of CPU", cpu / 1000);
+	log_warnx("%s: slow request: running for %lld s (pid %d%s)", r->label, (now - r->start_ms) / 1000,
+		  (int)r->proc.pid, used);
 }
 
 /* How long the relay may wait before a limit is reached (-1: no limit),

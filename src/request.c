@@ -31,6 +31,9 @@ void request_init(struct request *r, struct fcgi_conn *conn, struct worker_buffe
 
 void request_free(struct request *r)
 {
+	if (r->listed)
+		activity_end(&r->activity);
+	r->listed = false;
 	fcgi_out_free(&r->out);
 	cgi_header_free(&r->hdr);
 	script_proc_close(&r->proc);

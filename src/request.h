@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "activity.h"
 #include "cgi_header.h"
 #include "fcgi_conn.h"
 #include "fcgi_out.h"
@@ -44,6 +45,8 @@ struct request {
 	bool accounted;         /* counted and logged */
 	int status;             /* HTTP status sent to the web server, or 0 */
 	unsigned long long bytes_in; /* request body bytes read */
+	long long cpu_usec;     /* the script's CPU time (measure_script) */
+	long long memory_kib;   /* its peak memory */
 	long long start_ms;
 	long long deadline;     /* -t: when the request is ended, or 0 */
 	long long last_activity; /* last byte to or from the script */
@@ -53,6 +56,8 @@ struct request {
 	const char *answer_status; /* for a request answered without a script: */
 	const char *answer_type, *answer_body; /* status, Content-Type, body */
 	char why_buf[160];      /* a formatted reason for the end */
+	struct activity activity; /* on the status page's ?full */
+	bool listed;            /* activity_begin() done */
 };
 
 /* Starts a request whose head conn has just read. */

@@ -17,9 +17,11 @@
 #include <unistd.h>
 
 #include "access_log.h"
+#include "cgroup.h"
 #include "clock.h"
 #include "log.h"
 #include "response.h"
+#include "script_metrics.h"
 #include "settings.h"
 #include "slots.h"
 #include "stats.h"
@@ -165,11 +167,15 @@ static void account(struct request *r)
 		.duration_ms = monotonic_ms() - r->start_ms,
 		.exit_status = r->proc.pid > 0 && r->proc.exited ? r->proc.wait_status : -1,
 		.pid = r->proc.pid,
+		.cpu_ms = r->proc.pid > 0 ? r->cpu_usec / 1000 : -1,
+		.memory_kib = r->proc.pid > 0 ? r->memory_kib : -1,
 	};
 
 	if (r->accounted)
 		return;
 	r->accounted = true;
+	if (r->proc.pid > 0 && r->loc.filename)
+		script_metrics_add(r->loc.filename, e.duration_ms, r->cpu_usec);
 	atomic_fetch_add(&stats.requests, 1);
 	if (r->status)
 		stats_count_status(r->status);
@@ -192,6 +198,44 @@ static void log_exit_status(struct request *r)
 		log_warnx("%s: exited with status %d", r->label, WEXITSTATUS(st));
 	else if (WIFSIGNALED(st))
 		log_warnx("%s: killed by signal %d (%s)", r->label, WTERMSIG(st), strsignal(WTERMSIG(st)));
+}
+
+/* What the script used: from its cgroup (every process it started), else
+ * from its exit (itself and the children it waited for).  Then its
+ * cgroup goes back, or stays for what it left running. */
+static void measure_script(struct request *r)
+{
+	struct script_proc *p = &r->proc;
+	struct cgroup_usage u;
+	unsigned left;
+
+	if (p->pid <= 0)
+		return;
+	r->cpu_usec = (long long)p->usage.ru_utime.tv_sec * 1000000 + p->usage.ru_utime.tv_usec +
+		      (long long)p->usage.ru_stime.tv_sec * 1000000 + p->usage.ru_stime.tv_usec;
+	r->memory_kib = p->usage.ru_maxrss;
+	if (!p->cgroup)
+		goto counted;
+	cgroup_usage(p->cgroup, &u);
+	r->cpu_usec = (long long)u.cpu_usec;
+	if (u.memory_peak_kib >= 0)
+		r->memory_kib = u.memory_peak_kib;
+	if (u.oom_kills) {
+		atomic_fetch_add(&stats.oom_kills, 1);
+		log_warnx("%s: killed by the OOM killer: over --script-memory-max (%llu bytes)", r->label,
+			  cfg.script_memory_max);
+	}
+	if (u.pids_max)
+		log_warnx("%s: %llu fork(s) refused: --script-pids-max (%u) reached", r->label, u.pids_max,
+			  cfg.script_pids_max);
+	left = cgroup_release(p->cgroup);
+	p->cgroup = NULL;
+	if (left) {
+		atomic_fetch_add(&stats.leftover_processes, left);
+		log_info("%s: %u process(es) left running in the script's cgroup (--leftovers keep)", r->label, left);
+	}
+counted:
+	atomic_fetch_add(&stats.cpu_usec, (unsigned long long)r->cpu_usec);
 }
 
 /* The log line and counters of an end. */
@@ -292,6 +336,7 @@ void request_finish(struct request *r, enum request_end how, const char *why)
 	if (how != END_COMPLETE || !script_exited(&r->proc))
 		script_end_group(&r->proc, cfg.kill_grace_ms);
 	script_reap(&r->proc);
+	measure_script(r);
 	/* The slot goes back as soon as the script is gone, before a slow
 	 * web server takes the rest of the answer. */
 	if (r->has_slot) {

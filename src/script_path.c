@@ -56,21 +56,43 @@ static enum script_result refuse(enum file_kind kind, const char **why)
 	return SCRIPT_FORBIDDEN;
 }
 
+/* What is refused before any look at the file system, so that the answer
+ * says nothing about what exists (403 whether it does or not).  Returns
+ * SCRIPT_FOUND when nothing is, else the answer with *why. */
+static enum script_result refused_unseen(const char *script_filename, const char *document_root,
+					 const char *script_name, const char **why)
+{
+	if ((script_filename && path_has_dotdot(script_filename)) || (script_name && path_has_dotdot(script_name))) {
+		*why = "the path has a '..' segment";
+		return SCRIPT_FORBIDDEN;
+	}
+	if (script_filename && *script_filename)
+		return SCRIPT_FOUND;
+	if (!document_root || !*document_root || !script_name || !*script_name) {
+		*why = "neither SCRIPT_FILENAME nor DOCUMENT_ROOT and SCRIPT_NAME were sent";
+		return SCRIPT_NOT_FOUND;
+	}
+	/* "2.cgi" would be DOCUMENT_ROOT's sibling "/srv/www2.cgi". */
+	if (script_name[0] != '/') {
+		*why = "SCRIPT_NAME does not start with '/'";
+		return SCRIPT_FORBIDDEN;
+	}
+	return SCRIPT_FOUND;
+}
+
 enum script_result script_resolve(const char *script_filename, const char *document_root,
 				  const char *script_name, file_probe_fn probe, void *ctx,
 				  struct script_location *out, const char **why)
 {
 	size_t root_len, full_len, len;
+	enum script_result result;
 	enum file_kind kind;
 	char *path;
 
 	out->filename = out->script_name = out->path_info = NULL;
-	/* Refused before any look at the file system, so the answer says
-	 * nothing about what exists outside (403 whether it does or not). */
-	if ((script_filename && path_has_dotdot(script_filename)) || (script_name && path_has_dotdot(script_name))) {
-		*why = "the path has a '..' segment";
-		return SCRIPT_FORBIDDEN;
-	}
+	result = refused_unseen(script_filename, document_root, script_name, why);
+	if (result != SCRIPT_FOUND)
+		return result;
 	/* An empty SCRIPT_FILENAME counts as unset: nginx sends one when the
 	 * configuration names a variable that is empty. */
 	if (script_filename && *script_filename) {
@@ -83,15 +105,6 @@ enum script_result script_resolve(const char *script_filename, const char *docum
 			return SCRIPT_FORBIDDEN;
 		}
 		return SCRIPT_FOUND;
-	}
-	if (!document_root || !*document_root || !script_name || !*script_name) {
-		*why = "neither SCRIPT_FILENAME nor DOCUMENT_ROOT and SCRIPT_NAME were sent";
-		return SCRIPT_NOT_FOUND;
-	}
-	/* "2.cgi" would be DOCUMENT_ROOT's sibling "/srv/www2.cgi". */
-	if (script_name[0] != '/') {
-		*why = "SCRIPT_NAME does not start with '/'";
-		return SCRIPT_FORBIDDEN;
 	}
 	root_len = strlen(document_root);
 	/* "/srv/www/" + "/x.cgi": one slash, for tidy paths in logs. */

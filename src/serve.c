@@ -18,9 +18,11 @@
 #include <unistd.h>
 
 #include "cgi_env.h"
+#include "cgroup.h"
 #include "clock.h"
 #include "log.h"
 #include "relay.h"
+#include "sandbox.h"
 #include "request.h"
 #include "response.h"
 #include "serve.h"
@@ -75,6 +77,7 @@ static bool serve_builtin_page(struct request *r)
 {
 	const char *name = r->params.script_name, *query = r->params.query_string;
 	const char *type, *format = "text";
+	struct status_inputs in;
 	char *page;
 
 	if (!name)
@@ -91,7 +94,11 @@ static bool serve_builtin_page(struct request *r)
 		format = "json";
 	else if (query && strstr(query, "openmetrics"))
 		format = "openmetrics";
-	page = stats_render(format, cfg.max_active, &type);
+	in = (struct status_inputs){ .max_scripts = cfg.max_active, .containment = cgroups_containment(),
+				     .sandbox = sandbox_describe(), .cgroups = cgroups_on(),
+				     .sandboxed = strcmp(sandbox_describe(), "none") != 0,
+				     .leftover_cgroups = cgroups_leftovers(), .full = query && strstr(query, "full") };
+	page = stats_render(format, &in, &type);
 	if (page)
 		response_page(r, type, page);
 	else
@@ -335,6 +342,29 @@ static int bind_script(struct request *r)
 	return 0;
 }
 
+/* Starts the script in a cgroup of its own when there are cgroups.
+ * Returns what script_spawn() does. */
+static int spawn_contained(struct request *r, struct script_start *st, const char **step)
+{
+	struct script_cgroup *cg = cgroup_take();
+	int rc;
+
+	if (cg && (st->cgroup_dir_fd = cgroup_open(cg)) < 0) {
+		*step = "cgroup";
+		rc = errno;
+		cgroup_release(cg);
+		return rc;
+	}
+	rc = script_spawn(st, &r->proc, step);
+	if (st->cgroup_dir_fd >= 0)
+		close(st->cgroup_dir_fd);
+	if (rc == 0)
+		r->proc.cgroup = cg;
+	else if (cg)
+		cgroup_release(cg);
+	return rc;
+}
+
 /* Starts the script.  Returns 0, or -1 once the request has ended. */
 static int start_script(struct request *r)
 {
@@ -346,8 +376,12 @@ static int start_script(struct request *r)
 		return -1;
 	st = (struct script_start){ .path = r->loc.filename, .fd = r->script_fd, .dev = r->script_dev,
 				    .ino = r->script_ino, .envp = r->env, .dir = r->dir,
-				    .stdin_pipe_size = stdin_pipe_size(r) };
-	rc = script_spawn(&st, &r->proc, &step);
+				    .stdin_pipe_size = stdin_pipe_size(r), .cgroup_dir_fd = -1 };
+	rc = spawn_contained(r, &st, &step);
+	if (rc == 0) {
+		activity_set_script(&r->activity, r->loc.filename, r->proc.pid);
+		atomic_store(&r->activity.state, r->stdin_ended ? ACTIVITY_RUNNING : ACTIVITY_BODY);
+	}
 
 	if (rc == 0) {
 		if (atomic_exchange(&resource_shortage, false))
@@ -404,6 +438,8 @@ static bool serve_request(struct fcgi_conn *c, struct worker_buffers *wb)
 		request_free(&r);
 		return false;
 	}
+	activity_begin(&r.activity, r.params.remote_addr, r.params.request_method, r.params.request_uri);
+	r.listed = true;
 	if (!serve_builtin_page(&r) && select_script(&r) == 0 && prepare_environment(&r) == 0 &&
 	    take_slot(&r) == 0 && start_script(&r) == 0) {
 		const char *why = NULL;

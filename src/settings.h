@@ -37,6 +37,13 @@ struct settings {
 	int shutdown_timeout_ms;   /* SIGTERM: wait for requests this long */
 	int slow_log_ms;           /* --slow-log, 0 = off */
 	unsigned long long spool_limit; /* --spool-limit bytes, 0 = none */
+	const char *cgroup_dir;    /* --cgroup DIR, "none", or NULL: systemd's */
+	bool leftovers_kill;       /* --leftovers=kill */
+	unsigned long long script_memory_max; /* bytes, 0 = none */
+	unsigned script_pids_max;  /* 0 = none */
+	unsigned script_cpu_max;   /* percent of one CPU, 0 = none */
+	char **script_read, **script_write; /* --script-read, --script-write */
+	size_t n_script_read, n_script_write;
 	const char *status_path;   /* --status-path, or NULL */
 	const char *ping_path;     /* --ping-path, or NULL */
 	struct rlimit_setting *rlimits; /* --rlimit, applied to scripts */

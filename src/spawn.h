@@ -3,6 +3,7 @@
 #define FCGIWRAP_SPAWN_H
 
 #include <stdbool.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 struct script_proc {
@@ -11,6 +12,9 @@ struct script_proc {
 	int stdin_fd;  /* our ends, non-blocking and close-on-exec; -1 */
 	int stdout_fd;
 	int stderr_fd;
+	struct script_cgroup *cgroup; /* the script's cgroup, or NULL */
+	struct rusage usage; /* the script's, and its waited-for children's,
+			      * once reaped */
 	bool exited;     /* the script has exited: wait_status says how */
 	bool reaped;     /* and its zombie is gone: its pid, which is its
 			  * process group's id, may belong to another now */
@@ -23,6 +27,8 @@ void script_proc_init(struct script_proc *sp);
  * the daemon's own signal handling is set up. */
 void spawn_init(void);
 
+struct script_cgroup;
+
 /* What to start, and how. */
 struct script_start {
 	const char *path;       /* the script, also its argv[0] */
@@ -32,6 +38,7 @@ struct script_start {
 	ino_t ino;              /* still have when it is run by path */
 	char *const *envp;
 	const char *dir;        /* where it runs; NULL: stay */
+	int cgroup_dir_fd;      /* its cgroup (a directory fd), or -1 */
 	int stdin_pipe_size;    /* 0: the system's default */
 };
 
@@ -46,14 +53,19 @@ int script_spawn(const struct script_start *st, struct script_proc *sp, const ch
  * signalled without hitting another script's. */
 bool script_exited(struct script_proc *sp);
 
-/* Ends the script's whole process group: SIGTERM, up to grace_ms for the
- * script and the rest of its group to go, then SIGKILL.  Does nothing once
- * the script has been reaped. */
+/* Ends the script's whole process group, or with a cgroup all that is in
+ * it: SIGTERM, up to grace_ms for the script and the rest to go, then
+ * SIGKILL.  Does nothing once the script has been reaped. */
 void script_end_group(struct script_proc *sp, int grace_ms);
 
 /* Reaps the script, which has exited (script_exited() or
  * script_end_group()); its group is never signalled after. */
 void script_reap(struct script_proc *sp);
+
+/* The CPU time the script has used so far (its cgroup's, or the
+ * script's and its waited-for children's), in microseconds; -1 if not
+ * known. */
+long long script_cpu_usec(struct script_proc *sp);
 
 /* script_end_group(), then script_reap(). */
 void script_terminate(struct script_proc *sp, int grace_ms);

@@ -3,6 +3,7 @@
 #define FCGIWRAP_STATS_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Response statuses counted one by one; others go to status_other. */
@@ -26,6 +27,9 @@ struct stats {
 	atomic_ullong overloaded;    /* 503 for want of a script slot */
 	atomic_ullong exit_zero, exit_nonzero, exit_signal;
 	atomic_ullong slow;          /* requests that passed --slow-log */
+	atomic_ullong leftover_processes; /* processes left behind, ever */
+	atomic_ullong oom_kills;     /* scripts the OOM killer ended */
+	atomic_ullong cpu_usec;      /* scripts' CPU time, all of it */
 };
 
 extern struct stats stats;
@@ -33,9 +37,19 @@ extern struct stats stats;
 void stats_init(void);
 void stats_count_status(int status);
 
+/* What the status page shows besides the counters. */
+struct status_inputs {
+	unsigned max_scripts;      /* -c */
+	const char *containment;   /* "cgroup DIR" or "process groups" */
+	const char *sandbox;       /* "none", or what Landlock limits */
+	bool cgroups, sandboxed;
+	unsigned leftover_cgroups;
+	bool full;                 /* ?full: every running request too */
+};
+
 /* Formats the status page: format "text", "json" or "openmetrics".
  * Returns a malloc'd string (NULL on allocation failure); *type gets the
  * Content-Type. */
-char *stats_render(const char *format, unsigned max_scripts, const char **type);
+char *stats_render(const char *format, const struct status_inputs *in, const char **type);
 
 #endif

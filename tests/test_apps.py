@@ -4,11 +4,13 @@ instance per user."""
 import hashlib
 import os
 import pwd
+import shlex
 import shutil
 import signal
 import subprocess
 import tempfile
 
+import pytest
 from conftest import CGI_DIR, TOP_SRCDIR, curl, nginx_with, stop_nginx
 
 MiB = 1024 * 1024
@@ -22,8 +24,22 @@ def git(*args, cwd=None, env=None):
                           timeout=300, check=True)
 
 
-def test_git_http_backend_clone_push_fetch(tmp_path, start_daemon):
-    # The example as it is, but for its paths; basic auth for pushes.
+def sandbox_example(tmp_path, srv):
+    """The options of examples/fcgiwrap-git.default, but for their paths."""
+    cache = tmp_path / "cgit-cache"
+    cache.mkdir(exist_ok=True)
+    with open(os.path.join(TOP_SRCDIR, "examples", "fcgiwrap-git.default")) as f:
+        line = next(l for l in f if l.startswith("DAEMON_OPTS="))
+    # As systemd takes it in ExecStart=... $DAEMON_OPTS: split at spaces.
+    opts = shlex.split(line.split("=", 1)[1])[0].split()
+    return [o.replace("/srv/git", str(srv)).replace("/var/cache/cgit", str(cache)) for o in opts]
+
+
+@pytest.mark.parametrize("sandboxed", [False, True])
+def test_git_http_backend_clone_push_fetch(tmp_path, start_daemon, sandboxed):
+    # The example as it is, but for its paths; basic auth for pushes.  And
+    # the same under the sandbox of examples/fcgiwrap-git.default: git
+    # writes only to the repositories.
     srv = tmp_path / "srv-git"
     srv.mkdir()
     git("init", "-q", "--bare", "-b", "main", str(srv / "repo.git"))
@@ -32,7 +48,10 @@ def test_git_http_backend_clone_push_fetch(tmp_path, start_daemon):
     pw_hash = subprocess.run(["openssl", "passwd", "-apr1", "secret"], capture_output=True, text=True,
                              check=True).stdout.strip()
     htpasswd.write_text("alice:%s\n" % pw_hash)
-    d = start_daemon(["--access-log", str(tmp_path / "access.log")])
+    d = start_daemon(["--access-log", str(tmp_path / "access.log")]
+                     + (sandbox_example(tmp_path, srv) if sandboxed else []))
+    if sandboxed:
+        assert "sandbox: Landlock ABI" in d.log()
     conf = open(os.path.join(TOP_SRCDIR, "examples", "nginx-git-http-backend.conf")).read() \
         .replace("/srv/git", str(srv)).replace("/etc/nginx/git.htpasswd", str(htpasswd)) \
         .replace("unix:/run/fcgiwrap.socket", "unix:" + d.address)
@@ -72,7 +91,8 @@ def test_git_http_backend_clone_push_fetch(tmp_path, start_daemon):
     assert " 200 " in log
 
 
-def test_cgit(tmp_path, start_daemon):
+@pytest.mark.parametrize("sandboxed", [False, True])
+def test_cgit(tmp_path, start_daemon, sandboxed):
     srv = tmp_path / "srv-git"
     srv.mkdir()
     work = tmp_path / "work"
@@ -82,10 +102,12 @@ def test_cgit(tmp_path, start_daemon):
     git("-c", "user.name=T", "-c", "user.email=t@example.org", "commit", "-q", "-m", "First commit for cgit",
         cwd=work)
     git("clone", "-q", "--bare", str(work), str(srv / "demo.git"))
-    cgitrc = tmp_path / "cgitrc"
+    # Beside the repositories, where the sandbox lets cgit read it (the
+    # real one is /etc/cgitrc, under /etc).
+    cgitrc = srv / "cgitrc"
     cgitrc.write_text("virtual-root=/cgit/\ncss=/cgit-static/cgit.css\nlogo=/cgit-static/cgit.png\n"
                       "cache-size=0\nscan-path=%s\n" % srv)
-    d = start_daemon()
+    d = start_daemon(sandbox_example(tmp_path, srv) if sandboxed else [])
     conf = open(os.path.join(TOP_SRCDIR, "examples", "nginx-cgit.conf")).read() \
         .replace("/etc/cgitrc", str(cgitrc)).replace("unix:/run/fcgiwrap.socket", "unix:" + d.address)
     ngx, port, _ = nginx_with(tmp_path, conf, "cgit")

@@ -1000,11 +1000,12 @@ static void test_dotdot(void)
 static void test_access_format(void)
 {
 	struct access_entry full = { "10.0.0.9", "POST", "/cgi-bin/x?y", "/usr/lib/cgi-bin/x", 201, 12, 3456, 78,
-				     3 << 8, 4242 };
-	struct access_entry none = { NULL, NULL, NULL, NULL, 0, 0, 0, 5, -1, 0 };
-	struct access_entry killed = { "::1", "GET", "/", "/s", 504, 0, 0, 1000, 9, 7 };
+				     3 << 8, 4242, 0, 0 };
+	struct access_entry none = { NULL, NULL, NULL, NULL, 0, 0, 0, 5, -1, 0, -1, -1 };
+	struct access_entry measured = { "::1", "GET", "/", "/s", 200, 0, 0, 300, 0, 7, 250, 51234 };
+	struct access_entry killed = { "::1", "GET", "/", "/s", 504, 0, 0, 1000, 9, 7, 0, 0 };
 	/* nginx decodes %0A in the URI into the script's name. */
-	struct access_entry forged = { "1.2.3.4\n<0>x", "GET\r", "/a\"b\\c", "/x\n<0>y\x7f", 404, 0, 0, 1, -1, 0 };
+	struct access_entry forged = { "1.2.3.4\n<0>x", "GET\r", "/a\"b\\c", "/x\n<0>y\x7f", 404, 0, 0, 1, -1, 0, -1, -1 };
 	const struct {
 		const char *fmt;
 		const struct access_entry *e;
@@ -1014,6 +1015,8 @@ static void test_access_format(void)
 		  "10.0.0.9 \"POST /cgi-bin/x?y\" 201 12 3456 78ms /usr/lib/cgi-bin/x exit=3 pid=4242\n" },
 		{ "%a %m %u %S %s %x %p", &none, "- - - - - - -\n" },
 		{ "%S %x %p", &killed, "504 sig9 7\n" },
+		{ "cpu=%Cms mem=%MKiB", &measured, "cpu=250ms mem=51234KiB\n" },
+		{ "%C %M", &none, "- -\n" },
 		{ "%a \"%m %u\" %s\t%S", &forged,
 		  "1.2.3.4\\x0a<0>x \"GET\\x0d /a\\x22b\\x5cc\" /x\\x0a<0>y\\x7f\t404\n" },
 		{ "100%% %q %", &full, "100% %q %\n" },

@@ -57,6 +57,44 @@ escape)
 	setsid sleep 300 &
 	echo "$$ $!" > "$PIDFILE"
 	printf 'Content-Type: text/plain\n\nescaped\n' ;;
+setsid-hang)
+	# A child in a session of its own, then the script hangs without a
+	# word: only a cgroup holds them both.
+	setsid sleep 60 > /dev/null 2>&1 < /dev/null &
+	echo "$$ $!" > "$PIDFILE"
+	sleep 60 ;;
+leave-behind)
+	# Answers and exits, leaving a child of its own session running.
+	setsid sleep 30 > /dev/null 2>&1 < /dev/null &
+	echo "$$ $!" > "$PIDFILE"
+	printf 'Content-Type: text/plain\n\ndone\n' ;;
+burn)
+	# About 200 ms of CPU and 50 MiB of memory, then the answer.
+	exec python3 -c '
+import time
+x = bytearray(b"\1") * (50 * 1024 * 1024)
+t = time.process_time()
+while time.process_time() - t < 0.2:
+    pass
+print("Content-Type: text/plain\n\nburnt")' ;;
+write=*)
+	printf 'Content-Type: text/plain\n\n'
+	if echo written > "${QUERY_STRING#write=}" 2>/dev/null; then echo ok; else echo refused; fi ;;
+read=*)
+	printf 'Content-Type: text/plain\n\n'
+	if cat "${QUERY_STRING#read=}" 2>/dev/null; then :; else echo refused; fi ;;
+fork-bomb)
+	# Forks until refused (--script-pids-max); no answer.
+	i=0
+	while [ $i -lt 200 ]; do
+		sleep 5 &
+		i=$((i + 1))
+	done 2>/dev/null
+	wait ;;
+memory-hog)
+	exec python3 -c '
+x = bytearray(b"\1") * (512 * 1024 * 1024)
+print("Content-Type: text/plain\n\nfitted")' ;;
 slow-headers)
 	# No headers yet; a background child holds stdout open.
 	sleep 300 &
