@@ -31,6 +31,7 @@
 #include "src/sandbox.h"
 #include "src/sd_lazy.h"
 #include "src/settings.h"
+#include "src/script_classes.h"
 #include "src/slots.h"
 #include "src/spawn.h"
 #include "src/stats.h"
@@ -179,6 +180,17 @@ static void start_containment(void)
 		fatalx("%s", why);
 }
 
+/* The -c slots and the --script-limit classes' (whose paths are resolved
+ * in the --chroot, as scripts' are). */
+static void start_slots(void)
+{
+	char why[512] = "";
+
+	slot_pool_init(&script_slots, cfg.max_active);
+	if (script_classes_init(why, sizeof(why)) < 0)
+		fatalx("%s", why);
+}
+
 struct stop_state {
 	bool stopping, killed;
 	long long kill_at; /* when running requests are ended */
@@ -295,7 +307,7 @@ int main(int argc, char **argv)
 	listeners_open();
 	privileges_drop();
 	start_containment();
-	slots_init(cfg.max_active);
+	start_slots();
 	if (stopping_init() < 0 || workers_init(cfg.max_connections) < 0)
 		fatal("cannot start workers");
 	log_info("serving %zu socket(s): up to %u scripts and %u connections at once; containment: %s (leftovers: %s); "

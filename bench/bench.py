@@ -90,7 +90,10 @@ def wait_socket(path):
 def daemon_pids(pid):
     """pid and the other processes running the same executable (Debian's
     preforked children); scripts are other executables."""
-    exe = os.readlink("/proc/%d/exe" % pid)
+    try:
+        exe = os.readlink("/proc/%d/exe" % pid)
+    except OSError:  # exited already (then the error that ended the run is above)
+        return []
     out = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():

@@ -10,6 +10,7 @@
 
 #include "activity.h"
 #include "clock.h"
+#include "escape.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct activity *head;
@@ -57,23 +58,6 @@ void activity_end(struct activity *a)
 	pthread_mutex_unlock(&lock);
 }
 
-/* A string from a request, as JSON: quotes, backslashes and control bytes
- * escaped. */
-static void json_string(FILE *m, const char *s)
-{
-	fputc('"', m);
-	for (; s && *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			fprintf(m, "\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			fprintf(m, "\\u%04x", c);
-		else
-			fputc(c, m);
-	}
-	fputc('"', m);
-}
-
 /* The same for a text line: no byte can start another line. */
 static void text_field(FILE *m, const char *s)
 {
@@ -104,13 +88,13 @@ void activity_render(FILE *m, const char *format)
 		unsigned long long in = atomic_load(&a->bytes_in), out = atomic_load(&a->bytes_out);
 		if (json) {
 			fprintf(m, "%s{\"pid\":%d,\"script\":", n ? "," : "", (int)a->pid);
-			json_string(m, a->script);
+			escape_json_string(m, a->script);
 			fputs(",\"client\":", m);
-			json_string(m, a->client);
+			escape_json_string(m, a->client);
 			fputs(",\"method\":", m);
-			json_string(m, a->method);
+			escape_json_string(m, a->method);
 			fputs(",\"uri\":", m);
-			json_string(m, a->uri);
+			escape_json_string(m, a->uri);
 			fprintf(m, ",\"elapsed ms\":%lld,\"bytes in\":%llu,\"bytes out\":%llu,\"state\":\"%s\"}",
 				now - a->start_ms, in, out, state_names[state]);
 			continue;

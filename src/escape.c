@@ -34,3 +34,30 @@ size_t escape_bytes(char *out, size_t size, const char *in, size_t len, const ch
 	out[pos] = '\0';
 	return pos;
 }
+
+void escape_json_string(FILE *m, const char *s)
+{
+	fputc('"', m);
+	for (; s && *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(m, "\\%c", c);
+		else if (c < 0x20 || c == 0x7f)
+			fprintf(m, "\\u%04x", c);
+		else
+			fputc(c, m);
+	}
+	fputc('"', m);
+}
+
+void escape_metric_label(FILE *m, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			fprintf(m, "\\%c", *s);
+		else if (*s == '\n')
+			fputs("\\n", m);
+		else
+			fputc(*s, m);
+	}
+}

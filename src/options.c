@@ -197,6 +197,27 @@ static void set_script_write(const char *arg)
 	add_dir(&cfg.script_write, &cfg.n_script_write, arg);
 }
 
+/* --script-limit PATH=N; the '=' that counts is the last, so that PATH
+ * may hold one. */
+static void set_script_limit(const char *arg)
+{
+	const char *eq = strrchr(arg, '=');
+	char *end, *path;
+	unsigned long n;
+
+	if (!eq || eq == arg)
+		usage_error("--script-limit takes PATH=N, not", arg);
+	errno = 0;
+	n = strtoul(eq + 1, &end, 10);
+	if (errno || *end || end == eq + 1 || n == 0 || n > 1000000)
+		usage_error("--script-limit takes PATH=N with N from 1, not", arg);
+	path = strndup(arg, (size_t)(eq - arg));
+	cfg.script_limits = realloc(cfg.script_limits, (cfg.n_script_limits + 1) * sizeof(*cfg.script_limits));
+	if (!path || !cfg.script_limits)
+		fatalx("out of memory");
+	cfg.script_limits[cfg.n_script_limits++] = (struct script_limit){ path, (unsigned)n };
+}
+
 static void show_help(const char *arg);
 
 static void show_version(const char *arg)
@@ -210,6 +231,8 @@ static void show_version(const char *arg)
 
 static const struct option_def options[] = {
 	{ "concurrency", 'c', "N", OPT_COUNT, AT(max_active), NULL, "256", "run up to N scripts at once", false },
+	{ "script-limit", 0, "PATH=N", OPT_CUSTOM, 0, set_script_limit, NULL,
+	  "run at most N of the scripts PATH names (a program\nor a directory) at once; repeatable", false },
 	{ "max-connections", 0, "N", OPT_COUNT, AT(max_connections), NULL, "1024", "serve up to N connections at once",
 	  false },
 	{ "stderr-to-fastcgi", 'f', NULL, OPT_FLAG, AT(stderr_to_fastcgi), NULL, NULL,

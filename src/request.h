@@ -14,6 +14,7 @@
 #include "fcgi_conn.h"
 #include "fcgi_out.h"
 #include "fcgi_params.h"
+#include "script_classes.h"
 #include "script_path.h"
 #include "spawn.h"
 #include "worker_buffers.h"
@@ -41,6 +42,8 @@ struct request {
 	bool pipe_full;         /* the script's stdin pipe took no more */
 	bool conn_broken;       /* the connection cannot serve another request */
 	bool has_slot;          /* holds one of the -c script slots */
+	struct script_class *class; /* --script-limit class, or NULL */
+	bool has_class_slot;    /* holds one of its slots */
 	bool slow_logged;       /* --slow-log line written */
 	bool accounted;         /* counted and logged */
 	int status;             /* HTTP status sent to the web server, or 0 */

@@ -339,8 +339,12 @@ void request_finish(struct request *r, enum request_end how, const char *why)
 	measure_script(r);
 	/* The slot goes back as soon as the script is gone, before a slow
 	 * web server takes the rest of the answer. */
+	if (r->has_class_slot) {
+		slot_release(&r->class->pool);
+		r->has_class_slot = false;
+	}
 	if (r->has_slot) {
-		slots_release();
+		slot_release(&script_slots);
 		atomic_fetch_sub(&stats.scripts, 1);
 		r->has_slot = false;
 	}

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "escape.h"
 #include "script_metrics.h"
 
 /* Upper bounds of the duration buckets, in milliseconds; +Inf is last. */
@@ -50,20 +51,6 @@ void script_metrics_add(const char *path, long long duration_ms, long long cpu_u
 	pthread_mutex_unlock(&lock);
 }
 
-/* A label value: backslash, double quote and newline escaped, as
- * OpenMetrics asks. */
-static void label(FILE *m, const char *s)
-{
-	for (; *s; s++) {
-		if (*s == '\\' || *s == '"')
-			fprintf(m, "\\%c", *s);
-		else if (*s == '\n')
-			fputs("\\n", m);
-		else
-			fputc(*s, m);
-	}
-}
-
 static const char *name_of(const struct script_figures *f)
 {
 	return f == &table[SCRIPT_METRICS_MAX] ? "other" : f->path;
@@ -84,7 +71,7 @@ void script_metrics_render(FILE *m)
 		if (!f->requests)
 			continue;
 		fputs("fcgiwrap_script_cpu_seconds_total{script=\"", m);
-		label(m, name_of(f));
+		escape_metric_label(m, name_of(f));
 		fprintf(m, "\"} %.6f\n", f->cpu_usec / 1e6);
 	}
 	fputs("# TYPE fcgiwrap_script_duration_seconds histogram\n"
@@ -95,16 +82,16 @@ void script_metrics_render(FILE *m)
 			continue;
 		for (size_t b = 0; b <= N_BUCKETS; b++) {
 			fputs("fcgiwrap_script_duration_seconds_bucket{script=\"", m);
-			label(m, name_of(f));
+			escape_metric_label(m, name_of(f));
 			if (b < N_BUCKETS)
 				fprintf(m, "\",le=\"%g\"} %llu\n", bucket_ms[b] / 1000.0, f->buckets[b]);
 			else
 				fprintf(m, "\",le=\"+Inf\"} %llu\n", f->requests);
 		}
 		fputs("fcgiwrap_script_duration_seconds_count{script=\"", m);
-		label(m, name_of(f));
+		escape_metric_label(m, name_of(f));
 		fprintf(m, "\"} %llu\nfcgiwrap_script_duration_seconds_sum{script=\"", f->requests);
-		label(m, name_of(f));
+		escape_metric_label(m, name_of(f));
 		fprintf(m, "\"} %.3f\n", f->duration_ms / 1000.0);
 	}
 	pthread_mutex_unlock(&lock);

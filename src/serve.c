@@ -27,6 +27,7 @@
 #include "response.h"
 #include "serve.h"
 #include "settings.h"
+#include "script_classes.h"
 #include "slots.h"
 #include "stats.h"
 #include "stopping.h"
@@ -209,20 +210,21 @@ static int prepare_environment(struct request *r)
 	return 0;
 }
 
-/* Waits in the queue for a slot, at most --queue-timeout (and -t), reading
- * the body meanwhile as far as the buffer holds, so that an abort, a close
- * or the daemon's stop ends the wait.  Returns 1 with the slot, 0 when the
- * time is up, -1 with how the request must end. */
-static int wait_for_slot(struct request *r, enum request_end *end, const char **why)
+/* Takes one of pool's slots, waiting in its queue until `until` if none is
+ * free, and reading the body meanwhile as far as the buffer holds, so that
+ * an abort, a close or the daemon's stop ends the wait.  Returns 1 with
+ * the slot, 0 when the time is up, -1 with how the request must end. */
+static int take_from(struct request *r, struct slot_pool *pool, long long until, enum request_end *end,
+		     const char **why)
 {
 	struct slot_waiter w;
-	long long until = monotonic_ms() + cfg.queue_timeout_ms;
 	int rc = 0;
 
-	if (r->deadline && r->deadline < until)
-		until = r->deadline;
-	if (slots_wait_begin(&w) < 0)
+	if (slot_try_take(pool))
+		return 1;
+	if (slot_wait_begin(pool, &w) < 0)
 		return 0;
+	atomic_fetch_add(&stats.queued, 1);
 	for (;;) {
 		short events = fcgi_conn_poll_events(r->conn);
 		struct pollfd pfd[3] = { { .fd = w.efd, .events = POLLIN },
@@ -246,27 +248,57 @@ static int wait_for_slot(struct request *r, enum request_end *end, const char **
 			break;
 		}
 	}
-	if (!slots_wait_end(&w))
+	atomic_fetch_sub(&stats.queued, 1);
+	if (!slot_wait_end(pool, &w))
 		return rc;
 	if (rc < 0) {
-		slots_release();
+		slot_release(pool);
 		return -1;
 	}
 	return 1;
 }
 
-/* -c: a script slot, waited for at most --queue-timeout.  Returns 0 with
- * the slot, or -1 once the request has ended. */
+/* Logs the first 503 of a run of them, and the end of the run. */
+static void note_overload(atomic_bool *flag, bool now, const struct script_class *class)
+{
+	if (now && !atomic_exchange(flag, true)) {
+		if (class)
+			log_warnx("all %u slots of --script-limit %s stayed busy for --queue-timeout; answering 503 "
+				  "until one frees in time", class->pool.limit, class->path);
+		else
+			log_warnx("all %u script slots (-c) stayed busy for --queue-timeout; answering 503 "
+				  "until one frees in time", cfg.max_active);
+	} else if (!now && atomic_exchange(flag, false)) {
+		log_info("%s slots are available again", class ? class->path : "script");
+	}
+}
+
+/* A slot of the script's --script-limit class, if it has one, then one of
+ * the -c slots, both waited for within one --queue-timeout: a class whose
+ * scripts are all busy queues its own requests, not everyone's.  Returns
+ * 0 with the slots, or -1 once the request has ended. */
 static int take_slot(struct request *r)
 {
 	enum request_end end = END_REFUSED;
 	const char *why = NULL;
-	int rc = 1;
+	long long until = monotonic_ms() + cfg.queue_timeout_ms;
+	bool class_full;
+	int rc;
 
-	if (!slots_try_take()) {
-		atomic_fetch_add(&stats.queued, 1);
-		rc = wait_for_slot(r, &end, &why);
-		atomic_fetch_sub(&stats.queued, 1);
+	if (r->deadline && r->deadline < until)
+		until = r->deadline;
+	r->class = script_class_of(r->loc.filename);
+	rc = r->class ? take_from(r, &r->class->pool, until, &end, &why) : 1;
+	class_full = rc == 0;
+	if (rc > 0) {
+		r->has_class_slot = r->class != NULL;
+		if (r->class)
+			note_overload(&r->class->overloaded, false, r->class);
+		rc = take_from(r, &script_slots, until, &end, &why);
+		if (rc <= 0 && r->has_class_slot) {
+			slot_release(&r->class->pool);
+			r->has_class_slot = false;
+		}
 	}
 	if (rc < 0) {
 		request_finish(r, end, why);
@@ -278,9 +310,7 @@ static int take_slot(struct request *r)
 	}
 	if (rc == 0) {
 		atomic_fetch_add(&stats.overloaded, 1);
-		if (!atomic_exchange(&overloaded, true))
-			log_warnx("all %u script slots (-c) stayed busy for --queue-timeout; answering 503 "
-				  "until one frees in time", cfg.max_active);
+		note_overload(class_full ? &r->class->overloaded : &overloaded, true, class_full ? r->class : NULL);
 		response_refuse(r, "503 Service Unavailable", NULL);
 		return -1;
 	}
@@ -291,8 +321,7 @@ static int take_slot(struct request *r)
 		while (running > max && !atomic_compare_exchange_weak(&stats.max_scripts, &max, running))
 			;
 	}
-	if (atomic_exchange(&overloaded, false))
-		log_info("script slots are available again");
+	note_overload(&overloaded, false, NULL);
 	return 0;
 }
 

@@ -20,6 +20,8 @@ struct rlimit_setting {
 
 struct settings {
 	unsigned max_active;       /* -c: scripts running at once */
+	struct script_limit { const char *path; unsigned limit; } *script_limits; /* --script-limit */
+	size_t n_script_limits;
 	unsigned max_connections;  /* connections served at once */
 	bool stderr_to_fastcgi;    /* -f */
 	struct script_policy policy; /* -p, --root, --allow-*: what may run */

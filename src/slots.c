@@ -1,103 +1,111 @@
-/* Script slots (see slots.h).  A slot given back goes straight to the
+/* Slot pools (see slots.h).  A slot given back goes straight to the
  * request that has waited longest, so a request arriving meanwhile cannot
  * take it first, and slots are only free while nobody waits. */
 #include "config.h"
 
-#include <pthread.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "slots.h"
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static unsigned free_slots;
-static struct slot_waiter *head, *tail;
+struct slot_pool script_slots = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
-void slots_init(unsigned n)
+void slot_pool_init(struct slot_pool *p, unsigned n)
 {
-	free_slots = n;
+	pthread_mutex_init(&p->lock, NULL);
+	p->free = p->limit = n;
+	atomic_init(&p->running, 0);
+	atomic_init(&p->queued, 0);
+	p->head = p->tail = NULL;
 }
 
-bool slots_try_take(void)
+bool slot_try_take(struct slot_pool *p)
 {
 	bool taken = false;
 
-	pthread_mutex_lock(&lock);
-	if (free_slots > 0) {
-		free_slots--;
+	pthread_mutex_lock(&p->lock);
+	if (p->free > 0) {
+		p->free--;
 		taken = true;
 	}
-	pthread_mutex_unlock(&lock);
+	pthread_mutex_unlock(&p->lock);
+	if (taken)
+		atomic_fetch_add(&p->running, 1);
 	return taken;
 }
 
-int slots_wait_begin(struct slot_waiter *w)
+int slot_wait_begin(struct slot_pool *p, struct slot_waiter *w)
 {
 	w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	w->granted = false;
 	w->next = NULL;
 	if (w->efd < 0)
 		return -1;
-	pthread_mutex_lock(&lock);
-	if (free_slots > 0) {
-		/* One came free since slots_try_take(). */
-		free_slots--;
+	pthread_mutex_lock(&p->lock);
+	if (p->free > 0) {
+		/* One came free since slot_try_take(). */
+		p->free--;
 		w->granted = true;
-	} else if (tail) {
-		tail->next = w;
-		tail = w;
+	} else if (p->tail) {
+		p->tail->next = w;
+		p->tail = w;
 	} else {
-		head = tail = w;
+		p->head = p->tail = w;
 	}
-	pthread_mutex_unlock(&lock);
+	pthread_mutex_unlock(&p->lock);
+	atomic_fetch_add(&p->queued, 1);
 	return 0;
 }
 
-bool slots_wait_end(struct slot_waiter *w)
+bool slot_wait_end(struct slot_pool *p, struct slot_waiter *w)
 {
 	bool granted;
 
-	pthread_mutex_lock(&lock);
+	pthread_mutex_lock(&p->lock);
 	granted = w->granted;
 	if (!granted) {
-		struct slot_waiter **pp = &head, *prev = NULL;
+		struct slot_waiter **pp = &p->head, *prev = NULL;
 		while (*pp && *pp != w) {
 			prev = *pp;
 			pp = &(*pp)->next;
 		}
 		if (*pp) {
 			*pp = w->next;
-			if (tail == w)
-				tail = prev;
+			if (p->tail == w)
+				p->tail = prev;
 		}
 	}
-	pthread_mutex_unlock(&lock);
+	pthread_mutex_unlock(&p->lock);
 	close(w->efd);
 	w->efd = -1;
+	atomic_fetch_sub(&p->queued, 1);
+	if (granted)
+		atomic_fetch_add(&p->running, 1);
 	return granted;
 }
 
-void slots_release(void)
+void slot_release(struct slot_pool *p)
 {
 	struct slot_waiter *w;
 	uint64_t one = 1;
 
-	pthread_mutex_lock(&lock);
-	w = head;
+	atomic_fetch_sub(&p->running, 1);
+	pthread_mutex_lock(&p->lock);
+	w = p->head;
 	if (w) {
-		head = w->next;
-		if (!head)
-			tail = NULL;
+		p->head = w->next;
+		if (!p->head)
+			p->tail = NULL;
 		w->granted = true;
 		/* Under the lock: the waiter closes its eventfd only after
-		 * taking the lock in slots_wait_end(). */
+		 * taking the lock in slot_wait_end(). */
 		if (write(w->efd, &one, sizeof(one)) < 0) {
 			/* Cannot fail on a fresh eventfd; the waiter's poll
 			 * timeout would find granted set anyway. */
 		}
 	} else {
-		free_slots++;
+		p->free++;
 	}
-	pthread_mutex_unlock(&lock);
+	pthread_mutex_unlock(&p->lock);
 }

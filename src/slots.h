@@ -1,31 +1,46 @@
-/* Script slots (-c): one is taken before a script starts and given back
- * at the end of its request.  Requests that find none wait in one queue,
- * first come, first served, each on an eventfd of its own, so the wait
- * can be polled together with the connection and the daemon's stop. */
+/* Slot pools: a slot is taken before a script starts and given back at
+ * the end of its request.  One pool holds the -c slots; each class of
+ * --script-limit has its own.  Requests that find none free wait in the
+ * pool's queue, first come, first served, each on an eventfd of its own,
+ * so the wait can be polled together with the connection and the
+ * daemon's stop. */
 #ifndef FCGIWRAP_SLOTS_H
 #define FCGIWRAP_SLOTS_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 struct slot_waiter {
 	int efd;                  /* readable once a slot is handed over */
 	bool granted;
-	struct slot_waiter *next; /* the queue (slots.c's) */
+	struct slot_waiter *next; /* the pool's queue */
 };
 
-void slots_init(unsigned n);
+struct slot_pool {
+	pthread_mutex_t lock;
+	unsigned free;            /* slots free (only while nobody waits) */
+	unsigned limit;
+	atomic_uint running, queued; /* for the status page */
+	struct slot_waiter *head, *tail;
+};
+
+/* The -c slots. */
+extern struct slot_pool script_slots;
+
+void slot_pool_init(struct slot_pool *p, unsigned n);
 
 /* Takes a slot if one is free.  Returns true if taken. */
-bool slots_try_take(void);
+bool slot_try_take(struct slot_pool *p);
 
 /* Joins the queue.  Returns 0, or -1 with errno (no eventfd). */
-int slots_wait_begin(struct slot_waiter *w);
+int slot_wait_begin(struct slot_pool *p, struct slot_waiter *w);
 
 /* Leaves the queue, once w->efd became readable or the wait is over.
  * Returns true if a slot was handed over (it is the caller's then). */
-bool slots_wait_end(struct slot_waiter *w);
+bool slot_wait_end(struct slot_pool *p, struct slot_waiter *w);
 
 /* Gives a slot back: to the first request waiting, or to the free ones. */
-void slots_release(void);
+void slot_release(struct slot_pool *p);
 
 #endif

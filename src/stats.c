@@ -11,6 +11,8 @@
 
 #include "activity.h"
 #include "clock.h"
+#include "escape.h"
+#include "script_classes.h"
 #include "script_metrics.h"
 #include "stats.h"
 
@@ -51,14 +53,19 @@ static unsigned long long status_count(int i)
 
 static void render_json(FILE *m, const struct figure *f, size_t nf, const struct status_inputs *in)
 {
-	fprintf(m, "{\"start time\":%lld,\"containment\":\"%s\",\"sandbox\":\"%s\"", stats.start_unix,
-		in->containment, in->sandbox);
+	fprintf(m, "{\"start time\":%lld,\"containment\":", stats.start_unix);
+	escape_json_string(m, in->containment);
+	fputs(",\"sandbox\":", m);
+	escape_json_string(m, in->sandbox);
 	for (size_t i = 0; i < nf; i++)
 		fprintf(m, ",\"%s\":%llu", f[i].name, f[i].value);
 	fprintf(m, ",\"responses\":{");
 	for (int i = 0; i < STATS_STATUSES; i++)
 		fprintf(m, "%s\"%d\":%llu", i ? "," : "", stats_status_codes[i], status_count(i));
 	fprintf(m, ",\"other\":%llu}", status_count(-1));
+	fputs(",\"classes\":[", m);
+	script_classes_render(m, "json");
+	fputs("]", m);
 	if (in->full) {
 		fputs(",\"processes\":", m);
 		activity_render(m, "json");
@@ -80,6 +87,7 @@ static void render_openmetrics(FILE *m, const struct figure *f, size_t nf, const
 	for (int i = 0; i < STATS_STATUSES; i++)
 		fprintf(m, "fcgiwrap_responses_total{status=\"%d\"} %llu\n", stats_status_codes[i], status_count(i));
 	fprintf(m, "fcgiwrap_responses_total{status=\"other\"} %llu\n", status_count(-1));
+	script_classes_render(m, "openmetrics");
 	script_metrics_render(m);
 	fputs("# EOF\n", m);
 }
@@ -99,6 +107,7 @@ static void render_text(FILE *m, const struct figure *f, size_t nf, const struct
 		fprintf(m, "%-22s %llu\n", label, status_count(i));
 	}
 	fprintf(m, "%-22s %llu\n", "responses other:", status_count(-1));
+	script_classes_render(m, "text");
 	if (in->full) {
 		fputs("\nprocesses:\n", m);
 		activity_render(m, "text");
