@@ -43,6 +43,14 @@ static bool in_list(const char *entry, size_t len, char *const *list, size_t n)
 	return false;
 }
 
+/* The daemon's own dealings with its service manager (socket activation,
+ * notification, watchdog, upgrade): a script given them could speak for
+ * the service, or take sockets that are not its own for its own. */
+static char *const manager_vars[] = {
+	"LISTEN_FDS",    "LISTEN_PID",   "LISTEN_FDNAMES",     "NOTIFY_SOCKET",
+	"WATCHDOG_USEC", "WATCHDOG_PID", "FCGIWRAP_UPGRADE_FD",
+};
+
 char **cgi_env_filter_inherited(char *const *environ_in, int clear, char *const *pass, size_t npass)
 {
 	size_t n = 0, k = 0;
@@ -57,7 +65,9 @@ char **cgi_env_filter_inherited(char *const *environ_in, int clear, char *const 
 		size_t len = name_len(environ_in[i]);
 		if (environ_in[i][len] != '=' || len == 0)
 			continue;
-		if (!in_list(environ_in[i], len, pass, npass) && (clear || is_meta_var(environ_in[i], len)))
+		if (!in_list(environ_in[i], len, pass, npass) &&
+		    (clear || is_meta_var(environ_in[i], len) ||
+		     in_list(environ_in[i], len, manager_vars, sizeof(manager_vars) / sizeof(manager_vars[0]))))
 			continue;
 		out[k++] = environ_in[i];
 	}

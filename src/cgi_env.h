@@ -14,7 +14,8 @@ struct env_override {
 
 /* Returns the part of environ scripts inherit.  By default: all of it but
  * the names a request's params speak for, the CGI meta-variables and every
- * name starting with HTTP (HTTP_*, HTTPS), as fcgiwrap 1.1.0 does; with
+ * name starting with HTTP (HTTP_*, HTTPS), as fcgiwrap 1.1.0 does, and the
+ * service manager's (LISTEN_FDS, NOTIFY_SOCKET, WATCHDOG_USEC...); with
  * clear (--clear-env), nothing.  Names in pass (--pass-env, npass of them)
  * are inherited either way.  The strings are shared, the vector is
  * malloc'd; NULL on allocation failure. */

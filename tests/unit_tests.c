@@ -243,7 +243,8 @@ static void test_env(void)
 {
 	char *daemon_env[] = { "PATH=/usr/bin:/bin", "HOME=/root", "HTTP_PROXY=http://evil", "HTTPS=on",
 			       "QUERY_STRING=daemon", "SCRIPT_NAME=daemon", "REMOTE_USER=daemon",
-			       "NOEQUALS", "=empty-name", "LANG=C", NULL };
+			       "NOEQUALS", "=empty-name", "LANG=C", "LISTEN_FDS=1", "LISTEN_PID=1",
+			       "NOTIFY_SOCKET=/run/systemd/notify", "WATCHDOG_USEC=1", "FCGIWRAP_UPGRADE_FD=4", NULL };
 	char *params[] = { "FCGI_ROLE=RESPONDER", "QUERY_STRING=a=b", "SCRIPT_NAME=/x.cgi/extra",
 			   "PATH_INFO=/old", "LANG=de_DE", "LANG=fr_FR", "HTTP_HOST=example.org",
 			   "BROKEN", NULL };
@@ -257,6 +258,9 @@ static void test_env(void)
 	      "PATH, HOME, LANG inherited");
 	CHECK(!cgi_env_get(inh, "HTTP_PROXY") && !cgi_env_get(inh, "HTTPS") && !cgi_env_get(inh, "QUERY_STRING"),
 	      "CGI and HTTP* names filtered");
+	CHECK(!cgi_env_get(inh, "LISTEN_FDS") && !cgi_env_get(inh, "NOTIFY_SOCKET") && !cgi_env_get(inh, "WATCHDOG_USEC") &&
+		      !cgi_env_get(inh, "FCGIWRAP_UPGRADE_FD"),
+	      "the service manager's names filtered");
 
 	env = cgi_env_build(params, inh, ov, 2);
 	CHECK(strcmp(cgi_env_get(env, "SCRIPT_NAME"), "/x.cgi") == 0, "override SCRIPT_NAME");
