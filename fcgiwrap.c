@@ -36,6 +36,7 @@
 #include "src/spawn.h"
 #include "src/stats.h"
 #include "src/stopping.h"
+#include "src/upgrade.h"
 #include "src/workers.h"
 
 /* Makes sure fds 0-2 are open, so no socket or pipe of ours ever lands on
@@ -59,7 +60,7 @@ static void ensure_std_fds(void)
  * inherited.  Returns the signalfd the main loop reads. */
 static int setup_signals(void)
 {
-	static const int read_from_signalfd[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
+	static const int read_from_signalfd[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 };
 	sigset_t set;
 	struct sigaction sa;
 	int fd;
@@ -191,14 +192,54 @@ static void start_slots(void)
 		fatalx("%s", why);
 }
 
-struct stop_state {
+/* How often the subtree is read for the cgroups of a copy that is gone. */
+#define ADOPTION_INTERVAL_MS 5000
+
+struct life {
 	bool stopping, killed;
-	long long kill_at; /* when running requests are ended */
+	bool handed_over;    /* stopping after an upgrade: the new copy serves */
+	long long kill_at;   /* when running requests are ended */
+	long long idle_since; /* --idle-exit: idle since then, or 0 */
+	long long next_adoption; /* when to look for orphaned cgroups */
 };
 
-/* Reads the signals that came: SIGHUP reopens the access log; SIGTERM or
- * SIGINT starts the stop, a second one ends running requests at once. */
-static void handle_signals(int sig_fd, struct stop_state *st)
+/* Stops accepting and lets requests finish, at most --shutdown-timeout.
+ * After an upgrade the sockets and their files stay for the new copy, and
+ * systemd, whose main process that is now, hears nothing. */
+static void begin_stop(struct life *st, bool handed_over)
+{
+	if (handed_over) {
+		log_info("draining: waiting up to %d s for %u connection(s) to finish", cfg.shutdown_timeout_ms / 1000,
+			 workers_active());
+	} else {
+		log_info("stopping: waiting up to %d s for %u connection(s) to finish", cfg.shutdown_timeout_ms / 1000,
+			 workers_active());
+		if (upgrade_is_main())
+			sdl_notify(0, "STOPPING=1");
+	}
+	st->stopping = true;
+	st->handed_over = handed_over;
+	st->kill_at = monotonic_ms() + cfg.shutdown_timeout_ms;
+	listeners_close(!handed_over);
+	workers_stop();
+}
+
+/* Starts the new copy of an upgrade on the listening sockets. */
+static void start_upgrade(void)
+{
+	int fds[LISTENERS_MAX];
+	size_t n = 0;
+
+	for (size_t i = 0; i < listeners_count(); i++)
+		if (listeners_fd(i) >= 0)
+			fds[n++] = listeners_fd(i);
+	upgrade_start(fds, n);
+}
+
+/* Reads the signals that came: SIGHUP reopens the access log; SIGUSR2
+ * upgrades; SIGTERM or SIGINT starts the stop, a second one ends running
+ * requests at once. */
+static void handle_signals(int sig_fd, struct life *st)
 {
 	struct signalfd_siginfo si;
 
@@ -208,16 +249,15 @@ static void handle_signals(int sig_fd, struct stop_state *st)
 				log_warn("SIGHUP: cannot reopen the access log");
 			else
 				log_info("SIGHUP: access log reopened");
+		} else if (si.ssi_signo == SIGUSR2) {
+			if (st->stopping)
+				log_warnx("SIGUSR2 ignored: stopping");
+			else
+				start_upgrade();
 		} else if (si.ssi_signo != SIGTERM && si.ssi_signo != SIGINT) {
 			log_debug("signal %u ignored", si.ssi_signo);
 		} else if (!st->stopping) {
-			log_info("stopping: waiting up to %d s for %u connection(s) to finish", cfg.shutdown_timeout_ms / 1000,
-				 workers_active());
-			sdl_notify(0, "STOPPING=1");
-			st->stopping = true;
-			st->kill_at = monotonic_ms() + cfg.shutdown_timeout_ms;
-			listeners_close();
-			workers_stop();
+			begin_stop(st, false);
 		} else if (!st->killed) {
 			log_info("second signal: ending running requests now");
 			st->kill_at = monotonic_ms();
@@ -225,31 +265,92 @@ static void handle_signals(int sig_fd, struct stop_state *st)
 	}
 }
 
-/* The main loop: accepts connections, and on SIGTERM or SIGINT stops
- * accepting and waits for requests to finish, at most
- * --shutdown-timeout; then, or on a second signal, ends them. */
-static void serve(int sig_fd)
+/* What the other copy of an upgrade said. */
+static void handle_upgrade(struct life *st)
 {
-	struct stop_state st = { false, false, 0 };
-	struct pollfd pfd[LISTENERS_MAX + 2];
+	switch (upgrade_handle()) {
+	case UPGRADE_HANDED_OVER:
+		if (!st->stopping)
+			begin_stop(st, true);
+		break;
+	case UPGRADE_TAKEN_OVER:
+		/* Already ready in systemd's eyes: this says who is. */
+		sdl_notify(0, "READY=1");
+		log_info("taken over from the copy upgraded: this one is the main process now");
+		break;
+	case UPGRADE_FAILED:
+	case UPGRADE_NOTHING:
+		break;
+	}
+}
+
+/* --idle-exit: whether the daemon has been idle long enough, with no
+ * connection, no kept leftover, no upgrade under way.  Lowers *timeout to
+ * wake up when it will have been. */
+static bool idle_long_enough(struct life *st, int *timeout)
+{
+	long long now = monotonic_ms(), left;
+
+	if (!cfg.idle_exit_ms)
+		return false;
+	if (workers_active() > 0 || cgroups_leftovers() > 0 || upgrade_fd() >= 0) {
+		st->idle_since = 0;
+		return false;
+	}
+	if (!st->idle_since)
+		st->idle_since = now;
+	left = st->idle_since + cfg.idle_exit_ms - now;
+	if (left <= 0)
+		return true;
+	if (*timeout < 0 || left < *timeout)
+		*timeout = (int)left;
+	return false;
+}
+
+/* The main loop: accepts connections, and on SIGTERM or SIGINT, or once an
+ * upgrade has handed over, stops accepting and waits for requests to
+ * finish, at most --shutdown-timeout; then, or on a second signal, ends
+ * them.  Returns true after a hand-over. */
+static bool serve(int sig_fd)
+{
+	struct life st = { 0 };
+	struct pollfd pfd[LISTENERS_MAX + 3];
 
 	for (;;) {
 		bool backoff = false, accepting = !st.stopping && workers_active() < cfg.max_connections;
-		nfds_t np = 0;
-		int timeout = -1;
+		nfds_t np = 0, first_listener;
+		int timeout = -1, up = upgrade_timeout_ms();
+		long long now;
 
 		pfd[np++] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
 		pfd[np++] = (struct pollfd){ .fd = workers_done_fd(), .events = POLLIN };
+		pfd[np++] = (struct pollfd){ .fd = upgrade_fd(), .events = POLLIN };
+		first_listener = np;
 		for (size_t i = 0; accepting && i < listeners_count(); i++)
 			pfd[np++] = (struct pollfd){ .fd = listeners_fd(i), .events = POLLIN };
 		if (st.stopping && !st.killed) {
 			long long left = st.kill_at - monotonic_ms();
 			timeout = left > 0 ? (int)left : 0;
 		}
-		notify_systemd(&timeout);
-		/* Kept leftovers' cgroups are removed once empty. */
+		if (up >= 0 && (timeout < 0 || up < timeout))
+			timeout = up;
+		if (!st.handed_over && upgrade_is_main())
+			notify_systemd(&timeout);
+		/* Kept leftovers' cgroups are removed once empty (looked at
+		 * every second); those of a copy that is gone are adopted
+		 * (every 5 s). */
 		if (cgroups_leftovers() > 0 && (timeout < 0 || timeout > 1000))
 			timeout = 1000;
+		if (cgroups_on() && !st.stopping) {
+			long long left = st.next_adoption - monotonic_ms();
+			if (timeout < 0 || left < timeout)
+				timeout = left > 0 ? (int)left : 0;
+		}
+		if (!st.stopping && idle_long_enough(&st, &timeout)) {
+			log_info("idle for %d s (--idle-exit): exiting; systemd starts fcgiwrap again on the next "
+				 "connection", cfg.idle_exit_ms / 1000);
+			return false;
+		}
 		if (poll(pfd, np, timeout) < 0) {
 			if (errno != EINTR)
 				fatal("poll");
@@ -257,13 +358,20 @@ static void serve(int sig_fd)
 		}
 		if (pfd[1].revents)
 			workers_ack_done();
+		now = monotonic_ms();
+		if (cgroups_on() && !st.stopping && now >= st.next_adoption) {
+			cgroups_adopt_orphans();
+			st.next_adoption = now + ADOPTION_INTERVAL_MS;
+		}
 		if (cgroups_leftovers() > 0)
 			cgroups_reap_leftovers();
+		if (pfd[2].revents || upgrade_timeout_ms() == 0)
+			handle_upgrade(&st);
 		if (pfd[0].revents)
 			handle_signals(sig_fd, &st);
 		if (st.stopping) {
 			if (workers_active() == 0)
-				return;
+				return st.handed_over;
 			if (!st.killed && monotonic_ms() >= st.kill_at) {
 				log_warnx("ending %u connection(s) still running", workers_active());
 				workers_kill();
@@ -271,9 +379,9 @@ static void serve(int sig_fd)
 			}
 			continue;
 		}
-		for (nfds_t i = 2; i < np; i++) {
+		for (nfds_t i = first_listener; i < np; i++) {
 			if (pfd[i].revents)
-				listeners_accept(i - 2, &backoff);
+				listeners_accept(i - first_listener, &backoff);
 		}
 		if (backoff)
 			poll(NULL, 0, 100); /* let fds or threads come back */
@@ -284,9 +392,11 @@ int main(int argc, char **argv)
 {
 	extern char **environ;
 	int sig_fd;
+	bool handed_over;
 
 	ensure_std_fds();
 	log_init();
+	upgrade_init(argc, argv);
 	options_parse(argc, argv);
 	privileges_check();
 	stats_init();
@@ -305,6 +415,9 @@ int main(int argc, char **argv)
 	/* Before --chroot, which would hide the library. */
 	sd_lazy_init();
 	listeners_open();
+	if (cfg.idle_exit_ms && !listeners_inherited())
+		fatalx("--idle-exit needs sockets passed by systemd (socket activation): nothing would start "
+		       "fcgiwrap again");
 	privileges_drop();
 	start_containment();
 	start_slots();
@@ -314,9 +427,11 @@ int main(int argc, char **argv)
 		 "sandbox: %s",
 		 listeners_count(), cfg.max_active, cfg.max_connections, cgroups_containment(),
 		 cfg.leftovers_kill ? "killed" : "kept", sandbox_describe());
-	sdl_notify(0, "READY=1");
-	serve(sig_fd);
-	cgroups_shutdown();
+	if (upgrade_is_main())
+		sdl_notify(0, "READY=1");
+	upgrade_serving();
+	handed_over = serve(sig_fd);
+	cgroups_shutdown(handed_over);
 	log_info("stopped");
 	return 0;
 }

@@ -9,7 +9,13 @@
  * the daemon's work for a request), its counters read as differences from
  * the last reading.  Scripts are started straight into it (spawn.c).
  * A cgroup still holding processes after its request (kept leftovers) is
- * set aside, and removed once they are gone. */
+ * set aside, and removed once they are gone.
+ *
+ * N holds the daemon's pid: during an upgrade (upgrade.h) two copies
+ * share DIR, each with cgroups of its own.  The copy that serves adopts
+ * the cgroups of a copy that is gone (the drained old one, or one that
+ * was killed), so that what they left is still counted, reaped and, at
+ * the stop, ended. */
 #include "config.h"
 
 #include <dirent.h>
@@ -37,7 +43,7 @@
 #endif
 
 struct script_cgroup {
-	unsigned id;                /* DIR/script-<id> */
+	char name[48];              /* DIR/script-<daemon pid>-<n> */
 	bool in_use, leftover;
 	struct cgroup_usage base;   /* counters when taken */
 	struct cgroup_usage last;   /* counters when last read: the next
@@ -59,10 +65,10 @@ static atomic_uint n_leftovers;
 
 /* ---- files of a cgroup ---- */
 
-/* DIR/script-N/file (file NULL: the directory). */
+/* DIR/NAME/file (file NULL: the directory). */
 static int path_of(char *buf, size_t size, const struct script_cgroup *cg, const char *file)
 {
-	int n = snprintf(buf, size, "%s/script-%u%s%s", cg_state.dir, cg->id, file ? "/" : "", file ? file : "");
+	int n = snprintf(buf, size, "%s/%s%s%s", cg_state.dir, cg->name, file ? "/" : "", file ? file : "");
 	return n > 0 && (size_t)n < size ? 0 : -1;
 }
 
@@ -259,6 +265,13 @@ static int choose_dir(char *why, size_t size)
 		snprintf(why, size, "no cgroup v2 subtree to manage (--cgroup DIR, or systemd's Delegate=yes)");
 		return 0;
 	}
+	/* A copy started by an upgrade lives where the first one moved
+	 * itself: the subtree is its parent. */
+	{
+		size_t n = strlen(own);
+		if (n > 7 && strcmp(own + n - 7, "/daemon") == 0)
+			own[n - 7] = '\0';
+	}
 	snprintf(cg_state.dir, sizeof(cg_state.dir), "%s", own);
 	return 1;
 }
@@ -327,9 +340,16 @@ static struct script_cgroup *make_cgroup(void)
 
 	if (!cg)
 		return NULL;
-	cg->id = next_id++;
-	if (path_of(path, sizeof(path), cg, NULL) < 0 || (mkdir(path, 0755) < 0 && errno != EEXIST))
-		goto fail;
+	/* A name taken (by a daemon that had this pid before) is skipped. */
+	for (int tries = 0;; tries++) {
+		snprintf(cg->name, sizeof(cg->name), "script-%d-%u", (int)getpid(), next_id++);
+		if (path_of(path, sizeof(path), cg, NULL) < 0)
+			goto fail;
+		if (mkdir(path, 0755) == 0)
+			break;
+		if (errno != EEXIST || tries == 100)
+			goto fail;
+	}
 	if (apply_limits(cg) < 0) {
 		rmdir(path);
 		goto fail;
@@ -512,7 +532,7 @@ unsigned cgroups_reap_leftovers(void)
 			continue;
 		}
 		/* Emptied: removed rather than reused, its counters a mix. */
-		if (path_of(path, sizeof(path), cg, NULL) == 0 && rmdir(path) == 0) {
+		if (path_of(path, sizeof(path), cg, NULL) == 0 && (rmdir(path) == 0 || errno == ENOENT)) {
 			pool[i--] = pool[--n_pool];
 			free(cg);
 			atomic_fetch_sub(&n_leftovers, 1);
@@ -527,7 +547,7 @@ unsigned cgroups_leftovers(void)
 	return atomic_load(&n_leftovers);
 }
 
-void cgroups_shutdown(void)
+void cgroups_shutdown(bool hand_over)
 {
 	if (!cg_state.on)
 		return;
@@ -535,7 +555,7 @@ void cgroups_shutdown(void)
 	for (size_t i = 0; i < n_pool; i++) {
 		struct script_cgroup *cg = pool[i];
 		char path[PATH_MAX];
-		if (cg->leftover || cg->in_use) {
+		if (cg->in_use || (cg->leftover && !hand_over)) {
 			cgroup_kill(cg);
 			cgroup_wait_empty(cg, monotonic_ms() + 1000);
 		}
@@ -547,4 +567,63 @@ void cgroups_shutdown(void)
 	pool = NULL;
 	n_pool = 0;
 	pthread_mutex_unlock(&lock);
+}
+
+/* Whether name is the cgroup of a script of a daemon that is gone:
+ * "script-<pid>-<n>" with a pid other than ours and not alive. */
+static bool orphaned(const char *name)
+{
+	char *end;
+	long pid;
+
+	if (strncmp(name, "script-", 7) != 0)
+		return false;
+	errno = 0;
+	pid = strtol(name + 7, &end, 10);
+	if (errno || end == name + 7 || *end != '-' || pid <= 0 || pid == (long)getpid())
+		return false;
+	if (kill((pid_t)pid, 0) < 0)
+		return errno == ESRCH;
+	/* Exited, its parent not having waited yet. */
+	{
+		char path[64], stat[256], *state;
+		snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+		if (read_file(path, stat, sizeof(stat)) < 0)
+			return errno == ENOENT;
+		state = strrchr(stat, ')');
+		return state && state[1] == ' ' && (state[2] == 'Z' || state[2] == 'X');
+	}
+}
+
+void cgroups_adopt_orphans(void)
+{
+	DIR *d;
+	struct dirent *e;
+
+	if (!cg_state.on || !(d = opendir(cg_state.dir)))
+		return;
+	pthread_mutex_lock(&lock);
+	while ((e = readdir(d))) {
+		struct script_cgroup *cg, **more;
+		bool known = false;
+		if (e->d_type != DT_DIR || strlen(e->d_name) >= sizeof(cg->name) || !orphaned(e->d_name))
+			continue;
+		for (size_t i = 0; i < n_pool && !known; i++)
+			known = strcmp(pool[i]->name, e->d_name) == 0;
+		if (known || !(cg = calloc(1, sizeof(*cg))))
+			continue;
+		more = realloc(pool, (n_pool + 1) * sizeof(*pool));
+		if (!more) {
+			free(cg);
+			continue;
+		}
+		pool = more;
+		memcpy(cg->name, e->d_name, strlen(e->d_name) + 1); /* fits: checked above */
+		cg->leftover = true;
+		pool[n_pool++] = cg;
+		atomic_fetch_add(&n_leftovers, 1);
+		log_info("adopted cgroup %s/%s of an earlier fcgiwrap", cg_state.dir, e->d_name);
+	}
+	pthread_mutex_unlock(&lock);
+	closedir(d);
 }

@@ -63,7 +63,14 @@ unsigned cgroups_reap_leftovers(void);
 /* How many cgroups are kept for leftovers now. */
 unsigned cgroups_leftovers(void);
 
-/* At the daemon's exit: ends what leftovers remain, removes the cgroups. */
-void cgroups_shutdown(void);
+/* Takes in the cgroups that a daemon that is gone left in the subtree
+ * (their processes are then counted, reaped and ended as kept leftovers
+ * of this one).  Cheap: one read of the subtree's directory. */
+void cgroups_adopt_orphans(void);
+
+/* At the daemon's exit: ends what leftovers remain and removes the
+ * cgroups; hand_over (after an upgrade) keeps the leftovers, which the
+ * new copy adopts. */
+void cgroups_shutdown(bool hand_over);
 
 #endif

@@ -273,8 +273,11 @@ int fcgi_conn_await_head(struct fcgi_conn *c, bool first, int idle_ms, int stop_
 		if (!head_end && head_started(c))
 			head_end = monotonic_ms() + c->wait.progress_ms;
 		/* A connection with a request under way is served during a
-		 * stop; only an idle one is closed. */
-		rc = wait_readable(c, head_end ? head_end : idle_end, head_started(c) ? -1 : stop_fd);
+		 * stop, and so is one just accepted, whose peer has connected
+		 * to send one (closed, its request would fail; during an
+		 * upgrade, the new copy could have served it); only one idle
+		 * between requests is closed. */
+		rc = wait_readable(c, head_end ? head_end : idle_end, first || head_started(c) ? -1 : stop_fd);
 		if (rc == 0 && head_end) {
 			log_warnx("closing a connection: no complete request within --peer-timeout (%llu bytes sent)",
 				  c->received);

@@ -27,6 +27,7 @@
 #include "settings.h"
 #include "socket_url.h"
 #include "stats.h"
+#include "upgrade.h"
 #include "workers.h"
 
 struct listener {
@@ -39,6 +40,7 @@ struct listener {
 
 static struct listener listeners[LISTENERS_MAX];
 static size_t n_listeners;
+static bool inherited;
 
 /* Adds a listening socket; its address family comes from the socket. */
 static void add_listener(int fd, const char *unix_path)
@@ -179,8 +181,11 @@ void listeners_open(void)
 	if (n < 0)
 		log_warnx("ignoring systemd's sockets: %s", strerror(-n));
 	if (n > 0) {
-		if (cfg.n_socket_urls)
+		/* An upgraded copy gets its sockets the same way, its -s
+		 * being the old copy's. */
+		if (cfg.n_socket_urls && !upgrade_inherited())
 			log_warnx("sockets passed by systemd are served; -s is ignored");
+		inherited = true;
 		for (int i = 0; i < n; i++) {
 			int fd = SD_LISTEN_FDS_START + i;
 			const char *name = names && names[i] ? names[i] : "?";
@@ -190,7 +195,8 @@ void listeners_open(void)
 				continue;
 			}
 			add_listener(fd, NULL);
-			log_debug("serving socket '%s' (fd %d) from systemd", name, fd);
+			log_debug("serving socket '%s' (fd %d) from %s", name, fd,
+				  upgrade_inherited() ? "the copy upgraded" : "systemd");
 		}
 		for (int i = 0; names && i < n; i++)
 			free(names[i]);
@@ -228,9 +234,15 @@ static void remove_socket_files(void)
 	}
 }
 
-void listeners_close(void)
+bool listeners_inherited(void)
 {
-	remove_socket_files();
+	return inherited;
+}
+
+void listeners_close(bool remove_files)
+{
+	if (remove_files)
+		remove_socket_files();
 	for (size_t i = 0; i < n_listeners; i++) {
 		if (listeners[i].fd >= 0)
 			close(listeners[i].fd);

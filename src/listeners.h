@@ -19,8 +19,12 @@ int listeners_fd(size_t i); /* -1 once closed */
  * a worker.  Sets *backoff when fds or threads ran out (the caller pauses). */
 void listeners_accept(size_t i, bool *backoff);
 
-/* Stops listening: removes the socket files the daemon created and closes
- * every socket. */
-void listeners_close(void);
+/* The sockets came from systemd or from the copy this one upgraded: they
+ * outlive the daemon, which never removes them. */
+bool listeners_inherited(void);
+
+/* Stops listening: closes every socket, and with remove_files removes the
+ * socket files the daemon created (not when they are handed over). */
+void listeners_close(bool remove_files);
 
 #endif

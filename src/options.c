@@ -259,6 +259,8 @@ static const struct option_def options[] = {
 	  "longest wait for a free script slot before 503\n(default @)", false },
 	{ "shutdown-timeout", 0, "SECONDS", OPT_SECONDS, AT(shutdown_timeout_ms), NULL, "60",
 	  "on SIGTERM, wait this long for running requests\nbefore ending them (default @)", false },
+	{ "idle-exit", 0, "SECONDS", OPT_SECONDS, AT(idle_exit_ms), NULL, NULL,
+	  "with sockets from systemd, exit once no connection\nhas been open for this long", false },
 	{ "rlimit", 0, "NAME=VALUE", OPT_CUSTOM, 0, set_rlimit, NULL,
 	  "resource limit for scripts, repeatable: as, core,\ncpu, data, fsize, nofile, nproc, stack", false },
 	{ "user", 0, "USER", OPT_STRING, AT(run_user), NULL, NULL,

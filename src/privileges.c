@@ -38,8 +38,24 @@ void privileges_check(void)
 			       "or --allow-root if you mean it");
 		return;
 	}
-	if (cfg.run_user || cfg.run_group || cfg.chroot_dir)
-		fatalx("--user, --group and --chroot need fcgiwrap to be started as root");
+	if (cfg.chroot_dir)
+		fatalx("--chroot needs fcgiwrap to be started as root");
+	/* Already running as --user and --group (a copy started by an
+	 * upgrade, which the first copy's drop passed on): nothing to do. */
+	if (cfg.run_user || cfg.run_group) {
+		uid_t uid = geteuid();
+		gid_t gid = getegid();
+		if (cfg.run_user) {
+			privileges_lookup(cfg.run_user, cfg.run_group, &uid, &gid);
+		} else {
+			struct group *gr = getgrnam(cfg.run_group);
+			if (!gr)
+				fatalx("unknown group '%s'", cfg.run_group);
+			gid = gr->gr_gid;
+		}
+		if (uid != geteuid() || gid != getegid())
+			fatalx("--user and --group need fcgiwrap to be started as root (or as that user and group)");
+	}
 }
 
 /* The user's groups, its primary or --group gid among them, as

@@ -37,6 +37,7 @@ struct settings {
 	int peer_timeout_ms;       /* web server silent or not reading */
 	int queue_timeout_ms;      /* wait for a script slot before 503 */
 	int shutdown_timeout_ms;   /* SIGTERM: wait for requests this long */
+	int idle_exit_ms;          /* --idle-exit, 0 = never */
 	int slow_log_ms;           /* --slow-log, 0 = off */
 	unsigned long long spool_limit; /* --spool-limit bytes, 0 = none */
 	const char *cgroup_dir;    /* --cgroup DIR, "none", or NULL: systemd's */

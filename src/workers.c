@@ -72,13 +72,15 @@ static int dequeue(void)
 }
 
 /* A connection has closed (the lock held).  The main loop only waits for
- * this when it stopped accepting at the limit, or is stopping: no wake-up
- * per request. */
+ * this when it stopped accepting at the limit, is stopping, or counts
+ * idle time for --idle-exit from the last close: no wake-up per request. */
 static void connection_closed(void)
 {
 	uint64_t one = 1;
+	bool was_full = active == queue_cap;
 
-	if ((active-- == queue_cap || stopping) && write(done_fd, &one, sizeof(one)) < 0) {
+	active--;
+	if ((was_full || stopping || (active == 0 && cfg.idle_exit_ms)) && write(done_fd, &one, sizeof(one)) < 0) {
 		/* The counter cannot overflow in practice; nothing to do. */
 	}
 }
