@@ -196,6 +196,7 @@ static void start_slots(void)
 #define ADOPTION_INTERVAL_MS 5000
 
 struct life {
+	bool signalled;      /* SIGTERM or SIGINT came */
 	bool stopping, killed;
 	bool handed_over;    /* stopping after an upgrade: the new copy serves */
 	long long kill_at;   /* when running requests are ended */
@@ -217,6 +218,8 @@ static void begin_stop(struct life *st, bool handed_over)
 		if (upgrade_is_main())
 			sdl_notify(0, "STOPPING=1");
 	}
+	if (!handed_over)
+		upgrade_abort();
 	st->stopping = true;
 	st->handed_over = handed_over;
 	st->kill_at = monotonic_ms() + cfg.shutdown_timeout_ms;
@@ -256,8 +259,12 @@ static void handle_signals(int sig_fd, struct life *st)
 				start_upgrade();
 		} else if (si.ssi_signo != SIGTERM && si.ssi_signo != SIGINT) {
 			log_debug("signal %u ignored", si.ssi_signo);
-		} else if (!st->stopping) {
-			begin_stop(st, false);
+		} else if (!st->signalled) {
+			/* The first: a copy draining after an upgrade goes on as
+			 * it was (systemctl stop signals every process). */
+			st->signalled = true;
+			if (!st->stopping)
+				begin_stop(st, false);
 		} else if (!st->killed) {
 			log_info("second signal: ending running requests now");
 			st->kill_at = monotonic_ms();
@@ -356,8 +363,10 @@ static bool serve(int sig_fd)
 				fatal("poll");
 			continue;
 		}
-		if (pfd[1].revents)
+		if (pfd[1].revents) {
 			workers_ack_done();
+			st.idle_since = 0; /* idle from the last close on */
+		}
 		now = monotonic_ms();
 		if (cgroups_on() && !st.stopping && now >= st.next_adoption) {
 			cgroups_adopt_orphans();
@@ -365,7 +374,7 @@ static bool serve(int sig_fd)
 		}
 		if (cgroups_leftovers() > 0)
 			cgroups_reap_leftovers();
-		if (pfd[2].revents || upgrade_timeout_ms() == 0)
+		if (pfd[2].revents || up >= 0)
 			handle_upgrade(&st);
 		if (pfd[0].revents)
 			handle_signals(sig_fd, &st);
@@ -380,8 +389,10 @@ static bool serve(int sig_fd)
 			continue;
 		}
 		for (nfds_t i = first_listener; i < np; i++) {
-			if (pfd[i].revents)
+			if (pfd[i].revents) {
 				listeners_accept(i - first_listener, &backoff);
+				st.idle_since = 0; /* even if already closed */
+			}
 		}
 		if (backoff)
 			poll(NULL, 0, 100); /* let fds or threads come back */

@@ -305,6 +305,27 @@ bool cgroups_on(void)
 	return cg_state.on;
 }
 
+/* Removes a cgroup that holds no process, with any cgroups a script made
+ * below it (their own, delegated or not, stay empty too once it is). */
+static int remove_tree(const char *path, int depth)
+{
+	DIR *d;
+	struct dirent *e;
+
+	if (rmdir(path) == 0 || errno == ENOENT)
+		return 0;
+	if ((errno != EBUSY && errno != ENOTEMPTY) || depth == 0 || !(d = opendir(path)))
+		return -1;
+	while ((e = readdir(d))) {
+		char sub[PATH_MAX];
+		if (e->d_type == DT_DIR && strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+		    snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name) < (int)sizeof(sub))
+			remove_tree(sub, depth - 1);
+	}
+	closedir(d);
+	return rmdir(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
 /* ---- one cgroup per script ---- */
 
 static int apply_limits(const struct script_cgroup *cg)
@@ -532,7 +553,7 @@ unsigned cgroups_reap_leftovers(void)
 			continue;
 		}
 		/* Emptied: removed rather than reused, its counters a mix. */
-		if (path_of(path, sizeof(path), cg, NULL) == 0 && (rmdir(path) == 0 || errno == ENOENT)) {
+		if (path_of(path, sizeof(path), cg, NULL) == 0 && remove_tree(path, 8) == 0) {
 			pool[i--] = pool[--n_pool];
 			free(cg);
 			atomic_fetch_sub(&n_leftovers, 1);
@@ -560,7 +581,7 @@ void cgroups_shutdown(bool hand_over)
 			cgroup_wait_empty(cg, monotonic_ms() + 1000);
 		}
 		if (path_of(path, sizeof(path), cg, NULL) == 0)
-			rmdir(path);
+			remove_tree(path, 8);
 		free(cg);
 	}
 	free(pool);
@@ -570,7 +591,8 @@ void cgroups_shutdown(bool hand_over)
 }
 
 /* Whether name is the cgroup of a script of a daemon that is gone:
- * "script-<pid>-<n>" with a pid other than ours and not alive. */
+ * "script-<pid>-<n>" with a pid not alive, or ours (the caller adopts
+ * only those not in the pool). */
 static bool orphaned(const char *name)
 {
 	char *end;
@@ -580,8 +602,12 @@ static bool orphaned(const char *name)
 		return false;
 	errno = 0;
 	pid = strtol(name + 7, &end, 10);
-	if (errno || end == name + 7 || *end != '-' || pid <= 0 || pid == (long)getpid())
+	if (errno || end == name + 7 || *end != '-' || pid <= 0)
 		return false;
+	/* Ours by name but not in the pool: a daemon that had this pid
+	 * before (pids are reused, in containers soon). */
+	if (pid == (long)getpid())
+		return true;
 	if (kill((pid_t)pid, 0) < 0)
 		return errno == ESRCH;
 	/* Exited, its parent not having waited yet. */

@@ -208,9 +208,13 @@ ssize_t fcgi_conn_splice(struct fcgi_conn *c, int pipe_fd, bool *pipe_full)
 	return 0;
 }
 
+/* A connection accepted just before a stop: how long its first request
+ * may take to begin (nginx sends it with the connection). */
+#define STOP_GRACE_MS 2000
+
 /* Waits up to the deadline (0: none) for the socket to be readable, or for
- * extra_fd (-1: none).  Returns 1 readable, 0 timeout, -1 stopped (the
- * cancel fd or extra_fd). */
+ * extra_fd (-1: none).  Returns 1 readable, 0 timeout, -1 cancelled (the
+ * cancel fd), -2 extra_fd readable. */
 static int wait_readable(struct fcgi_conn *c, long long deadline, int extra_fd)
 {
 	struct pollfd pfd[3] = { { .fd = c->fd, .events = POLLIN },
@@ -228,7 +232,7 @@ static int wait_readable(struct fcgi_conn *c, long long deadline, int extra_fd)
 		return rc;
 	if (pfd[0].revents)
 		return 1;
-	return -1;
+	return extra_fd >= 0 && pfd[2].revents && !pfd[1].revents ? -2 : -1;
 }
 
 /* Whether the peer has begun sending something: the bytes of a request
@@ -243,6 +247,7 @@ int fcgi_conn_await_head(struct fcgi_conn *c, bool first, int idle_ms, int stop_
 	long long now = monotonic_ms();
 	long long idle_end = first ? 0 : now + idle_ms;
 	long long head_end = first || head_started(c) ? now + c->wait.progress_ms : 0;
+	bool graced = false; /* the stop began: the first request has a moment */
 
 	c->received = 0;
 	for (;;) {
@@ -275,9 +280,22 @@ int fcgi_conn_await_head(struct fcgi_conn *c, bool first, int idle_ms, int stop_
 		/* A connection with a request under way is served during a
 		 * stop, and so is one just accepted, whose peer has connected
 		 * to send one (closed, its request would fail; during an
-		 * upgrade, the new copy could have served it); only one idle
-		 * between requests is closed. */
-		rc = wait_readable(c, head_end ? head_end : idle_end, first || head_started(c) ? -1 : stop_fd);
+		 * upgrade, the new copy could have served it), if its request
+		 * comes within STOP_GRACE_MS; one idle between requests is
+		 * closed. */
+		rc = wait_readable(c, head_end ? head_end : idle_end, head_started(c) || graced ? -1 : stop_fd);
+		if (rc == -2 && first) {
+			long long grace_end = monotonic_ms() + STOP_GRACE_MS;
+			graced = true;
+			if (grace_end < head_end)
+				head_end = grace_end;
+			continue;
+		}
+		if (rc == 0 && head_end && graced && !head_started(c)) {
+			log_info("closing a connection accepted as the daemon stopped: no request within %d ms",
+				 STOP_GRACE_MS);
+			return 0;
+		}
 		if (rc == 0 && head_end) {
 			log_warnx("closing a connection: no complete request within --peer-timeout (%llu bytes sent)",
 				  c->received);

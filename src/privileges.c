@@ -11,6 +11,7 @@
 #include "log.h"
 #include "privileges.h"
 #include "settings.h"
+#include "upgrade.h"
 
 /* USER[:GROUP] to ids; GROUP defaults to USER's primary group. */
 void privileges_lookup(const char *user, const char *group, uid_t *uid, gid_t *gid)
@@ -40,8 +41,12 @@ void privileges_check(void)
 	}
 	if (cfg.chroot_dir)
 		fatalx("--chroot needs fcgiwrap to be started as root");
-	/* Already running as --user and --group (a copy started by an
-	 * upgrade, which the first copy's drop passed on): nothing to do. */
+	/* A copy started by an upgrade runs as the first copy's drop left
+	 * it, --user and --group done, supplementary groups included.  Any
+	 * other start as that user is refused as before: its groups are
+	 * whatever its starter left. */
+	if ((cfg.run_user || cfg.run_group) && !upgrade_inherited())
+		fatalx("--user and --group need fcgiwrap to be started as root");
 	if (cfg.run_user || cfg.run_group) {
 		uid_t uid = geteuid();
 		gid_t gid = getegid();
@@ -54,7 +59,8 @@ void privileges_check(void)
 			gid = gr->gr_gid;
 		}
 		if (uid != geteuid() || gid != getegid())
-			fatalx("--user and --group need fcgiwrap to be started as root (or as that user and group)");
+			fatalx("--user and --group need fcgiwrap to be started as root (an upgraded copy runs as "
+			       "the first one dropped to)");
 	}
 }
 

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@ static char exe[PATH_MAX];      /* the binary's path, as at start */
 static char **args;             /* the arguments, as at start */
 static int channel = -1;        /* to the other copy */
 static pid_t child = -1;        /* old copy: the new one, until it serves */
+static pid_t unreaped = -1;     /* old copy: a new one ended, not reaped yet */
 static long long give_up_at;    /* old copy: when it stops waiting */
 static bool inherited, is_main = true;
 
@@ -201,47 +203,91 @@ int upgrade_timeout_ms(void)
 	long long left;
 
 	if (child <= 0)
-		return -1;
+		return unreaped > 0 ? 1000 : -1;
 	left = give_up_at - monotonic_ms();
 	return left > 0 ? (int)left : 0;
+}
+
+/* Reaps an ended new copy, waiting at most 200 ms (one that takes longer,
+ * stuck in the kernel, is reaped later: the main loop is not held).
+ * Returns true with *status once reaped. */
+static bool reap(pid_t pid, int *status)
+{
+	for (int i = 0; i < 200; i++) {
+		pid_t r = waitpid(pid, status, WNOHANG);
+		if (r == pid || (r < 0 && errno != EINTR)) {
+			unreaped = -1;
+			return r == pid;
+		}
+		poll(NULL, 0, 1);
+	}
+	unreaped = pid;
+	return false;
 }
 
 /* Old copy: the new one did not come up; it is ended and reaped. */
 static enum upgrade_event failed(const char *what)
 {
 	int status = 0;
+	bool reaped;
 
 	kill(child, SIGKILL);
-	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
-		;
+	reaped = reap(child, &status);
 	if (what)
 		log_warnx("upgrade failed: the new copy (pid %d) %s; still serving", (int)child, what);
-	else if (WIFEXITED(status))
+	else if (reaped && WIFEXITED(status))
 		log_warnx("upgrade failed: the new copy (pid %d) exited with status %d before serving (its log lines "
 			  "say why); still serving", (int)child, WEXITSTATUS(status));
 	else
-		log_warnx("upgrade failed: the new copy (pid %d) was killed by signal %d before serving; still serving",
-			  (int)child, WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+		log_warnx("upgrade failed: the new copy (pid %d) ended before serving (signal %d); still serving",
+			  (int)child, reaped && WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 	close(channel);
 	channel = -1;
 	child = -1;
 	return UPGRADE_FAILED;
 }
 
+/* Old copy, on 'R': the new copy becomes the main process, if it is still
+ * there to be. */
+static enum upgrade_event hand_over(void)
+{
+	char state[32];
+	int status;
+
+	if (waitpid(child, &status, WNOHANG) != 0)
+		return failed("ended just as it said it was serving");
+	if (send(channel, "M", 1, MSG_NOSIGNAL) < 0)
+		return failed("closed its channel just as it said it was serving");
+	snprintf(state, sizeof(state), "MAINPID=%d", (int)child);
+	sdl_notify(0, state);
+	log_info("upgrade: the new copy (pid %d) serves; this one stops accepting and finishes its requests",
+		 (int)child);
+	close(channel);
+	channel = -1;
+	child = -1;
+	return UPGRADE_HANDED_OVER;
+}
+
 enum upgrade_event upgrade_handle(void)
 {
 	char buf[1 + sizeof(int)];
 	ssize_t got;
+	int status;
 
+	if (unreaped > 0 && child <= 0)
+		reap(unreaped, &status);
 	if (channel < 0)
 		return UPGRADE_NOTHING;
-	if (child > 0 && monotonic_ms() >= give_up_at)
-		return failed("did not say it was serving within 30 s");
+	/* What was said first: a copy that said it serves just as its time
+	 * ran out serves (and has accepted connections already). */
 	do
 		got = recv(channel, buf, sizeof(buf), MSG_DONTWAIT);
 	while (got < 0 && errno == EINTR);
-	if (got < 0 && errno == EAGAIN)
+	if (got < 0 && errno == EAGAIN) {
+		if (child > 0 && monotonic_ms() >= give_up_at)
+			return failed("did not say it was serving within 30 s");
 		return UPGRADE_NOTHING;
+	}
 	if (child <= 0) {
 		/* New copy: the old one made it the main process ('M'), or is
 		 * gone. */
@@ -250,19 +296,8 @@ enum upgrade_event upgrade_handle(void)
 		is_main = true;
 		return UPGRADE_TAKEN_OVER;
 	}
-	if (got >= 1 && buf[0] == 'R') {
-		char state[32];
-		snprintf(state, sizeof(state), "MAINPID=%d", (int)child);
-		sdl_notify(0, state);
-		if (send(channel, "M", 1, MSG_NOSIGNAL) < 0)
-			log_warn("upgrade: cannot tell the new copy it is the main process");
-		log_info("upgrade: the new copy (pid %d) serves; this one stops accepting and finishes its requests",
-			 (int)child);
-		close(channel);
-		channel = -1;
-		child = -1;
-		return UPGRADE_HANDED_OVER;
-	}
+	if (got >= 1 && buf[0] == 'R')
+		return hand_over();
 	if (got == (ssize_t)sizeof(buf) && buf[0] == 'E') {
 		int err;
 		char what[PATH_MAX + 64];
@@ -271,6 +306,19 @@ enum upgrade_event upgrade_handle(void)
 		return failed(what);
 	}
 	return failed(NULL);
+}
+
+void upgrade_abort(void)
+{
+	if (child <= 0)
+		return;
+	/* SIGTERM, not SIGKILL: what it may have accepted already is
+	 * served before it exits. */
+	log_info("stopping: the upgrade under way is abandoned; the new copy (pid %d) stops too", (int)child);
+	kill(child, SIGTERM);
+	close(channel);
+	channel = -1;
+	child = -1;
 }
 
 void upgrade_serving(void)

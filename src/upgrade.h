@@ -31,8 +31,9 @@ bool upgrade_is_main(void);
  * Returns 0, or -1 after logging why not (the daemon keeps serving). */
 int upgrade_start(const int *fds, size_t n);
 
-/* The fd to poll for the other copy (-1: none), and how long an old copy
- * still waits for the new one (ms, -1: no limit). */
+/* The fd to poll for the other copy (-1: none), and when upgrade_handle()
+ * is due anyway (ms, -1: never): the end of the old copy's wait for the
+ * new one, or a retry to reap one that failed. */
 int upgrade_fd(void);
 int upgrade_timeout_ms(void);
 
@@ -46,6 +47,10 @@ enum upgrade_event {
 /* Reads what the other copy said, once upgrade_fd() is readable or the
  * timeout has passed. */
 enum upgrade_event upgrade_handle(void);
+
+/* Old copy, stopping: abandons an upgrade under way (the new copy gets
+ * SIGTERM and serves what it accepted before it exits). */
+void upgrade_abort(void);
 
 /* New copy: tells the old one it serves. */
 void upgrade_serving(void);

@@ -16,7 +16,8 @@ import time
 
 import fcgi_client as fc
 import pytest
-from conftest import FCGIWRAP, HELLO_CGI, NGINX, TOP_SRCDIR, Nginx, cgi_params, pid_alive, wait_for
+from conftest import (FCGIWRAP, HELLO_CGI, NGINX, TOP_SRCDIR, Nginx, cgi_params, children_of, pid_alive,
+                      wait_for)
 from test_containment import cgroup_dir  # noqa: F401 (a fixture)
 from test_hardening import nobodys_dir  # noqa: F401 (a fixture)
 
@@ -128,10 +129,12 @@ def test_script_limit_503_after_queue_timeout(tmp_path, start_daemon):
 
 
 def test_script_limit_refuses_bad_values(tmp_path):
-    for bad in ("/bin=0", "/bin", "=3", "/bin=x", "/nonexistent/dir=2"):
+    for bad, why in (("/bin=0", "PATH=N with N from 1"), ("/bin", "PATH=N, not"), ("=3", "PATH=N, not"),
+                     ("/bin=x", "PATH=N with N from 1"), ("/nonexistent/dir=2", "cannot resolve the path")):
         p = subprocess.run([FCGIWRAP, "-s", "unix:%s/s" % tmp_path, "--allow-root", "--script-limit", bad],
                            capture_output=True, text=True, timeout=30)
-        assert p.returncode != 0 and "--script-limit" in p.stderr, (bad, p.stderr)
+        assert p.returncode != 0 and why in p.stderr, (bad, p.stderr)
+
 
 # ---- upgrade in place (SIGUSR2) ----
 
@@ -306,6 +309,75 @@ def test_upgrade_reads_the_binary_again_and_survives_a_bad_one(tmp_path, copies)
     assert fc.request(d.sock, cgi_params(query="hello")).status == 200
 
 
+def test_stop_during_an_upgrade_stops_the_new_copy_too(copies):
+    # A new copy that takes its time to start (a wrapper that waits, then
+    # runs the binary with the sockets it was given).
+    d = copies()
+    real = d.exe.with_name("fcgiwrap.real")
+    shutil.copy(d.exe, real)
+    marker = d.exe.with_name("started")
+    d.exe.unlink()
+    d.exe.write_text("#!/bin/sh\necho $$ > %s\nsleep 60\nexec %s \"$@\"\n" % (marker, real))
+    d.exe.chmod(0o755)
+    os.kill(d.main, signal.SIGUSR2)
+    assert wait_for(lambda: marker.exists() and marker.read_text().endswith("\n"), 30)
+    new = int(marker.read_text())
+    # Stopped while the upgrade is under way: the new copy goes too, and
+    # no daemon is left serving a socket whose file is gone.
+    os.kill(d.main, signal.SIGTERM)
+    assert d.first.wait(30) == 0
+    assert wait_for(lambda: not pid_alive(new), 30)
+    assert "the upgrade under way is abandoned" in d.log()
+    assert not os.path.exists(d.sock)
+
+
+def test_draining_copy_finishes_its_requests_on_sigterm(copies):
+    # systemctl stop right after a reload signals the old copy too: its
+    # first SIGTERM does not end the requests it is finishing.
+    d = copies()
+    results = []
+    slow = threading.Thread(target=lambda: results.append(fc.request(d.sock, cgi_params(query="sleep=3"),
+                                                                     timeout=60)))
+    slow.start()
+    old = d.main
+    assert wait_for(lambda: children_of(old), 20)
+    d.upgrade()
+    os.kill(old, signal.SIGTERM)
+    slow.join()
+    assert results[0].status == 200 and results[0].body == b"slept\n"
+    assert wait_for(lambda: not pid_alive(old), 30)
+
+
+def socket_fds(pid):
+    n = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            n += os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("socket:")
+        except OSError:
+            pass
+    return n
+
+
+def test_connection_accepted_before_a_stop_is_served(start_daemon):
+    d = start_daemon(["--shutdown-timeout", "60"])
+    before = socket_fds(d.proc.pid)
+    talker, silent = fc.Client(d.address, timeout=30), fc.Client(d.address, timeout=30)
+    # Both accepted (the daemon holds their sockets) before the stop.
+    assert wait_for(lambda: socket_fds(d.proc.pid) >= before + 2, 20)
+    d.proc.send_signal(signal.SIGTERM)
+    assert wait_for(lambda: "stopping:" in d.log(), 20)
+    with talker:
+        assert talker.request(cgi_params(query="hello")).status == 200
+    # The silent one has a moment (2 s), not --peer-timeout or the whole
+    # --shutdown-timeout.
+    start = time.monotonic()
+    assert d.proc.wait(30) == 0
+    assert time.monotonic() - start < 15
+    assert fc.is_closed(silent.sock, 5)
+    silent.close()
+    assert "no request within 2000 ms" in d.log()
+
+
 def test_upgrade_as_the_user_dropped_to(tmp_path, copies, nobodys_dir):
     # Started as root with --user: the new copy starts as nobody, already
     # what --user asks, and serves.
@@ -320,9 +392,9 @@ def test_upgrade_as_the_user_dropped_to(tmp_path, copies, nobodys_dir):
     assert fc.request(d.sock, params).status == 200
 
 
-def test_user_other_than_the_current_one_needs_root(nobodys_dir):
-    # As nobody, --user nobody is fine (nothing to change); --user root
-    # is not.
+def test_user_needs_root_unless_upgraded(nobodys_dir):
+    # Started as nobody (not by an upgrade), --user nobody is refused as
+    # before: its supplementary groups are whatever its starter left.
     nobody = pwd.getpwnam("nobody")
 
     def as_nobody():
@@ -332,17 +404,9 @@ def test_user_other_than_the_current_one_needs_root(nobodys_dir):
 
     exe = nobodys_dir / "fcgiwrap"
     shutil.copy(FCGIWRAP, exe)
-    ok = subprocess.Popen([str(exe), "-s", "unix:%s/a" % nobodys_dir, "--user", "nobody"], preexec_fn=as_nobody,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        assert wait_for(lambda: os.path.exists("%s/a" % nobodys_dir) or ok.poll() is not None, 20)
-        assert ok.poll() is None
-    finally:
-        ok.terminate()
-        ok.wait(20)
-    bad = subprocess.run([str(exe), "-s", "unix:%s/b" % nobodys_dir, "--user", "root"], preexec_fn=as_nobody,
-                         capture_output=True, text=True, timeout=30)
-    assert bad.returncode != 0 and "need fcgiwrap to be started as root" in bad.stderr
+    p = subprocess.run([str(exe), "-s", "unix:%s/a" % nobodys_dir, "--user", "nobody"], preexec_fn=as_nobody,
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and "need fcgiwrap to be started as root" in p.stderr
 
 
 def test_upgrade_makes_the_new_copy_systemds_main_process(tmp_path, copies):
