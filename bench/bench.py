@@ -88,19 +88,22 @@ def wait_socket(path):
 
 
 def daemon_pids(pid):
-    """pid and the other processes running the same executable (Debian's
-    preforked children); scripts are other executables."""
+    """pid and its children running the same executable (Debian's
+    preforked children); scripts are other executables, and another
+    daemon of the same executable (ours with --cgroup) is not a child."""
     try:
         exe = os.readlink("/proc/%d/exe" % pid)
     except OSError:  # exited already (then the error that ended the run is above)
         return []
-    out = []
+    out = [pid]
     for entry in os.listdir("/proc"):
-        if entry.isdigit():
+        if entry.isdigit() and int(entry) != pid:
             try:
-                if os.readlink("/proc/%s/exe" % entry) == exe:
+                with open("/proc/%s/stat" % entry) as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                if ppid == pid and os.readlink("/proc/%s/exe" % entry) == exe:
                     out.append(int(entry))
-            except OSError:
+            except (OSError, ValueError):
                 pass
     return out
 

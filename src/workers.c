@@ -105,21 +105,21 @@ static void serve_one(int fd, struct worker_buffers *wb)
 
 /* A worker that could not map its buffers: closes what waits in the queue
  * (the web server sees the connections fail, not hang), then exits, so
- * that a later connection starts a thread that tries again. */
+ * that a later connection starts a thread that tries again.  All under the
+ * lock, and no longer counted as a thread from the start: a connection
+ * submitted meanwhile must find it gone (and start a thread of its own),
+ * not find it idle and be closed by it after memory came back. */
 static void *worker_without_buffers(int err)
 {
 	unsigned closed = 0;
 
 	pthread_mutex_lock(&lock);
+	threads--;
 	while (queue_len > 0) {
-		int fd = dequeue();
-		pthread_mutex_unlock(&lock);
-		close(fd);
+		close(dequeue());
 		closed++;
-		pthread_mutex_lock(&lock);
 		connection_closed();
 	}
-	threads--;
 	if (!buffers_short)
 		log_errx("cannot map a worker's buffers (%s); closed %u connection(s)", strerror(err), closed);
 	buffers_short = true;
