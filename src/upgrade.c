@@ -256,10 +256,17 @@ static enum upgrade_event hand_over(void)
 
 	if (waitpid(child, &status, WNOHANG) != 0)
 		return failed("ended just as it said it was serving");
-	if (send(channel, "M", 1, MSG_NOSIGNAL) < 0)
-		return failed("closed its channel just as it said it was serving");
+	/* Named first, so that what the new copy sends once told is taken
+	 * from the main process.  Should it be gone in between, this copy
+	 * claims the role back (systemd may refuse: its main process died,
+	 * and socket activation starts a new one) and keeps serving. */
 	snprintf(state, sizeof(state), "MAINPID=%d", (int)child);
 	sdl_notify(0, state);
+	if (send(channel, "M", 1, MSG_NOSIGNAL) < 0) {
+		snprintf(state, sizeof(state), "MAINPID=%d", (int)getpid());
+		sdl_notify(0, state);
+		return failed("closed its channel just as it said it was serving");
+	}
 	log_info("upgrade: the new copy (pid %d) serves; this one stops accepting and finishes its requests",
 		 (int)child);
 	close(channel);
