@@ -56,10 +56,11 @@ struct script_policy {
 
 /* Applies the rules to a resolved script (reads the file system).
  * document_root is the parameter when the script was found through it,
- * else NULL.  checked (checked_size bytes; may be NULL) gets the path the
- * rules were applied to: the canonical path when a rule compared it, else
- * filename.  Returns 0, or -1 with *why naming the rule that refused. */
+ * else NULL.  *checked (when checked is not NULL) gets the path the rules
+ * were applied to, allocated: the canonical path when a rule compared it,
+ * else filename.  Returns 0, or -1 with *why naming the rule that
+ * refused. */
 int script_policy_check(const struct script_policy *pol, const char *filename, const char *document_root,
-			char *checked, size_t checked_size, const char **why);
+			char **checked, const char **why);
 
 #endif

@@ -167,7 +167,7 @@ static int select_script(struct request *r)
 		return -1;
 	}
 	r->label = r->loc.filename;
-	if (script_policy_check(&cfg.policy, r->loc.filename, found_through_root(r), NULL, 0, &why) < 0 ||
+	if (script_policy_check(&cfg.policy, r->loc.filename, found_through_root(r), NULL, &why) < 0 ||
 	    choose_directory(r, &why) < 0) {
 		refuse(r, "403 Forbidden", "script refused: %s", why);
 		return -1;
@@ -344,21 +344,23 @@ static int stdin_pipe_size(const struct request *r)
  * or -1 once the request has been refused. */
 static int bind_script(struct request *r)
 {
-	char checked[PATH_MAX];
+	char *checked = NULL;
 	struct stat opened, now;
 	const char *why = NULL;
+	bool same;
 
 	r->script_fd = open(r->loc.filename, O_PATH | O_CLOEXEC);
 	if (r->script_fd < 0 || fstat(r->script_fd, &opened) < 0) {
 		refuse(r, "404 Not Found", "script not found: %s", strerror(errno));
 		return -1;
 	}
-	if (script_policy_check(&cfg.policy, r->loc.filename, found_through_root(r), checked, sizeof(checked), &why) <
-	    0) {
+	if (script_policy_check(&cfg.policy, r->loc.filename, found_through_root(r), &checked, &why) < 0) {
 		refuse(r, "403 Forbidden", "script refused: %s", why);
 		return -1;
 	}
-	if (stat(checked, &now) < 0 || now.st_dev != opened.st_dev || now.st_ino != opened.st_ino) {
+	same = stat(checked, &now) == 0 && now.st_dev == opened.st_dev && now.st_ino == opened.st_ino;
+	free(checked);
+	if (!same) {
 		refuse(r, "403 Forbidden", "script refused: it changed while it was checked");
 		return -1;
 	}
