@@ -183,6 +183,20 @@ def test_fork_bomb_is_502(start_daemon, cgroup_dir):
     assert wait_for(lambda: "--script-pids-max (20) reached" in d.log())
 
 
+def test_cpu_max_throttles(tmp_path, start_daemon, cgroup_dir):
+    # 10% of one CPU over 2 s of spinning is about 200 ms; unthrottled, even
+    # a busy 2-core machine gives the spinner far more than 600.
+    needs(cgroup_dir, "cpu")
+    log = tmp_path / "access.log"
+    d = start_daemon(["--cgroup", cgroup_dir, "--script-cpu-max", "10", "--access-log", str(log),
+                      "--access-format", "%C"])
+    r = fc.request(d.address, cgi_params(query="spin"), timeout=30)
+    assert r.status == 200
+    assert int(r.body) < 600, r.body
+    assert wait_for(lambda: log.exists() and log.read_text().endswith("\n"))
+    assert 100 <= int(log.read_text()) < 600, log.read_text()
+
+
 @pytest.mark.parametrize("contained", [True, False])
 def test_cpu_and_memory_in_the_access_log(tmp_path, start_daemon, cgroup_dir, contained):
     # About 200 ms of CPU and 50 MiB: from the cgroup, or from the exit's

@@ -91,6 +91,14 @@ fork-bomb)
 		i=$((i + 1))
 	done 2>/dev/null
 	wait ;;
+spin)
+	# Spins for 2 s of wall-clock time; says how much CPU it had.
+	exec python3 -c '
+import time
+t = time.monotonic()
+while time.monotonic() - t < 2:
+    pass
+print("Content-Type: text/plain\n\n%d" % (time.process_time() * 1000))' ;;
 memory-hog)
 	exec python3 -c '
 x = bytearray(b"\1") * (512 * 1024 * 1024)
