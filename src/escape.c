@@ -5,9 +5,25 @@
  * written as \xHH, so an escaped line reads back unambiguously. */
 #include "config.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "escape.h"
+
+static bool needs_escape(unsigned char c, const char *extra)
+{
+	return c < 0x20 || c == 0x7f || c == '\\' || (extra && c && strchr(extra, c));
+}
+
+size_t escaped_length(const char *in, size_t len, const char *extra)
+{
+	size_t n = len;
+
+	for (size_t i = 0; i < len; i++)
+		if (needs_escape((unsigned char)in[i], extra))
+			n += 3;
+	return n;
+}
 
 size_t escape_bytes(char *out, size_t size, const char *in, size_t len, const char *extra)
 {
@@ -18,7 +34,7 @@ size_t escape_bytes(char *out, size_t size, const char *in, size_t len, const ch
 		return 0;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)in[i];
-		if (c < 0x20 || c == 0x7f || c == '\\' || (extra && c && strchr(extra, c))) {
+		if (needs_escape(c, extra)) {
 			if (pos + 4 >= size)
 				break;
 			out[pos++] = '\\';

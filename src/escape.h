@@ -12,6 +12,10 @@
  * Returns the length written. */
 size_t escape_bytes(char *out, size_t size, const char *in, size_t len, const char *extra);
 
+/* The length escape_bytes() would write for in[0..len), with room enough
+ * (without the NUL). */
+size_t escaped_length(const char *in, size_t len, const char *extra);
+
 /* Writes s as a JSON string, quotes included: quotes, backslashes and
  * control bytes escaped. */
 void escape_json_string(FILE *m, const char *s);

@@ -1,5 +1,5 @@
 /* Logging to stderr.  Every message is formatted into one buffer, escaped
- * (escape.c) and written with a single write(2), so lines from concurrent
+ * (escape.c) and written with a single writev(2), so lines from concurrent
  * requests never interleave mid-line and no message makes two lines. */
 #include "config.h"
 
@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "escape.h"
@@ -52,14 +53,19 @@ int log_level_parse(const char *name, enum log_level *out)
 __attribute__((format(printf, 3, 0)))
 static void log_vwrite(enum log_level level, int errnum, const char *fmt, va_list ap)
 {
-	char msg[4096], line[4 * sizeof(msg) + 16];
-	size_t len = 0;
+	/* The escaped copy is allocated, and only when there is something to
+	 * escape: a 16 KiB buffer for the worst case here would deepen the
+	 * stack of every worker thread that ever logs, and those pages stay
+	 * resident. */
+	char msg[4096], prefix[8] = "", *escaped = NULL;
+	struct iovec iov[3];
+	size_t need;
 	int n;
 
 	if (level > max_level)
 		return;
 	if (journal_prefix)
-		len = (size_t)snprintf(line, sizeof(line), "<%d>", (int)level);
+		snprintf(prefix, sizeof(prefix), "<%d>", (int)level);
 	n = vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (n < 0)
 		return;
@@ -77,12 +83,23 @@ static void log_vwrite(enum log_level level, int errnum, const char *fmt, va_lis
 	/* One message, one line: whatever the message holds (a script's
 	 * path or stderr, a request's parameters), control bytes cannot
 	 * start another line or pick a journal priority. */
-	len += escape_bytes(line + len, sizeof(line) - len - 1, msg, (size_t)n, NULL);
-	line[len++] = '\n';
+	iov[1] = (struct iovec){ msg, (size_t)n };
+	need = escaped_length(msg, (size_t)n, NULL);
+	if (need > (size_t)n) {
+		if ((escaped = malloc(need + 1)))
+			iov[1] = (struct iovec){ escaped, escape_bytes(escaped, need + 1, msg, (size_t)n, NULL) };
+		else
+			for (int i = 0; i < n; i++)  /* no memory: no control byte either */
+				if (escaped_length(msg + i, 1, NULL) > 1)
+					msg[i] = '?';
+	}
+	iov[0] = (struct iovec){ prefix, strlen(prefix) };
+	iov[2] = (struct iovec){ "\n", 1 };
 	/* A short write to stderr is not worth a retry loop: logging must
 	 * never block or fail a request. */
-	ssize_t rc = write(STDERR_FILENO, line, len);
+	ssize_t rc = writev(STDERR_FILENO, iov, 3);
 	(void)rc;
+	free(escaped);
 }
 
 #define LOG_FN(name, level, with_errno)                   \

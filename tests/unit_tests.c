@@ -889,6 +889,10 @@ static void test_escape(void)
 		char out[64];
 		size_t n = escape_bytes(out, cases[i].size, cases[i].in, cases[i].len, cases[i].extra);
 		CHECK(n == strlen(cases[i].want) && strcmp(out, cases[i].want) == 0, "escape case %zu: '%s'", i, out);
+		/* With room enough, escaped_length() says what escape_bytes()
+		 * writes. */
+		n = escape_bytes(out, sizeof(out), cases[i].in, cases[i].len, cases[i].extra);
+		CHECK(escaped_length(cases[i].in, cases[i].len, cases[i].extra) == n, "escaped_length case %zu", i);
 	}
 }
 
