@@ -97,28 +97,28 @@ static int allow(const char *path, uint64_t rights, bool optional, char *why, si
 	return 0;
 }
 
+/* allow() for each of n paths. */
+static int allow_each(const char *const *paths, size_t n, uint64_t rights, bool optional, char *why, size_t size)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (allow(paths[i], rights, optional, why, size) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
 static int add_rules(uint64_t handled, bool reads, char *why, size_t size)
 {
-	uint64_t all = handled;
-
-	for (size_t i = 0; i < cfg.n_script_write; i++) {
-		if (allow(cfg.script_write[i], all, false, why, size) < 0)
-			return -1;
-	}
-	for (size_t i = 0; i < sizeof(write_always) / sizeof(write_always[0]); i++) {
-		if (allow(write_always[i], all, true, why, size) < 0)
-			return -1;
-	}
+	if (allow_each((const char *const *)cfg.script_write, cfg.n_script_write, handled, false, why, size) < 0 ||
+	    allow_each(write_always, N_OF(write_always), handled, true, why, size) < 0)
+		return -1;
 	if (!reads)
 		return 0;
-	for (size_t i = 0; i < cfg.n_script_read; i++) {
-		if (allow(cfg.script_read[i], READ_RIGHTS, false, why, size) < 0)
-			return -1;
-	}
-	for (size_t i = 0; i < sizeof(system_dirs) / sizeof(system_dirs[0]); i++) {
-		if (allow(system_dirs[i], READ_RIGHTS, true, why, size) < 0)
-			return -1;
-	}
+	if (allow_each((const char *const *)cfg.script_read, cfg.n_script_read, READ_RIGHTS, false, why, size) < 0 ||
+	    allow_each(system_dirs, N_OF(system_dirs), READ_RIGHTS, true, why, size) < 0)
+		return -1;
 	return 0;
 }
 
