@@ -37,6 +37,7 @@
 #include "clock.h"
 #include "log.h"
 #include "settings.h"
+#include "sysfile.h"
 
 #ifndef CGROUP2_SUPER_MAGIC
 #define CGROUP2_SUPER_MAGIC 0x63677270
@@ -72,32 +73,6 @@ static int path_of(char *buf, size_t size, const struct script_cgroup *cg, const
 	return n > 0 && (size_t)n < size ? 0 : -1;
 }
 
-static int write_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = write(fd, text, strlen(text));
-	close(fd);
-	return n == (ssize_t)strlen(text) ? 0 : -1;
-}
-
-static ssize_t read_file(const char *path, char *buf, size_t size)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, size - 1);
-	close(fd);
-	if (n >= 0)
-		buf[n] = '\0';
-	return n;
-}
-
 /* The value of "key N" in a flat-keyed file such as cpu.stat, or 0. */
 static unsigned long long keyed_value(const char *text, const char *key)
 {
@@ -114,7 +89,7 @@ static unsigned long long cg_keyed(const struct script_cgroup *cg, const char *f
 {
 	char path[PATH_MAX], text[1024];
 
-	if (path_of(path, sizeof(path), cg, file) < 0 || read_file(path, text, sizeof(text)) < 0)
+	if (path_of(path, sizeof(path), cg, file) < 0 || sysfile_read(path, text, sizeof(text)) < 0)
 		return 0;
 	return keyed_value(text, key);
 }
@@ -128,7 +103,7 @@ static void read_counters(const struct script_cgroup *cg, struct cgroup_usage *u
 	u->pids_max = cfg.script_pids_max ? cg_keyed(cg, "pids.events", "max") : 0;
 	u->memory_peak_kib = -1;
 	if (cg_state.memory && path_of(path, sizeof(path), cg, "memory.peak") == 0 &&
-	    read_file(path, text, sizeof(text)) > 0)
+	    sysfile_read(path, text, sizeof(text)) > 0)
 		u->memory_peak_kib = (long long)(strtoull(text, NULL, 10) / 1024);
 }
 
@@ -195,7 +170,7 @@ static int leave_the_subtree(char *why, size_t size)
 	if (mkdir(leaf, 0755) < 0 && errno != EEXIST)
 		goto fail;
 	snprintf(leaf, sizeof(leaf), "%s/daemon/cgroup.procs", cg_state.dir);
-	if (write_file(leaf, pid) < 0)
+	if (sysfile_write(leaf, pid) < 0)
 		goto fail;
 	return 0;
 fail:
@@ -209,7 +184,7 @@ static int enable_controller(const char *name, const char *option, char *why, si
 	char path[PATH_MAX + 32], text[256], want[32];
 
 	snprintf(path, sizeof(path), "%s/cgroup.controllers", cg_state.dir);
-	if (read_file(path, text, sizeof(text)) < 0 || !strstr(text, name)) {
+	if (sysfile_read(path, text, sizeof(text)) < 0 || !strstr(text, name)) {
 		snprintf(why, size,
 			 "%s needs the %s controller in %s, which it lacks (available: %s): delegate it "
 			 "(systemd: Delegate=%s in the unit) or leave the option out",
@@ -218,7 +193,7 @@ static int enable_controller(const char *name, const char *option, char *why, si
 	}
 	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", cg_state.dir);
 	snprintf(want, sizeof(want), "+%s", name);
-	if (write_file(path, want) < 0) {
+	if (sysfile_write(path, want) < 0) {
 		snprintf(why, size, "%s: cannot enable the %s controller in %s: %s", option, name, cg_state.dir,
 			 strerror(errno));
 		return -1;
@@ -334,21 +309,21 @@ static int apply_limits(const struct script_cgroup *cg)
 
 	if (cfg.script_memory_max) {
 		snprintf(value, sizeof(value), "%llu", cfg.script_memory_max);
-		if (path_of(path, sizeof(path), cg, "memory.max") < 0 || write_file(path, value) < 0)
+		if (path_of(path, sizeof(path), cg, "memory.max") < 0 || sysfile_write(path, value) < 0)
 			return -1;
 		/* Without swap the limit is the limit. */
 		if (path_of(path, sizeof(path), cg, "memory.swap.max") == 0)
-			write_file(path, "0");
+			sysfile_write(path, "0");
 	}
 	if (cfg.script_pids_max) {
 		snprintf(value, sizeof(value), "%u", cfg.script_pids_max);
-		if (path_of(path, sizeof(path), cg, "pids.max") < 0 || write_file(path, value) < 0)
+		if (path_of(path, sizeof(path), cg, "pids.max") < 0 || sysfile_write(path, value) < 0)
 			return -1;
 	}
 	if (cfg.script_cpu_max) {
 		/* Percent of one CPU, over periods of 100 ms. */
 		snprintf(value, sizeof(value), "%u 100000", cfg.script_cpu_max * 1000);
-		if (path_of(path, sizeof(path), cg, "cpu.max") < 0 || write_file(path, value) < 0)
+		if (path_of(path, sizeof(path), cg, "cpu.max") < 0 || sysfile_write(path, value) < 0)
 			return -1;
 	}
 	return 0;
@@ -442,7 +417,7 @@ void cgroup_signal_all(struct script_cgroup *cg, int sig)
 
 	/* Frozen, none of them can exit (so its pid is not reused) or fork
 	 * between the list and the signal, which waits for the thaw. */
-	frozen = path_of(freeze, sizeof(freeze), cg, "cgroup.freeze") == 0 && write_file(freeze, "1") == 0;
+	frozen = path_of(freeze, sizeof(freeze), cg, "cgroup.freeze") == 0 && sysfile_write(freeze, "1") == 0;
 	if (frozen)
 		wait_frozen(cg);
 	if (path_of(path, sizeof(path), cg, "cgroup.procs") == 0 && (f = fopen(path, "re")) != NULL) {
@@ -454,7 +429,7 @@ void cgroup_signal_all(struct script_cgroup *cg, int sig)
 		fclose(f);
 	}
 	if (frozen)
-		write_file(freeze, "0");
+		sysfile_write(freeze, "0");
 }
 
 bool cgroup_wait_empty(struct script_cgroup *cg, long long deadline)
@@ -486,7 +461,7 @@ void cgroup_kill(struct script_cgroup *cg)
 {
 	char path[PATH_MAX];
 
-	if (path_of(path, sizeof(path), cg, "cgroup.kill") < 0 || write_file(path, "1") < 0)
+	if (path_of(path, sizeof(path), cg, "cgroup.kill") < 0 || sysfile_write(path, "1") < 0)
 		cgroup_signal_all(cg, SIGKILL); /* kernels before 5.14 */
 }
 
@@ -614,7 +589,7 @@ static bool orphaned(const char *name)
 	{
 		char path[64], stat[256], *state;
 		snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-		if (read_file(path, stat, sizeof(stat)) < 0)
+		if (sysfile_read(path, stat, sizeof(stat)) < 0)
 			return errno == ENOENT;
 		state = strrchr(stat, ')');
 		return state && state[1] == ' ' && (state[2] == 'Z' || state[2] == 'X');

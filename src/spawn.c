@@ -44,9 +44,11 @@
 #endif
 
 #include "cgroup.h"
+#include "clock.h"
 #include "sandbox.h"
 #include "settings.h"
 #include "spawn.h"
+#include "sysfile.h"
 
 void script_proc_init(struct script_proc *sp)
 {
@@ -406,11 +408,17 @@ void script_reap(struct script_proc *sp)
 	sp->exited = sp->reaped = true;
 }
 
-static long long now_ms(void)
+/* The fields of /proc/PID/stat after "PID (comm)", in buf: comm may hold
+ * anything, so they start after its last ')'.  NULL if unreadable. */
+static const char *proc_stat_fields(const char *pid, char *buf, size_t size)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	char path[300];
+	const char *p;
+
+	snprintf(path, sizeof(path), "/proc/%s/stat", pid);
+	if (sysfile_read(path, buf, size) <= 0 || !(p = strrchr(buf, ')')))
+		return NULL;
+	return p + 1;
 }
 
 /* Whether process group pgid has a member other than the script's zombie
@@ -431,26 +439,13 @@ static bool group_has_live_members(pid_t pgid)
 	if (!d)
 		return true;
 	while (!live && (e = readdir(d)) != NULL) {
-		char path[300], buf[512], *p;
-		int fd;
-		ssize_t n;
-		char state;
+		char buf[512], state;
+		const char *fields;
 		int ppid, pgrp;
 
-		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+		if (e->d_name[0] < '1' || e->d_name[0] > '9' || !(fields = proc_stat_fields(e->d_name, buf, sizeof(buf))))
 			continue;
-		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		buf[n] = '\0';
-		/* "pid (comm) state ppid pgrp ...": comm may hold anything. */
-		p = strrchr(buf, ')');
-		if (p && sscanf(p + 1, " %c %d %d", &state, &ppid, &pgrp) == 3 && pgrp == pgid && state != 'Z')
+		if (sscanf(fields, " %c %d %d", &state, &ppid, &pgrp) == 3 && pgrp == pgid && state != 'Z')
 			live = true;
 	}
 	closedir(d);
@@ -462,7 +457,7 @@ static void wait_exit(struct script_proc *sp, long long until)
 {
 	while (!script_exited(sp)) {
 		struct pollfd pfd = { .fd = sp->pidfd, .events = POLLIN };
-		long long left = until - now_ms();
+		long long left = until - monotonic_ms();
 		if (left <= 0)
 			return;
 		if (sp->pidfd >= 0)
@@ -498,7 +493,7 @@ static void end_process_group(struct script_proc *sp, long long deadline)
 	kill(-sp->pid, SIGCONT);
 	wait_exit(sp, deadline);
 	while (sp->exited && group_has_live_members(sp->pid)) {
-		long long left = deadline - now_ms();
+		long long left = deadline - monotonic_ms();
 		if (left <= 0)
 			break;
 		poll(NULL, 0, left < pause_ms ? (int)left : pause_ms);
@@ -512,7 +507,7 @@ static void end_process_group(struct script_proc *sp, long long deadline)
 
 void script_end_group(struct script_proc *sp, int grace_ms)
 {
-	long long deadline = now_ms() + grace_ms;
+	long long deadline = monotonic_ms() + grace_ms;
 
 	/* Never once the zombie is gone: the id may be another group's. */
 	if (sp->pid <= 0 || sp->reaped)
@@ -526,10 +521,9 @@ void script_end_group(struct script_proc *sp, int grace_ms)
 long long script_cpu_usec(struct script_proc *sp)
 {
 	struct cgroup_usage u;
-	char path[64], buf[1024], *p;
+	char pid[24], buf[1024];
+	const char *fields;
 	unsigned long long utime, stime, cutime, cstime;
-	ssize_t n;
-	int fd;
 
 	if (sp->cgroup) {
 		cgroup_usage(sp->cgroup, &u);
@@ -537,20 +531,12 @@ long long script_cpu_usec(struct script_proc *sp)
 	}
 	if (sp->pid <= 0 || sp->exited)
 		return -1;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)sp->pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	/* "pid (comm) state" and 10 more fields, then utime stime cutime
-	 * cstime, in clock ticks. */
-	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu", &utime, &stime,
-			 &cutime, &cstime) != 4)
+	snprintf(pid, sizeof(pid), "%d", (int)sp->pid);
+	/* State and 10 more fields, then utime stime cutime cstime, in clock
+	 * ticks. */
+	if (!(fields = proc_stat_fields(pid, buf, sizeof(buf))) ||
+	    sscanf(fields, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu", &utime, &stime, &cutime,
+		   &cstime) != 4)
 		return -1;
 	return (long long)((utime + stime + cutime + cstime) * 1000000ULL / (unsigned long long)sysconf(_SC_CLK_TCK));
 }
