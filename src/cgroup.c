@@ -178,13 +178,26 @@ fail:
 	return -1;
 }
 
+/* Whether the space-separated list (cgroup.controllers) names word:
+ * "cpu" is not in "cpuset". */
+static bool has_word(const char *list, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (const char *p = list; (p = strstr(p, word)); p += n) {
+		if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\n' || p[n] == '\0'))
+			return true;
+	}
+	return false;
+}
+
 /* Enables a controller a limit needs, or says how to get it. */
 static int enable_controller(const char *name, const char *option, char *why, size_t size)
 {
-	char path[PATH_MAX + 32], text[256], want[32];
+	char path[PATH_MAX + 32], text[256] = "", want[32];
 
 	snprintf(path, sizeof(path), "%s/cgroup.controllers", cg_state.dir);
-	if (sysfile_read(path, text, sizeof(text)) < 0 || !strstr(text, name)) {
+	if (sysfile_read(path, text, sizeof(text)) < 0 || !has_word(text, name)) {
 		snprintf(why, size,
 			 "%s needs the %s controller in %s, which it lacks (available: %s): delegate it "
 			 "(systemd: Delegate=%s in the unit) or leave the option out",
