@@ -139,14 +139,15 @@ static void open_access_log(void)
 {
 	uid_t uid = (uid_t)-1;
 	gid_t gid = (gid_t)-1;
+	char why[256] = "";
 	int rc;
 
 	if (!cfg.access_log_path)
 		return;
 	privileges_target(&uid, &gid);
-	rc = access_log_open(cfg.access_log_path, cfg.access_log_format, uid, gid);
+	rc = access_log_open(cfg.access_log_path, cfg.access_log_format, uid, gid, why, sizeof(why));
 	if (rc < 0)
-		fatal("--access-log %s", cfg.access_log_path);
+		fatalx("--access-log %s: %s", cfg.access_log_path, why);
 	if (rc > 0)
 		log_warnx("--access-log %s: %s cannot write it, so SIGHUP will not reopen it (give it to %s)",
 			  cfg.access_log_path, cfg.run_user, cfg.run_user);
@@ -245,11 +246,12 @@ static void start_upgrade(void)
 static void handle_signals(int sig_fd, struct life *st)
 {
 	struct signalfd_siginfo si;
+	char why[256];
 
 	while (read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
-			if (access_log_reopen() < 0)
-				log_warn("SIGHUP: cannot reopen the access log");
+			if (access_log_reopen(why, sizeof(why)) < 0)
+				log_warnx("SIGHUP: cannot reopen the access log %s: %s", cfg.access_log_path, why);
 			else
 				log_info("SIGHUP: access log reopened");
 		} else if (si.ssi_signo == SIGUSR2) {

@@ -109,14 +109,57 @@ size_t access_format(char *buf, size_t size, const char *fmt, const struct acces
 	return pos;
 }
 
-static int open_path(const char *path)
+/* Opens the log file for appending.  Started as root, the file's
+ * directory may be the run user's: a symlink put there would make root
+ * append to, or create, whatever it names (nginx's CVE-2016-1247), so a
+ * final symlink is refused (O_NOFOLLOW), and so is anything but a regular
+ * file with one link (a FIFO would hang the open and every write, a
+ * device would be written to, a hard link would be another file's).
+ * O_NONBLOCK makes a FIFO fail the open rather than wait for a reader.
+ * Returns the fd with *st, or -1 with *why (and errno, when open failed). */
+static int open_log_file(const char *path, int flags, struct stat *st, char *why, size_t size)
 {
-	if (strcmp(path, "-") == 0)
-		return fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
-	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	int fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | flags, 0640);
+	int err = errno;
+
+	if (fd < 0) {
+		if (err == ELOOP)
+			snprintf(why, size, "a symbolic link (name the file itself)");
+		else if (err == EISDIR || err == ENXIO)
+			snprintf(why, size, "not a regular file");
+		else
+			snprintf(why, size, "%s", strerror(err));
+		errno = err;
+		return -1;
+	}
+	if (fstat(fd, st) < 0 || fcntl(fd, F_SETFL, O_APPEND) < 0) {
+		snprintf(why, size, "%s", strerror(errno));
+	} else if (!S_ISREG(st->st_mode)) {
+		snprintf(why, size, "not a regular file");
+	} else if (st->st_nlink > 1) {
+		snprintf(why, size, "has other hard links");
+	} else {
+		return fd;
+	}
+	close(fd);
+	return -1;
 }
 
-int access_log_open(const char *path, const char *format, uid_t owner, gid_t group)
+/* Standard output is whatever the daemon's starter made it. */
+static int open_path(const char *path, char *why, size_t size)
+{
+	struct stat st;
+	int fd;
+
+	if (strcmp(path, "-") != 0)
+		return open_log_file(path, O_CREAT, &st, why, size);
+	fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0)
+		snprintf(why, size, "%s", strerror(errno));
+	return fd;
+}
+
+int access_log_open(const char *path, const char *format, uid_t owner, gid_t group, char *why, size_t size)
 {
 	struct stat st;
 
@@ -124,36 +167,42 @@ int access_log_open(const char *path, const char *format, uid_t owner, gid_t gro
 	if (format)
 		log_format = format;
 	if (strcmp(path, "-") == 0 || owner == (uid_t)-1) {
-		log_fd = open_path(path);
+		log_fd = open_path(path, why, size);
 		return log_fd < 0 ? -1 : 0;
 	}
 	/* Opened as root for a daemon that will run as owner: a file
 	 * created now is given to owner, so that the reopen on SIGHUP, done
 	 * as owner, can open it again.  A file that exists is left as it is
 	 * (it may be a mistake to hand it over). */
-	log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-	if (log_fd >= 0)
-		return fchown(log_fd, owner, group) < 0 ? -1 : 0;
+	log_fd = open_log_file(path, O_CREAT | O_EXCL, &st, why, size);
+	if (log_fd >= 0) {
+		if (fchown(log_fd, owner, group) == 0)
+			return 0;
+		snprintf(why, size, "%s", strerror(errno));
+		return -1;
+	}
 	if (errno != EEXIST)
 		return -1;
-	log_fd = open_path(path);
-	if (log_fd < 0 || fstat(log_fd, &st) < 0)
+	log_fd = open_log_file(path, 0, &st, why, size);
+	if (log_fd < 0)
 		return -1;
 	return st.st_uid == owner || (st.st_mode & S_IWOTH) || (st.st_gid == group && (st.st_mode & S_IWGRP)) ? 0 : 1;
 }
 
-int access_log_reopen(void)
+int access_log_reopen(char *why, size_t size)
 {
 	int fd;
 
 	if (log_fd < 0 || strcmp(log_path, "-") == 0)
 		return 0;
-	fd = open_path(log_path);
+	/* The same checks as at start: with --allow-root this runs as root. */
+	fd = open_path(log_path, why, size);
 	if (fd < 0)
 		return -1;
 	/* dup2 swaps the file under the fd atomically; it keeps FD_CLOEXEC
 	 * off, so set it again. */
 	if (dup2(fd, log_fd) < 0 || fcntl(log_fd, F_SETFD, FD_CLOEXEC) < 0) {
+		snprintf(why, size, "%s", strerror(errno));
 		close(fd);
 		return -1;
 	}

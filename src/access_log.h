@@ -23,15 +23,16 @@ struct access_entry {
  * a newline.  Pure.  Returns the length. */
 size_t access_format(char *buf, size_t size, const char *fmt, const struct access_entry *e, time_t now);
 
-/* Opens path ("-" for standard output) for appending.  owner and group:
- * the user the daemon will run as, to whom a file created here is given
+/* Opens path ("-" for standard output) for appending: a regular file
+ * with one link, not through a final symlink.  owner and group: the user
+ * the daemon will run as, to whom a file created here is given
  * ((uid_t)-1: none).  Returns 0, 1 if the file exists and owner cannot
- * write it (SIGHUP will not reopen it), or -1 with errno. */
-int access_log_open(const char *path, const char *format, uid_t owner, gid_t group);
+ * write it (SIGHUP will not reopen it), or -1 with *why. */
+int access_log_open(const char *path, const char *format, uid_t owner, gid_t group, char *why, size_t size);
 
-/* Opens the file again, under the same fd (SIGHUP, after log rotation).
- * Returns 0 or -1. */
-int access_log_reopen(void);
+/* Opens the file again, with the same checks, under the same fd (SIGHUP,
+ * after log rotation).  Returns 0, or -1 with *why. */
+int access_log_reopen(char *why, size_t size);
 
 /* Writes one line, if an access log is open. */
 void access_log_write(const struct access_entry *e);

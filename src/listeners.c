@@ -64,7 +64,7 @@ static void add_listener(int fd, const char *unix_path)
 	l->fd = fd;
 	l->family = family;
 	l->unix_path = NULL;
-	if (unix_path && stat(unix_path, &st) == 0) {
+	if (unix_path && lstat(unix_path, &st) == 0) {
 		l->unix_path = strdup(unix_path);
 		l->dev = st.st_dev;
 		l->ino = st.st_ino;
@@ -101,11 +101,17 @@ static bool remove_stale_socket(const char *path)
 	return unlink(path) == 0;
 }
 
+/* --socket-owner.  Done as root on a path in a directory others may
+ * write to: what is given away is the file the path names now, taken
+ * without following a symlink and only if it is a socket, so that a
+ * symlink or another file put there since bind() is never chowned. */
 static void chown_socket(const char *path)
 {
 	char *user = strdup(cfg.socket_owner), *colon;
+	struct stat st;
 	uid_t uid;
 	gid_t gid;
+	int fd = -1;
 
 	if (!user)
 		fatalx("out of memory");
@@ -113,8 +119,14 @@ static void chown_socket(const char *path)
 	if (colon)
 		*colon++ = '\0';
 	privileges_lookup(user, colon, &uid, &gid);
-	if (chown(path, uid, gid) < 0)
+	fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0)
 		fatal("%s: cannot give the socket to %s", path, cfg.socket_owner);
+	if (!S_ISSOCK(st.st_mode))
+		fatalx("%s: cannot give the socket to %s: no longer a socket", path, cfg.socket_owner);
+	if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH) < 0)
+		fatal("%s: cannot give the socket to %s", path, cfg.socket_owner);
+	close(fd);
 	free(user);
 }
 
@@ -228,7 +240,7 @@ static void remove_socket_files(void)
 		struct listener *l = &listeners[i];
 		struct stat st;
 		/* Only the file we created: a newer daemon may own the path. */
-		if (l->unix_path && stat(l->unix_path, &st) == 0 && st.st_dev == l->dev &&
+		if (l->unix_path && lstat(l->unix_path, &st) == 0 && st.st_dev == l->dev &&
 		    st.st_ino == l->ino)
 			unlink(l->unix_path);
 	}

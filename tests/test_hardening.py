@@ -149,6 +149,46 @@ def test_access_log_belongs_to_the_user_and_reopens(nobodys_dir, start_daemon):
     assert "cannot reopen" not in d.log()
 
 
+def test_access_log_is_never_opened_through_a_symlink(nobodys_dir, tmp_path):
+    # Started as root for --user nobody, the log's directory is nobody's:
+    # what nobody puts there must not make root append to, or create, any
+    # other file (nginx's CVE-2016-1247), nor hang the start (a FIFO).
+    target = tmp_path / "ld.so.preload"
+    target.write_text("precious\n")
+    created = tmp_path / "created-by-root"
+    cases = [("link", lambda p: os.symlink(target, p), "a symbolic link"),
+             ("dangling", lambda p: os.symlink(created, p), "a symbolic link"),
+             ("hardlink", lambda p: os.link(target, p), "has other hard links"),
+             ("fifo", os.mkfifo, "not a regular file"),
+             ("dir", os.mkdir, "not a regular file")]
+    for name, make, why in cases:
+        path = nobodys_dir / name
+        make(path)
+        d = Daemon(tmp_path, ["--user", "nobody", "--access-log", str(path)], name=name).start(wait=False)
+        try:
+            assert d.proc.wait(10) == 1
+        finally:
+            d.stop()
+        assert "--access-log %s: %s" % (path, why) in d.log(), d.log()
+    assert target.read_text() == "precious\n"
+    assert not created.exists()
+
+
+def test_sighup_never_reopens_the_access_log_through_a_symlink(tmp_path, start_daemon):
+    target = tmp_path / "target"
+    target.write_text("precious\n")
+    access = tmp_path / "access.log"
+    d = start_daemon(["--access-log", str(access)])
+    os.rename(access, tmp_path / "access.log.1")
+    os.symlink(target, access)
+    d.proc.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: "cannot reopen the access log %s: a symbolic link" % access in d.log()), d.log()
+    # Still written to the file it had.
+    fc.request(d.address, cgi_params("missing.cgi"))
+    assert wait_for(lambda: (tmp_path / "access.log.1").read_text().count("\n") == 1)
+    assert target.read_text() == "precious\n"
+
+
 def test_nproc_limit_warns_at_start(start_daemon):
     d = start_daemon(["--rlimit", "nproc=20", "--max-connections", "64"])
     assert wait_for(lambda: "--rlimit nproc=20 counts all processes and threads" in d.log())
