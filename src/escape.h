@@ -16,8 +16,9 @@ size_t escape_bytes(char *out, size_t size, const char *in, size_t len, const ch
  * (without the NUL). */
 size_t escaped_length(const char *in, size_t len, const char *extra);
 
-/* Writes s as a JSON string, quotes included: quotes, backslashes and
- * control bytes escaped. */
+/* Writes s as a JSON string, quotes included, always valid UTF-8: quotes,
+ * backslashes and control bytes escaped, well-formed UTF-8 sequences as
+ * they are, and each other byte as \ufffd. */
 void escape_json_string(FILE *m, const char *s);
 
 /* Writes s as an OpenMetrics label value, without its quotes: backslash,

@@ -154,6 +154,25 @@ def test_status_counts_timeouts_and_aborts(start_daemon):
     assert figures["responses"]["504"] == 1
 
 
+def test_status_json_is_utf8_whatever_the_uri(start_daemon):
+    # nginx passes $request_uri's bytes as the client sent them: while
+    # such a request runs, ?json&full must still be JSON (UTF-8).
+    d = start_daemon(["--status-path", "/status"])
+    uri = b"/x\xff\xc3/\xc3\xa9?\xc0\xaf\xed\xa0\x80\xf4\x90\x80\x80"
+
+    def listed():
+        page = json.loads(status(d, "json&full").body.decode("utf-8"))
+        return [p for p in page["processes"] if p["uri"].startswith("/x")]
+
+    with fc.Client(d.address) as c:
+        c.begin(cgi_params(query="sleep=30", REQUEST_URI=uri, REQUEST_METHOD="G\xe9T".encode("latin-1")))
+        c.send_stdin(b"")
+        assert wait_for(listed)
+        p = listed()[0]
+    assert p["uri"] == "/x\ufffd\ufffd/\u00e9?" + "\ufffd" * 9
+    assert p["method"] == "G\ufffdT"
+
+
 def test_status_and_ping_off_by_default(daemon):
     r = status(daemon)
     assert r.status == 404

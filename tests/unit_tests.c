@@ -896,6 +896,50 @@ static void test_escape(void)
 	}
 }
 
+/* ---- JSON strings of the status page ---- */
+
+static void test_escape_json(void)
+{
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+		{ "/plain", "\"/plain\"" },
+		{ "say \"hi\" \\", "\"say \\\"hi\\\" \\\\\"" },
+		{ "a\nb\x1f\x7f", "\"a\\u000ab\\u001f\\u007f\"" },
+		/* Well-formed UTF-8, one to four bytes, as it is; the bounds. */
+		{ "\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "\"\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"" },
+		{ "\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf\xf0\x90\x80\x80\xf4\x8f\xbf\xbf",
+		  "\"\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf\xf0\x90\x80\x80\xf4\x8f\xbf\xbf\"" },
+		/* Each byte that starts no well-formed sequence: U+FFFD. */
+		{ "/x\xff\xc3", "\"/x\\ufffd\\ufffd\"" },
+		{ "\x80\xbf", "\"\\ufffd\\ufffd\"" },                    /* lone continuation bytes */
+		{ "\xc3(", "\"\\ufffd(\"" },                               /* cut short */
+		{ "\xe2\x82", "\"\\ufffd\\ufffd\"" },                     /* cut short by the end */
+		{ "\xc0\xaf\xc1\xbf", "\"\\ufffd\\ufffd\\ufffd\\ufffd\"" }, /* overlong '/' and DEL */
+		{ "\xe0\x80\xaf", "\"\\ufffd\\ufffd\\ufffd\"" },           /* overlong, three bytes */
+		{ "\xf0\x80\x80\xaf", "\"\\ufffd\\ufffd\\ufffd\\ufffd\"" }, /* overlong, four bytes */
+		{ "\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\"" },           /* surrogate U+D800 */
+		{ "\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\"" }, /* U+110000 */
+		{ "\xf5\x80\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\"" }, /* past F4 */
+		{ "\xc3\n", "\"\\ufffd\\u000a\"" },                       /* a control byte stays escaped */
+		{ "", "\"\"" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *out = NULL;
+		size_t len = 0;
+		FILE *m = open_memstream(&out, &len);
+		if (!m) {
+			CHECK(false, "open_memstream");
+			return;
+		}
+		escape_json_string(m, cases[i].in);
+		fclose(m);
+		CHECK(strcmp(out, cases[i].want) == 0, "escape_json_string case %zu: '%s'", i, out);
+		free(out);
+	}
+}
+
 /* ---- --rlimit ---- */
 
 static void test_rlimit_spec(void)
@@ -1121,6 +1165,7 @@ int main(void)
 	test_peer_acl();
 	test_dotdot();
 	test_escape();
+	test_escape_json();
 	test_access_format();
 	test_fcgi_out();
 	printf("%d passed, %d failed\n", passed, failed);
