@@ -182,12 +182,15 @@ static void start_containment(void)
 		fatalx("%s", why);
 }
 
-/* The -c slots and the --script-limit classes' (whose paths are resolved
- * in the --chroot, as scripts' are). */
+/* The -c slots and the --script-limit classes'.  Their paths, -p's and
+ * --root's are resolved here, in the --chroot, as scripts' are: given
+ * host paths, every jailed script would be refused. */
 static void start_slots(void)
 {
 	char why[512] = "";
 
+	if (script_policy_resolve(&cfg.policy, why, sizeof(why)) < 0)
+		fatalx("%s%s", why, cfg.chroot_dir ? " (a path inside the --chroot)" : "");
 	slot_pool_init(&script_slots, cfg.max_active);
 	if (script_classes_init(why, sizeof(why)) < 0)
 		fatalx("%s", why);

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -61,25 +60,13 @@ static void set_socket(const char *arg)
 	cfg.socket_urls[cfg.n_socket_urls++] = (char *)arg;
 }
 
-/* -p and --root.  A directory (for -p: a path ending in '/' or naming a
- * directory) is stored canonical, so it is compared with the script's
- * canonical path; for --root without the trailing '/'.  A -p file is kept
- * as given and compared as 1.1.0 did, with the path as resolved. */
-static void add_path(char ***list, size_t *n, const char *arg, bool is_root)
+/* -p and --root: kept as given here, and resolved once the daemon is in
+ * its --chroot (script_policy_resolve()), since they name paths as
+ * scripts see them. */
+static void add_path(char ***list, size_t *n, const char *arg)
 {
-	char real[PATH_MAX], *entry;
-	struct stat st;
-	size_t len = strlen(arg);
-	bool dir = is_root || (len > 0 && arg[len - 1] == '/') || (stat(arg, &st) == 0 && S_ISDIR(st.st_mode));
+	char *entry = strdup(arg);
 
-	if (dir) {
-		if (!realpath(arg, real))
-			fatal("%s %s", is_root ? "--root" : "-p", arg);
-		if (asprintf(&entry, "%s%s", real, is_root || strcmp(real, "/") == 0 ? "" : "/") < 0)
-			fatalx("out of memory");
-	} else {
-		entry = strdup(arg);
-	}
 	*list = realloc(*list, (*n + 1) * sizeof(char *));
 	if (!*list || !entry)
 		fatalx("out of memory");
@@ -88,12 +75,12 @@ static void add_path(char ***list, size_t *n, const char *arg, bool is_root)
 
 static void set_allow_program(const char *arg)
 {
-	add_path(&cfg.policy.allowed, &cfg.policy.n_allowed, arg, false);
+	add_path(&cfg.policy.allowed, &cfg.policy.n_allowed, arg);
 }
 
 static void set_root(const char *arg)
 {
-	add_path(&cfg.policy.roots, &cfg.policy.n_roots, arg, true);
+	add_path(&cfg.policy.roots, &cfg.policy.n_roots, arg);
 }
 
 static void set_rlimit(const char *spec)

@@ -258,3 +258,41 @@ int script_policy_check(const struct script_policy *pol, const char *filename, c
 	}
 	return 0;
 }
+
+/* One -p or --root entry, as given, to what script_policy_check()
+ * compares: a directory (--root; for -p a path ending in '/' or naming a
+ * directory) canonical, with a trailing '/' for -p, without for --root;
+ * a -p file kept as given and compared as 1.1.0 did, with the path as
+ * resolved.  Returns the entry (arg itself, or a new one that replaces
+ * it), or NULL with *why. */
+static char *resolve_entry(char *arg, bool is_root, char *why, size_t size)
+{
+	char real[PATH_MAX], *entry;
+	struct stat st;
+	size_t len = strlen(arg);
+	bool dir = is_root || (len > 0 && arg[len - 1] == '/') || (stat(arg, &st) == 0 && S_ISDIR(st.st_mode));
+
+	if (!dir)
+		return arg;
+	if (!realpath(arg, real)) {
+		snprintf(why, size, "%s %s: %s", is_root ? "--root" : "-p", arg, strerror(errno));
+		return NULL;
+	}
+	if (asprintf(&entry, "%s%s", real, is_root || strcmp(real, "/") == 0 ? "" : "/") < 0) {
+		snprintf(why, size, "out of memory");
+		return NULL;
+	}
+	free(arg);
+	return entry;
+}
+
+int script_policy_resolve(struct script_policy *pol, char *why, size_t size)
+{
+	for (size_t i = 0; i < pol->n_roots; i++)
+		if (!(pol->roots[i] = resolve_entry(pol->roots[i], true, why, size)))
+			return -1;
+	for (size_t i = 0; i < pol->n_allowed; i++)
+		if (!(pol->allowed[i] = resolve_entry(pol->allowed[i], false, why, size)))
+			return -1;
+	return 0;
+}

@@ -54,6 +54,13 @@ struct script_policy {
 	size_t n_allowed;
 };
 
+/* Makes roots and allowed (malloc'd, as given on the command line) what
+ * script_policy_check() compares, once the daemon is where scripts are
+ * looked up (in its --chroot): directories canonical.  Reads the file
+ * system.  Returns 0, or -1 with *why naming the path that cannot be
+ * resolved (the entry is then gone: the daemon stops). */
+int script_policy_resolve(struct script_policy *pol, char *why, size_t size);
+
 /* Applies the rules to a resolved script (reads the file system).
  * document_root is the parameter when the script was found through it,
  * else NULL.  *checked (when checked is not NULL) gets the path the rules

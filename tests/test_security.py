@@ -215,3 +215,22 @@ def test_chroot(tmp_path, start_daemon):
     assert r.status == 200 and r.body == b"Hello, world!\n"
     # Outside the jail nothing is found.
     assert fc.request(d.address, cgi_params(query="hello")).status == 404
+
+
+def test_chroot_p_and_root_name_paths_inside_the_jail(tmp_path, start_daemon):
+    jail = tmp_path / "jail"
+    (jail / "cgi").mkdir(parents=True)
+    shutil.copy(HELLO_STATIC, jail / "cgi" / "hello")
+    os.chmod(jail / "cgi" / "hello", 0o755)
+    d = start_daemon(["--chroot", str(jail), "--root", "/cgi", "-p", "/cgi/", "-p", "/cgi/hello"])
+    r = fc.request(d.address, cgi_params(SCRIPT_FILENAME="/cgi/hello"))
+    assert r.status == 200 and r.body == b"Hello, world!\n"
+    # A path of the host, missing in the jail, stops the start.
+    for option in ["--root", "-p"]:
+        bad = Daemon(tmp_path, ["--chroot", str(jail), option, CGI_DIR + "/"], name="host" + option).start(wait=False)
+        try:
+            assert bad.proc.wait(10) == 1
+        finally:
+            bad.stop()
+        assert "%s %s/: No such file or directory (a path inside the --chroot)" % (option, CGI_DIR) in bad.log(), \
+            bad.log()
