@@ -76,14 +76,20 @@ char **cgi_env_filter_inherited(char *const *environ_in, int clear, char *const 
 }
 
 /* Variables that make a program a script may run load or run other code,
- * or run a command: never taken from a request's parameters (the web
- * server's configuration may set them; --env can).  Reviewed against what
+ * or run a command, and those a client can set to pass for the web
+ * server: never taken from a request's parameters (the web server's
+ * configuration may set them; --env can).  Reviewed against what
  * Debian's sh, bash, perl, python3, ruby, lua, git and node read at start.
  * A name ending in '*' is a prefix. */
 static const char *const unsafe_params[] = {
 	/* httpoxy: a client's "Proxy:" header arrives as HTTP_PROXY; curl,
 	 * wget and libproxy take a proxy from http_proxy. */
 	"HTTP_PROXY", "http_proxy",
+	/* A client's "Redirect-Status:" header: php-cgi before the fix of
+	 * CVE-2024-8927 (8.1.30, 8.2.24, 8.3.12) took it for the server's
+	 * REDIRECT_STATUS and skipped cgi.force_redirect, so a client ran it
+	 * directly.  REDIRECT_STATUS itself is the web server's, and kept. */
+	"HTTP_REDIRECT_STATUS",
 	/* The dynamic loader and the C library (their secure-mode list). */
 	"LD_*", "GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES", "LOCPATH", "MALLOC_CHECK_",
 	"MALLOC_TRACE", "NIS_PATH", "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "LOCALDOMAIN",

@@ -35,6 +35,15 @@ def test_httpoxy_through_nginx(nginx):
     assert b"HTTP_HOST=127.0.0.1" in body
 
 
+def test_redirect_status_header_through_nginx(nginx):
+    # php-cgi before CVE-2024-8927's fix took HTTP_REDIRECT_STATUS for the
+    # web server's REDIRECT_STATUS (which Debian's fastcgi_params sets).
+    code, body = curl("-H", "Redirect-Status: 200", nginx.url + "/cgi-bin/behave.sh?env")
+    assert code == 200
+    assert b"HTTP_REDIRECT_STATUS" not in body
+    assert b"\nREDIRECT_STATUS=200\n" in body
+
+
 def test_env_options(start_daemon):
     d = start_daemon(["--env", "APP_MODE=production", "--env", "LD_LIBRARY_PATH=/opt/lib",
                       "--pass-env", "HTTPS"],
