@@ -308,7 +308,9 @@ int fcgi_conn_await_head(struct fcgi_conn *c, bool first, int idle_ms, int stop_
 
 int fcgi_conn_drain_body(struct fcgi_conn *c, char *scratch, size_t size)
 {
-	long long body_end = monotonic_ms() + c->wait.progress_ms;
+	/* From the call, not from the last byte: a request that waited for a
+	 * slot did not read meanwhile, and its peer is not to blame. */
+	long long body_end = monotonic_ms() + c->wait.progress_ms, until;
 
 	c->rd.body = (unsigned char *)scratch;
 	c->rd.body_cap = size;
@@ -331,10 +333,11 @@ int fcgi_conn_drain_body(struct fcgi_conn *c, char *scratch, size_t size)
 		}
 		if (c->rd.state != FCGI_READER_BODY)
 			break;
-		rc = wait_readable(c, c->wait.deadline && c->wait.deadline < body_end ? c->wait.deadline : body_end,
-				   -1);
+		until = c->wait.deadline && c->wait.deadline < body_end ? c->wait.deadline : body_end;
+		rc = wait_readable(c, until, -1);
 		if (rc == 0) {
-			c->why = "the web server sent no body bytes for --peer-timeout";
+			c->why = until == body_end ? "the web server sent no body bytes for --peer-timeout"
+						   : "the body did not end within the request's time (-t)";
 			return -1;
 		}
 		if (rc < 0) {

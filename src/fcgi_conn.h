@@ -75,9 +75,10 @@ ssize_t fcgi_conn_splice(struct fcgi_conn *c, int pipe_fd, bool *pipe_full);
  * stopping), -1 after logging why it was given up. */
 int fcgi_conn_await_head(struct fcgi_conn *c, bool first, int idle_ms, int stop_fd);
 
-/* Reads and drops the rest of the request body, waiting for it under
- * c->wait (--peer-timeout between body bytes).  Returns 0 once FCGI_STDIN
- * has ended, or -1 with c->why. */
+/* Reads and drops the rest of the request body: each wait for the next
+ * body bytes lasts up to --peer-timeout (from the call, then from the last
+ * byte), none past c->wait.deadline.  Returns 0 once FCGI_STDIN has ended,
+ * or -1 with c->why. */
 int fcgi_conn_drain_body(struct fcgi_conn *c, char *scratch, size_t size);
 
 /* Sends an FCGI_END_REQUEST for the active request outside any response

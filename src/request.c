@@ -22,6 +22,10 @@ void request_init(struct request *r, struct fcgi_conn *conn, struct worker_buffe
 	r->label = "(unknown script)";
 	r->start_ms = r->last_activity = r->body_wait_since = monotonic_ms();
 	r->deadline = cfg.timeout_ms ? r->start_ms + cfg.timeout_ms : 0;
+	/* The head's deadline ends with the head: from here on -t is the only
+	 * deadline of the request's waits, each also bounded by --peer-timeout
+	 * (a body read after a long queue was cut by the head's). */
+	conn->wait.deadline = r->deadline;
 	/* Body bytes are decoded straight into the buffer they are fed to
 	 * the script from. */
 	conn->rd.body = (unsigned char *)wb->body;

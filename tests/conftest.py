@@ -1,6 +1,7 @@
 """Fixtures for the black-box tests: the real daemon on a temporary socket,
 and a real nginx on 127.0.0.1 in front of it."""
 
+import json
 import os
 import shutil
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import tempfile
 import time
 
+import fcgi_client
 import pytest
 
 FCGIWRAP = os.environ.get("FCGIWRAP", os.path.abspath("fcgiwrap"))
@@ -143,6 +145,12 @@ def start_daemon(tmp_path):
 @pytest.fixture
 def daemon(start_daemon):
     return start_daemon()
+
+
+def status_json(d):
+    """The status page of a daemon started with --status-path /status."""
+    r = fcgi_client.request(d.address, {"SCRIPT_NAME": "/status", "QUERY_STRING": "json"})
+    return json.loads(r.body)
 
 
 def cgi_params(script="behave.sh", query="", method="GET", **extra):

@@ -240,6 +240,43 @@ def test_trickle_cannot_hold_a_body_past_timeout(start_daemon, what):
     assert_still_serving(d)
 
 
+@pytest.mark.parametrize("what", ["missing", "ping"])
+def test_body_of_a_request_answered_without_a_script_may_trickle(start_daemon, what):
+    # A body whose pieces come within --peer-timeout of each other is read
+    # to its end, however long it takes in all, and then answered: the
+    # head's deadline does not carry over to the body.
+    d = start_daemon(["--peer-timeout", "2", "--ping-path", "/ping"])
+    params = cgi_params(script="nope.sh", method="POST", CONTENT_LENGTH="8")
+    if what == "ping":
+        params["SCRIPT_NAME"] = "/ping"
+    with fc.Client(d.address, timeout=30) as c:
+        c.send(head(params))
+        for _ in range(8):
+            time.sleep(0.5)
+            c.send(fc.record(fc.STDIN, 1, b"x"))
+        c.send(fc.record(fc.STDIN, 1))
+        r, _ = read_until_end(c)
+    assert r.status == (404 if what == "missing" else 200)
+    assert "sent no body bytes" not in d.log()
+
+
+def test_body_of_a_request_answered_without_a_script_ends_at_timeout(start_daemon):
+    # -t bounds the whole request, its refusal's body included.
+    d = start_daemon(["-t", "1", "--peer-timeout", "8"])
+    start = time.monotonic()
+    with fc.Client(d.address, timeout=30) as c:
+        c.send(head(cgi_params(script="nope.sh", method="POST", CONTENT_LENGTH="100")))
+        try:
+            for _ in range(40):
+                c.send(fc.record(fc.STDIN, 1, b"x"))
+                time.sleep(0.25)
+        except OSError:
+            pass
+        assert fc.is_closed(c.sock, 10)
+    assert time.monotonic() - start < 5  # the trickle goes on for 10 s
+    assert wait_for(lambda: "the body did not end within the request's time (-t)" in d.log())
+
+
 @pytest.mark.parametrize("second_signal", [False, True])
 def test_trickle_cannot_hold_the_stop(start_daemon, second_signal):
     # After SIGTERM the daemon exits within --shutdown-timeout plus

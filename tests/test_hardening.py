@@ -1,7 +1,6 @@
 """What a security review found: each defect reproduced through a real
 socket or a real nginx, and fixed."""
 
-import json
 import os
 import pathlib
 import pwd
@@ -17,8 +16,8 @@ import time
 
 import fcgi_client as fc
 import pytest
-from conftest import (CGI_DIR, FCGIWRAP, HELLO_STATIC, Daemon, can_connect, cgi_params, curl, nginx_with, stop_nginx,
-                      wait_for)
+from conftest import (CGI_DIR, FCGIWRAP, HELLO_STATIC, Daemon, can_connect, cgi_params, curl, nginx_with, status_json,
+                      stop_nginx, wait_for)
 
 
 def test_no_log_line_forged_through_the_uri(tmp_path, start_daemon):
@@ -379,12 +378,7 @@ def test_script_checked_again_after_waiting_for_a_slot(tmp_path, start_daemon):
     waiting = fc.Client(d.address, timeout=30)
     waiting.send(head_of(cgi_params(SCRIPT_FILENAME="", DOCUMENT_ROOT=str(root), SCRIPT_NAME="/x.cgi"))
                  + fc.record(fc.STDIN, 1))
-
-    def queued():
-        r = fc.request(d.address, {"SCRIPT_NAME": "/status", "QUERY_STRING": "json"})
-        return json.loads(r.body)["queued requests"] == 1
-
-    assert wait_for(queued)
+    assert wait_for(lambda: status_json(d)["queued requests"] == 1)
     os.symlink(str(outside / "evil.cgi"), root / "new-link")
     os.replace(root / "new-link", root / "x.cgi")
     holder.close()  # the slot frees

@@ -12,7 +12,7 @@ import time
 
 import fcgi_client as fc
 import pytest
-from conftest import FCGIWRAP, Daemon, can_connect, cgi_params, children_of, pid_alive, wait_for
+from conftest import FCGIWRAP, Daemon, can_connect, cgi_params, children_of, pid_alive, status_json, wait_for
 
 
 def start_script(daemon, tmp_path, query, **params):
@@ -224,6 +224,30 @@ def test_overload_waits_within_queue_timeout(start_daemon):
     assert fc.request(d.address, cgi_params(query="hello")).status == 200
     assert time.monotonic() - start >= 1.0
     slow.join()
+
+
+def test_overload_503_waits_for_a_late_body(start_daemon):
+    # The body of a request that waited its --queue-timeout may come after
+    # that: the 503 waits for it as long as bytes keep coming within
+    # --peer-timeout.  (With both at their default 30 s, the head's
+    # deadline had passed when the queue gave up, and the request was
+    # reset instead: nginx showed 502.)
+    d = start_daemon(["-c", "1", "--queue-timeout", "2", "--peer-timeout", "2", "--status-path", "/status"])
+    slow = threading.Thread(target=fc.request, args=(d.address, cgi_params(query="sleep=8")))
+    slow.start()
+    assert wait_for(lambda: children_of(d.proc.pid), 10)
+    with fc.Client(d.address, timeout=30) as c:
+        start = time.monotonic()
+        c.begin(cgi_params(query="count", method="POST", CONTENT_LENGTH="4"))
+        assert wait_for(lambda: status_json(d)["queued requests"] == 1, 10)
+        # Past the queue's end (2 s) and the head's --peer-timeout (2 s),
+        # within --peer-timeout of the queue's end.
+        time.sleep(max(0, start + 3 - time.monotonic()))
+        c.send_stdin(b"body")
+        r = c.read_response()
+    assert r.status == 503
+    slow.join()
+    assert "sent no body bytes" not in d.log()
 
 
 def cpu_seconds(pid):

@@ -3,11 +3,12 @@ Tests taking the web fixture run through nginx, lighttpd and Apache."""
 
 import http.client
 import os
+import threading
 import time
 
 import pytest
 
-from conftest import curl
+from conftest import Nginx, children_of, curl, wait_for
 
 MiB = 1024 * 1024
 
@@ -94,3 +95,25 @@ def test_streaming(web):
     # arrive all at once.
     assert t_all - t_first >= 1.0, "the first line came with the second"
     assert t_first < 5, "first line after %.2fs" % t_first
+
+
+def test_overloaded_post_gets_its_503(tmp_path, start_daemon):
+    # nginx sends the body of a POST as fast as fcgiwrap reads it, and
+    # fcgiwrap stops reading while the request waits for a slot: the rest
+    # is read after the wait, with --peer-timeout between bytes from then
+    # on.  (It used to be cut at once when the wait had lasted past the
+    # head's --peer-timeout: a 502.)
+    d = start_daemon(["-c", "1", "--queue-timeout", "1", "--peer-timeout", "1"])
+    server = Nginx(tmp_path, "unix:" + d.address)
+    try:
+        slow = threading.Thread(target=curl, args=(server.url + "/cgi-bin/behave.sh?sleep=6",))
+        slow.start()
+        assert wait_for(lambda: children_of(d.proc.pid), 10)
+        body = tmp_path / "body"
+        body.write_bytes(b"z" * (16 * MiB))
+        code, _ = curl("--data-binary", "@" + str(body), server.url + "/cgi-bin/behave.sh?count")
+        assert code == 503, server.error_log()[-2000:]
+        slow.join()
+    finally:
+        server.stop()
+    assert "sent no body bytes" not in d.log()
