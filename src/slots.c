@@ -35,6 +35,20 @@ bool slot_try_take(struct slot_pool *p)
 	return taken;
 }
 
+/* Gives w a slot and wakes it: w's eventfd turns readable.  Called under
+ * the lock: the waiter closes its eventfd only after taking the lock in
+ * slot_wait_end(). */
+static void hand_over(struct slot_waiter *w)
+{
+	uint64_t one = 1;
+
+	w->granted = true;
+	if (write(w->efd, &one, sizeof(one)) < 0) {
+		/* Cannot fail on a fresh eventfd; the waiter's poll timeout
+		 * would find granted set anyway. */
+	}
+}
+
 int slot_wait_begin(struct slot_pool *p, struct slot_waiter *w)
 {
 	w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -44,9 +58,10 @@ int slot_wait_begin(struct slot_pool *p, struct slot_waiter *w)
 		return -1;
 	pthread_mutex_lock(&p->lock);
 	if (p->free > 0) {
-		/* One came free since slot_try_take(). */
+		/* One came free since slot_try_take(): the caller polls
+		 * before it looks, so it is woken like any other waiter. */
 		p->free--;
-		w->granted = true;
+		hand_over(w);
 	} else if (p->tail) {
 		p->tail->next = w;
 		p->tail = w;
@@ -88,7 +103,6 @@ bool slot_wait_end(struct slot_pool *p, struct slot_waiter *w)
 void slot_release(struct slot_pool *p)
 {
 	struct slot_waiter *w;
-	uint64_t one = 1;
 
 	atomic_fetch_sub(&p->running, 1);
 	pthread_mutex_lock(&p->lock);
@@ -97,13 +111,7 @@ void slot_release(struct slot_pool *p)
 		p->head = w->next;
 		if (!p->head)
 			p->tail = NULL;
-		w->granted = true;
-		/* Under the lock: the waiter closes its eventfd only after
-		 * taking the lock in slot_wait_end(). */
-		if (write(w->efd, &one, sizeof(one)) < 0) {
-			/* Cannot fail on a fresh eventfd; the waiter's poll
-			 * timeout would find granted set anyway. */
-		}
+		hand_over(w);
 	} else {
 		p->free++;
 	}

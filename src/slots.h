@@ -33,7 +33,9 @@ void slot_pool_init(struct slot_pool *p, unsigned n);
 /* Takes a slot if one is free.  Returns true if taken. */
 bool slot_try_take(struct slot_pool *p);
 
-/* Joins the queue.  Returns 0, or -1 with errno (no eventfd). */
+/* Joins the queue, or takes a slot that came free since slot_try_take():
+ * either way w->efd turns readable once w has a slot.  Returns 0, or -1
+ * with errno (no eventfd). */
 int slot_wait_begin(struct slot_pool *p, struct slot_waiter *w);
 
 /* Leaves the queue, once w->efd became readable or the wait is over.

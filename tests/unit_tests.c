@@ -1,12 +1,14 @@
 /* Table-driven unit tests of the parts that do no I/O: CGI header parsing,
  * socket URLs, environment building, script path resolution, the FastCGI
  * record reader and parameter decoding, rlimit specs, --allow-from rules,
- * access log formats, and (through a socketpair) the record writer.
+ * access log formats, (through a socketpair) the record writer, and the
+ * slot pools' queue.
  * Prints one line per failure and a closing "N passed, N failed". */
 #include "config.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,7 @@
 #include "../src/peer_acl.h"
 #include "../src/rlimit_spec.h"
 #include "../src/script_path.h"
+#include "../src/slots.h"
 #include "../src/socket_url.h"
 
 static int passed, failed;
@@ -1150,6 +1153,44 @@ static void test_fcgi_out(void)
 	      "payload differs (%zu bytes)", got_len);
 }
 
+/* Whether a waiter's eventfd is readable now: what its poll() would see. */
+static bool woken(const struct slot_waiter *w)
+{
+	struct pollfd pfd = { .fd = w->efd, .events = POLLIN };
+
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN);
+}
+
+/* Slot pools: a slot freed between slot_try_take() and slot_wait_begin()
+ * is granted at once and wakes the waiter (which would otherwise sleep
+ * its whole --queue-timeout on it); a released slot goes to the first
+ * waiter, in order; a waiter that gives up leaves the queue. */
+static void test_slots(void)
+{
+	struct slot_pool p;
+	struct slot_waiter a, b, c;
+
+	slot_pool_init(&p, 1);
+	CHECK(slot_wait_begin(&p, &a) == 0, "slot_wait_begin");
+	CHECK(a.granted && woken(&a), "a free slot granted at once does not wake its waiter");
+	CHECK(slot_wait_end(&p, &a) && p.running == 1 && p.queued == 0, "a granted wait does not end with the slot");
+	CHECK(!slot_try_take(&p), "a second slot taken from a pool of one");
+
+	CHECK(slot_wait_begin(&p, &a) == 0 && slot_wait_begin(&p, &b) == 0 && slot_wait_begin(&p, &c) == 0,
+	      "slot_wait_begin");
+	CHECK(!woken(&a) && !woken(&b) && !woken(&c) && p.queued == 3, "a waiter woken with no slot free");
+	CHECK(!slot_wait_end(&p, &b), "a waiter that gave up got a slot");
+	slot_release(&p);
+	CHECK(woken(&a) && !woken(&c), "the slot did not go to the first waiter");
+	CHECK(slot_wait_end(&p, &a), "the first waiter's slot is lost");
+	slot_release(&p);
+	CHECK(woken(&c) && slot_wait_end(&p, &c), "the slot did not go to the next waiter");
+	slot_release(&p);
+	CHECK(p.free == 1 && p.running == 0 && p.queued == 0 && !p.head && !p.tail,
+	      "the pool does not add up: %u free, %u running, %u queued", p.free, (unsigned)p.running,
+	      (unsigned)p.queued);
+}
+
 int main(void)
 {
 	test_headers();
@@ -1168,6 +1209,7 @@ int main(void)
 	test_escape_json();
 	test_access_format();
 	test_fcgi_out();
+	test_slots();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
