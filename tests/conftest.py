@@ -3,6 +3,8 @@ and a real nginx on 127.0.0.1 in front of it."""
 
 import json
 import os
+import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -77,6 +79,44 @@ def pid_alive(pid):
         return state != "Z"
     except OSError:
         return False
+
+
+def processes_of(uid):
+    """Pids whose real user is uid (zombies included)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/status" % entry) as f:
+                uids = next(line for line in f if line.startswith("Uid:")).split()
+        except (OSError, StopIteration):
+            continue
+        if int(uids[1]) == uid:
+            out.append(int(entry))
+    return out
+
+
+@pytest.fixture
+def own_user():
+    """A system user of the test's own (its pwd entry), removed after the
+    test.  For anything counted per user, such as RLIMIT_NPROC, which counts
+    every process of the user: a shared user like nobody would count
+    whatever else runs as it on the machine."""
+    name = "fcgiwrap-t-" + secrets.token_hex(4)
+    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
+    user = pwd.getpwnam(name)
+    try:
+        yield user
+    finally:
+        # Only the test can have started processes as this user.
+        for pid in processes_of(user.pw_uid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        wait_for(lambda: not processes_of(user.pw_uid), 5)
+        subprocess.run(["userdel", name], check=True)
 
 
 class Daemon:

@@ -195,16 +195,18 @@ def test_nproc_limit_warns_at_start(start_daemon):
     assert "counts all processes" not in quiet.log()
 
 
-def test_thread_shortage_is_logged_once(tmp_path):
-    # As nobody with at most 3 tasks: the main thread and two workers.  A
-    # third connection cannot get a thread: one log line for the episode,
-    # and the connection is served once a worker frees.
+def test_thread_shortage_is_logged_once(tmp_path, own_user):
+    # As a user of its own with at most 3 tasks: the main thread and two
+    # workers.  (RLIMIT_NPROC counts every process of the user: as nobody,
+    # whatever else ran as nobody took the threads.)  A third connection
+    # cannot get a thread: one log line for the episode, and the
+    # connection is served once a worker frees.
     def few_tasks():
         resource.setrlimit(resource.RLIMIT_NPROC, (3, 3))
 
-    d = Daemon(tmp_path, ["--user", "nobody"])
+    d = Daemon(tmp_path, ["--user", own_user.pw_name])
     d.log_file = open(d.log_path, "ab")
-    d.proc = subprocess.Popen([FCGIWRAP, "-s", d.url, "--user", "nobody", "--socket-mode", "0666",
+    d.proc = subprocess.Popen([FCGIWRAP, "-s", d.url, "--user", own_user.pw_name, "--socket-mode", "0666",
                                "--peer-timeout", "30"], stdout=d.log_file, stderr=subprocess.STDOUT,
                               preexec_fn=few_tasks)
     held = []
