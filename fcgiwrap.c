@@ -305,7 +305,7 @@ static bool idle_long_enough(struct life *st, int *timeout)
 
 	if (!cfg.idle_exit_ms)
 		return false;
-	if (workers_active() > 0 || cgroups_leftovers() > 0 || upgrade_fd() >= 0) {
+	if (workers_active() > 0 || cgroups_leftovers() > 0 || scripts_abandoned() > 0 || upgrade_fd() >= 0) {
 		st->idle_since = 0;
 		return false;
 	}
@@ -351,7 +351,7 @@ static bool serve(int sig_fd)
 		/* Kept leftovers' cgroups are removed once empty (looked at
 		 * every second); those of a copy that is gone are adopted
 		 * (every 5 s). */
-		if (cgroups_leftovers() > 0 && (timeout < 0 || timeout > 1000))
+		if ((cgroups_leftovers() > 0 || scripts_abandoned() > 0) && (timeout < 0 || timeout > 1000))
 			timeout = 1000;
 		if (cgroups_on() && !st.stopping) {
 			long long left = st.next_adoption - monotonic_ms();
@@ -379,6 +379,8 @@ static bool serve(int sig_fd)
 		}
 		if (cgroups_leftovers() > 0)
 			cgroups_reap_leftovers();
+		if (scripts_abandoned() > 0)
+			scripts_reap_abandoned();
 		if (pfd[2].revents || up >= 0)
 			handle_upgrade(&st);
 		if (pfd[0].revents)
@@ -448,6 +450,10 @@ int main(int argc, char **argv)
 	upgrade_serving();
 	handed_over = serve(sig_fd);
 	cgroups_shutdown(handed_over);
+	/* Scripts that outlived their requests are this process's children:
+	 * handed over, they stay (init reaps them); else they end with it. */
+	if (!handed_over)
+		scripts_end_abandoned();
 	log_info("stopped");
 	return 0;
 }

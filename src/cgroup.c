@@ -46,6 +46,7 @@
 struct script_cgroup {
 	char name[48];              /* DIR/script-<daemon pid>-<n> */
 	bool in_use, leftover;
+	bool killed;                /* cgroup.kill was written: never reused */
 	struct cgroup_usage base;   /* counters when taken */
 	struct cgroup_usage last;   /* counters when last read: the next
 				     * script's base, saving a read */
@@ -117,20 +118,11 @@ static bool populated(const struct script_cgroup *cg)
 /* Where the cgroup v2 hierarchy is mounted, from /proc/mounts. */
 static int cgroup2_mount(char *buf, size_t size)
 {
-	FILE *f = fopen("/proc/mounts", "re");
-	char line[PATH_MAX + 256];
-	int rc = -1;
+	char mounts[1][PATH_MAX];
 
-	if (!f)
+	if (sysfile_mounts("cgroup2", mounts, 1) < 1 || snprintf(buf, size, "%s", mounts[0]) >= (int)size)
 		return -1;
-	while (rc < 0 && fgets(line, sizeof(line), f)) {
-		char dev[64], dir[PATH_MAX], type[64];
-		if (sscanf(line, "%63s %4095s %63s", dev, dir, type) == 3 && strcmp(type, "cgroup2") == 0 &&
-		    snprintf(buf, size, "%s", dir) < (int)size)
-			rc = 0;
-	}
-	fclose(f);
-	return rc;
+	return 0;
 }
 
 /* The daemon's own cgroup v2 directory. */
@@ -395,7 +387,7 @@ struct script_cgroup *cgroup_take(void)
 		cg->base = cg->last;
 	}
 	if (!cg && !failing)
-		log_warn("cannot make a cgroup in %s; scripts run in process groups only until one can be made",
+		log_warn("cannot make a cgroup in %s; scripts are not run uncontained: 503 until one can be made",
 			 cg_state.dir);
 	failing = !cg;
 	pthread_mutex_unlock(&lock);
@@ -474,6 +466,11 @@ void cgroup_kill(struct script_cgroup *cg)
 {
 	char path[PATH_MAX];
 
+	/* Seen here (6.18): a process started later into a cgroup that was
+	 * once killed, by clone3's CLONE_INTO_CGROUP, is SIGKILLed at birth,
+	 * as if the kill were still going on; such a cgroup is removed, not
+	 * reused (cgroup_release()). */
+	cg->killed = true;
 	if (path_of(path, sizeof(path), cg, "cgroup.kill") < 0 || sysfile_write(path, "1") < 0)
 		cgroup_signal_all(cg, SIGKILL); /* kernels before 5.14 */
 }
@@ -514,14 +511,15 @@ unsigned cgroup_release(struct script_cgroup *cg)
 		left = populated(cg) ? count_procs(cg) : 0;
 	}
 	/* memory.peak cannot be reset for good: with the memory controller a
-	 * cgroup serves one script only, and goes once empty. */
+	 * cgroup serves one script only, and goes once empty; so does one
+	 * that was killed (cgroup_kill()). */
 	pthread_mutex_lock(&lock);
 	cg->in_use = false;
-	cg->leftover = left > 0 || cg_state.memory;
+	cg->leftover = left > 0 || cg_state.memory || cg->killed;
 	if (cg->leftover)
 		atomic_fetch_add(&n_leftovers, 1);
 	pthread_mutex_unlock(&lock);
-	if (cg_state.memory && left == 0)
+	if ((cg_state.memory || cg->killed) && left == 0)
 		cgroups_reap_leftovers();
 	return left;
 }

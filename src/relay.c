@@ -32,6 +32,9 @@
 /* Pieces of body passed to the script between two looks at its other fds
  * (see relay_run()). */
 #define BODY_POLL_EVERY 16
+/* How long a script whose stdout and stderr have ended may take to exit
+ * before its request ends without it (see script_done()). */
+#define EXIT_AFTER_EOF_MS 500
 
 static void close_fd(int *fd)
 {
@@ -227,10 +230,12 @@ static int time_left(struct request *r, enum request_end *end, const char **why)
 	};
 
 	*why = NULL;
+	if (r->output_ended_at)
+		left = r->output_ended_at + EXIT_AFTER_EOF_MS - now;
 	if (cfg.slow_log_ms && !r->slow_logged) {
 		if (now >= r->start_ms + cfg.slow_log_ms)
 			note_slow(r, now);
-		else
+		else if (left < 0 || r->start_ms + cfg.slow_log_ms - now < left)
 			left = r->start_ms + cfg.slow_log_ms - now;
 	}
 	for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
@@ -365,7 +370,19 @@ static bool script_done(struct request *r)
 
 	if (r->hstate == HDR_FAILED)
 		return true;
-	return r->stdin_ended && p->stdout_fd < 0 && p->stderr_fd < 0 && script_exited(p);
+	if (!r->stdin_ended || p->stdout_fd >= 0 || p->stderr_fd >= 0)
+		return false;
+	if (script_exited(p))
+		return true;
+	/* Its output has ended but it runs on (`exec >&- 2>&-; job`: the
+	 * answer first, the work after).  fcgiwrap 1.1.0 ends the request
+	 * at that EOF; so does this, once the script has had
+	 * EXIT_AFTER_EOF_MS to exit (a script that simply exits closes its
+	 * pipes a moment before it is seen to have exited).  What still runs
+	 * then is a leftover (request_finish()). */
+	if (!r->output_ended_at)
+		r->output_ended_at = monotonic_ms();
+	return monotonic_ms() >= r->output_ended_at + EXIT_AFTER_EOF_MS;
 }
 
 enum request_end relay_run(struct request *r, const char **why)
@@ -394,6 +411,9 @@ enum request_end relay_run(struct request *r, const char **why)
 			r->conn->splice_body = false;
 			return END_COMPLETE;
 		}
+		/* script_done() may have just started the wait for the exit. */
+		if (r->output_ended_at && (timeout < 0 || timeout > EXIT_AFTER_EOF_MS))
+			timeout = EXIT_AFTER_EOF_MS;
 		/* While the body streams in and the script takes it as fast,
 		 * its other fds are looked at once every BODY_POLL_EVERY
 		 * pieces, not after each: its output is only held until the

@@ -54,6 +54,7 @@ struct request {
 	long long deadline;     /* -t: when the request is ended, or 0 */
 	long long last_activity; /* last byte to or from the script */
 	long long body_wait_since; /* since when the script waits on the peer */
+	long long output_ended_at; /* its stdout and stderr ended, it runs on */
 	char *errline;          /* partial stderr line (without -f) */
 	size_t errline_len;
 	const char *answer_status; /* for a request answered without a script: */

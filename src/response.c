@@ -330,11 +330,18 @@ void request_finish(struct request *r, enum request_end how, const char *why)
 	r->conn->splice_body = false; /* what is left of the body is read */
 	log_end(r, how, why);
 	/* Ended abnormally, the script's whole group goes; after a normal
-	 * end, what it left running in its group stays, as with fcgiwrap
-	 * 1.1.0 and Apache.  Reaped last, so that the group's id cannot have
-	 * been taken by another script when it is signalled. */
-	if (how != END_COMPLETE || !script_exited(&r->proc))
+	 * end, what it left running stays, as with fcgiwrap 1.1.0 and
+	 * Apache: the script itself too when it ended its output and went on
+	 * (relay.c), then reaped by the main loop.  Reaped last, so that the
+	 * group's id cannot have been taken by another script when it is
+	 * signalled. */
+	if (how != END_COMPLETE || r->hstate != HDR_DONE || (cfg.leftovers_kill && !script_exited(&r->proc)))
 		script_end_group(&r->proc, cfg.kill_grace_ms);
+	else if (!script_exited(&r->proc) && !r->proc.cgroup) {
+		atomic_fetch_add(&stats.leftover_processes, 1);
+		log_info("%s: the script runs on after its output ended (pid %d; --leftovers keep)", r->label,
+			 (int)r->proc.pid);
+	}
 	script_reap(&r->proc);
 	measure_script(r);
 	/* The slot goes back as soon as the script is gone, before a slow

@@ -380,6 +380,13 @@ static int spawn_contained(struct request *r, struct script_start *st, const cha
 	struct script_cgroup *cg = cgroup_take();
 	int rc;
 
+	/* Never uncontained where cgroups are promised: without its cgroup
+	 * a script would run without the --script-*-max limits, and what
+	 * it starts could outlive it (cgroup_take() logged why). */
+	if (!cg && cgroups_on()) {
+		*step = "cgroup";
+		return EAGAIN;
+	}
 	if (cg && (st->cgroup_dir_fd = cgroup_open(cg)) < 0) {
 		*step = "cgroup";
 		rc = errno;

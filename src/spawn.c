@@ -19,7 +19,9 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +51,11 @@
 #include "settings.h"
 #include "spawn.h"
 #include "sysfile.h"
+
+/* After SIGKILL, how long a script may take to go before it is left to
+ * the main loop's reaper: SIGKILL cannot be caught, but a process in an
+ * uninterruptible sleep goes only once it wakes. */
+#define KILL_WAIT_MS 1000
 
 void script_proc_init(struct script_proc *sp)
 {
@@ -393,19 +400,85 @@ bool script_exited(struct script_proc *sp)
 	return sp->exited;
 }
 
+/* Scripts that outlived their request: still running when it ended (a
+ * script that closed its output and went on, or one that SIGKILL has not
+ * ended yet), reaped by the main loop (scripts_reap_abandoned()). */
+static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
+static pid_t *abandoned;
+static size_t n_abandoned, cap_abandoned;
+static atomic_uint n_abandoned_now;
+
+static void abandon(pid_t pid)
+{
+	pthread_mutex_lock(&abandoned_lock);
+	if (n_abandoned == cap_abandoned) {
+		size_t cap = cap_abandoned ? cap_abandoned * 2 : 16;
+		pid_t *more = realloc(abandoned, cap * sizeof(*more));
+		if (more) {
+			abandoned = more;
+			cap_abandoned = cap;
+		}
+	}
+	/* Out of memory: the zombie stays until the daemon exits. */
+	if (n_abandoned < cap_abandoned) {
+		abandoned[n_abandoned++] = pid;
+		atomic_store(&n_abandoned_now, (unsigned)n_abandoned);
+	}
+	pthread_mutex_unlock(&abandoned_lock);
+}
+
+unsigned scripts_reap_abandoned(void)
+{
+	unsigned left;
+
+	pthread_mutex_lock(&abandoned_lock);
+	for (size_t i = 0; i < n_abandoned; i++) {
+		pid_t rc = waitpid(abandoned[i], NULL, WNOHANG);
+		if (rc == abandoned[i] || (rc < 0 && errno == ECHILD))
+			abandoned[i--] = abandoned[--n_abandoned];
+	}
+	left = (unsigned)n_abandoned;
+	atomic_store(&n_abandoned_now, left);
+	pthread_mutex_unlock(&abandoned_lock);
+	return left;
+}
+
+unsigned scripts_abandoned(void)
+{
+	return atomic_load(&n_abandoned_now);
+}
+
+void scripts_end_abandoned(void)
+{
+	pthread_mutex_lock(&abandoned_lock);
+	/* Not reaped yet: each pid is still ours, and so its group's id. */
+	for (size_t i = 0; i < n_abandoned; i++) {
+		kill(-abandoned[i], SIGKILL);
+		kill(abandoned[i], SIGKILL);
+	}
+	pthread_mutex_unlock(&abandoned_lock);
+	scripts_reap_abandoned();
+}
+
 void script_reap(struct script_proc *sp)
 {
 	int status = 0;
 
 	if (sp->pid <= 0 || sp->reaped)
 		return;
+	/* Never blocks: a script still running (one that no SIGKILL has
+	 * ended in time, stuck in the kernel) goes to the main loop's
+	 * reaper, its exit status unknown. */
+	if (!script_exited(sp)) {
+		abandon(sp->pid);
+		sp->reaped = true;
+		return;
+	}
 	/* wait4: the script's resource use, and that of the children it
 	 * waited for. */
 	while (wait4(sp->pid, &status, 0, &sp->usage) < 0 && errno == EINTR)
 		;
-	if (!sp->exited)
-		sp->wait_status = status;
-	sp->exited = sp->reaped = true;
+	sp->reaped = true;
 }
 
 /* The fields of /proc/PID/stat after "PID (comm)", in buf: comm may hold
@@ -467,30 +540,62 @@ static void wait_exit(struct script_proc *sp, long long until)
 	}
 }
 
-/* With a cgroup: every process in it gets SIGTERM (the ones that left
- * the process group too), and whatever is left at the end of the grace
- * cgroup.kill.  No scan of /proc: the cgroup knows its members. */
-static void end_cgroup(struct script_proc *sp, long long deadline)
+/* The script itself, whatever group or cgroup it moved to: through its
+ * pidfd (its zombie, kept until reaped, holds its pid anyway). */
+static void signal_script(struct script_proc *sp, int sig)
 {
-	kill(-sp->pid, SIGTERM);
-	cgroup_signal_all(sp->cgroup, SIGTERM);
-	cgroup_signal_all(sp->cgroup, SIGCONT);
-	if (!cgroup_wait_empty(sp->cgroup, deadline)) {
-		cgroup_kill(sp->cgroup);
-		cgroup_wait_empty(sp->cgroup, LLONG_MAX);
-	}
-	wait_exit(sp, LLONG_MAX);
+	if (sp->pidfd < 0 || syscall(SYS_pidfd_send_signal, sp->pidfd, sig, NULL, 0) < 0)
+		kill(sp->pid, sig);
 }
 
-/* Without one: the process group.  Its other members are looked for in
- * /proc after 10 ms, then twice as long each time, at most 500 ms. */
+/* The end of the grace: SIGKILL to the script, to its group, and with a
+ * cgroup to all in it; then up to KILL_WAIT_MS for the script to go.  A
+ * script that left its group and its cgroup is reached through its pidfd
+ * all the same. */
+static void kill_script(struct script_proc *sp)
+{
+	long long until = monotonic_ms() + KILL_WAIT_MS;
+
+	if (sp->cgroup)
+		cgroup_kill(sp->cgroup);
+	kill(-sp->pid, SIGKILL);
+	signal_script(sp, SIGKILL);
+	if (sp->cgroup)
+		cgroup_wait_empty(sp->cgroup, until);
+	wait_exit(sp, until);
+}
+
+/* With a cgroup: every process in it gets SIGTERM (the ones that left
+ * the process group too), and whatever is left at the end of the grace
+ * SIGKILL.  No scan of /proc: the cgroup knows its members. */
+static void end_cgroup(struct script_proc *sp, long long deadline)
+{
+	bool empty;
+
+	kill(-sp->pid, SIGTERM);
+	signal_script(sp, SIGTERM);
+	cgroup_signal_all(sp->cgroup, SIGTERM);
+	cgroup_signal_all(sp->cgroup, SIGCONT);
+	signal_script(sp, SIGCONT);
+	empty = cgroup_wait_empty(sp->cgroup, deadline);
+	/* The cgroup may be empty with the script alive elsewhere. */
+	wait_exit(sp, deadline);
+	if (!empty || !script_exited(sp))
+		kill_script(sp);
+}
+
+/* Without one: the process group, and the script itself should it have
+ * left it.  The group's other members are looked for in /proc after 10
+ * ms, then twice as long each time, at most 500 ms. */
 static void end_process_group(struct script_proc *sp, long long deadline)
 {
 	int pause_ms = 10;
 
 	kill(-sp->pid, SIGTERM);
+	signal_script(sp, SIGTERM);
 	/* SIGTERM may be caught; a stopped process would never see it. */
 	kill(-sp->pid, SIGCONT);
+	signal_script(sp, SIGCONT);
 	wait_exit(sp, deadline);
 	while (sp->exited && group_has_live_members(sp->pid)) {
 		long long left = deadline - monotonic_ms();
@@ -499,10 +604,8 @@ static void end_process_group(struct script_proc *sp, long long deadline)
 		poll(NULL, 0, left < pause_ms ? (int)left : pause_ms);
 		pause_ms = pause_ms < 250 ? pause_ms * 2 : 500;
 	}
-	if (!sp->exited || group_has_live_members(sp->pid)) {
-		kill(-sp->pid, SIGKILL);
-		wait_exit(sp, LLONG_MAX);
-	}
+	if (!sp->exited || group_has_live_members(sp->pid))
+		kill_script(sp);
 }
 
 void script_end_group(struct script_proc *sp, int grace_ms)

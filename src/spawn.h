@@ -54,13 +54,27 @@ int script_spawn(const struct script_start *st, struct script_proc *sp, const ch
 bool script_exited(struct script_proc *sp);
 
 /* Ends the script's whole process group, or with a cgroup all that is in
- * it: SIGTERM, up to grace_ms for the script and the rest to go, then
- * SIGKILL.  Does nothing once the script has been reaped. */
+ * it, and the script itself wherever it went: SIGTERM, up to grace_ms for
+ * the script and the rest to go, then SIGKILL and up to a second more.
+ * Bounded whatever the script does.  Does nothing once the script has
+ * been reaped. */
 void script_end_group(struct script_proc *sp, int grace_ms);
 
 /* Reaps the script, which has exited (script_exited() or
- * script_end_group()); its group is never signalled after. */
+ * script_end_group()); its group is never signalled after.  Never blocks:
+ * a script still running is left to scripts_reap_abandoned(), its exit
+ * status unknown (exited stays false). */
 void script_reap(struct script_proc *sp);
+
+/* Reaps the scripts that outlived their requests and have exited since.
+ * Returns how many are still running.  Called by the main loop. */
+unsigned scripts_reap_abandoned(void);
+
+/* How many scripts outlived their requests and are not reaped yet. */
+unsigned scripts_abandoned(void);
+
+/* At the daemon's stop: SIGKILL to those scripts and their groups. */
+void scripts_end_abandoned(void);
 
 /* The CPU time the script has used so far (its cgroup's, or the
  * script's and its waited-for children's), in microseconds; -1 if not

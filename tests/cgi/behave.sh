@@ -125,6 +125,13 @@ ignore-term)
 	echo "$$" > "$PIDFILE"
 	printf 'Content-Type: text/plain\n\n'
 	sleep 300 ;;
+detach)
+	# Answers, closes its output, and goes on working (answer first,
+	# work after); says when the work is done.
+	printf 'Content-Type: text/plain\n\nanswered\n'
+	exec >&- 2>&-
+	sleep 5
+	echo done > "$PIDFILE" ;;
 no-headers)
 	echo "just a body" ;;
 blank-first)
