@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -171,15 +172,17 @@ static void warn_about_rlimits(void)
  * stops the start. */
 static void start_containment(void)
 {
-	char why[512] = "";
+	char why[512] = "", gaps[256];
 	int rc = cgroups_init(why, sizeof(why));
 
 	if (rc < 0)
 		fatalx("%s", why);
 	if (rc == 0 && cfg.cgroup_dir)
 		log_info("scripts run in process groups: %s", why);
-	if (sandbox_init(why, sizeof(why)) < 0)
+	if (sandbox_init(gaps, sizeof(gaps), why, sizeof(why)) < 0)
 		fatalx("%s", why);
+	if (gaps[0])
+		log_warnx("scripts are not fully isolated: %s", gaps);
 }
 
 /* The -c slots and the --script-limit classes'.  Their paths, -p's and
@@ -437,6 +440,12 @@ int main(int argc, char **argv)
 		fatalx("--idle-exit needs sockets passed by systemd (socket activation): nothing would start "
 		       "fcgiwrap again");
 	privileges_drop();
+	/* Not dumpable: a script of the same user can neither ptrace the
+	 * daemon, nor take its fds (pidfd_getfd), nor read its memory or
+	 * environment.  Dropping privileges makes it so already; a daemon
+	 * started as its user (User= in a unit) is made so here. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		fatal("cannot make fcgiwrap non-dumpable");
 	start_containment();
 	start_slots();
 	if (stopping_init() < 0 || workers_init(cfg.max_connections) < 0)

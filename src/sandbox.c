@@ -1,16 +1,26 @@
 /* A sandbox for scripts (see sandbox.h).
  *
  * One Landlock ruleset is made at start and kept open; each script's
- * process restricts itself with it just before exec.  --script-write
- * limits where scripts may write (and make, remove, rename, truncate);
- * --script-read also limits what they may read and execute, to those
- * directories, the --script-write ones, and the system's own (see
- * system_dirs below).  Landlock needs no_new_privs: under these options
- * setuid programs run without their privileges. */
+ * process restricts itself with it just before exec, which makes a
+ * Landlock domain of its own for each script.  By default (the
+ * isolation) the ruleset allows writes everywhere but in the cgroup v2
+ * tree, and, from ABI 6, scopes signals: a script cannot write the
+ * cgroup files that contain and limit it, nor ptrace (Landlock forbids
+ * it across domains), pidfd_getfd, read the environment of, or signal
+ * the daemon or another request's script.  --script-write limits where
+ * scripts may write (and make, remove, rename, truncate); --script-read
+ * also limits what they may read and execute, to those directories, the
+ * --script-write ones, and the system's own (see system_dirs below).
+ * Landlock needs no_new_privs: setuid programs run without their
+ * privileges (--no-isolation, without --script-read and --script-write,
+ * lets them). */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <linux/landlock.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -23,6 +33,7 @@
 
 #include "sandbox.h"
 #include "settings.h"
+#include "sysfile.h"
 
 /* Rights newer than the headers of the build machine may know. */
 #ifndef LANDLOCK_ACCESS_FS_REFER
@@ -31,6 +42,15 @@
 #ifndef LANDLOCK_ACCESS_FS_TRUNCATE
 #define LANDLOCK_ACCESS_FS_TRUNCATE (1ULL << 14) /* ABI 3 */
 #endif
+#define SCOPE_SIGNAL (1ULL << 1) /* ABI 6: LANDLOCK_SCOPE_SIGNAL */
+
+/* The ruleset's attributes as ABI 6 has them (older headers stop at the
+ * first field); the kernel is told only the size its ABI knows. */
+struct ruleset_attr {
+	uint64_t handled_access_fs;
+	uint64_t handled_access_net; /* ABI 4 */
+	uint64_t scoped;             /* ABI 6 */
+};
 
 #define READ_RIGHTS (LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR)
 #define WRITE_RIGHTS                                                                                               \
@@ -46,10 +66,15 @@ static const char *const system_dirs[] = { "/usr", "/bin", "/sbin", "/lib", "/li
 /* Writable whatever --script-write says: nothing is stored there. */
 static const char *const write_always[] = { "/dev/null", "/dev/zero", "/dev/full" };
 
-static int ruleset = -1;
-static char described[128] = "none";
+/* Cgroup v2 mounts: no script may write below them. */
+#define PROTECTED_MAX 8
 
-static long create_ruleset(const struct landlock_ruleset_attr *attr, size_t size, uint32_t flags)
+static int ruleset = -1;
+static char described[160] = "none";
+static char (*protected)[PATH_MAX];
+static size_t n_protected;
+
+static long create_ruleset(const struct ruleset_attr *attr, size_t size, uint32_t flags)
 {
 	return syscall(__NR_landlock_create_ruleset, attr, size, flags);
 }
@@ -109,8 +134,62 @@ static int allow_each(const char *const *paths, size_t n, uint64_t rights, bool 
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
+/* How path stands to the protected trees: 2 inside one (or one), 1 an
+ * ancestor of one, 0 apart. */
+static int protection_of(const char *path)
+{
+	size_t n = strlen(path);
+	int rel = 0;
+
+	for (size_t i = 0; i < n_protected; i++) {
+		const char *p = protected[i];
+		size_t m = strlen(p);
+		if (strncmp(path, p, m) == 0 && (path[m] == '\0' || path[m] == '/' || strcmp(p, "/") == 0))
+			return 2;
+		if (strcmp(path, "/") == 0 || (strncmp(p, path, n) == 0 && p[n] == '/'))
+			rel = 1;
+	}
+	return rel;
+}
+
+/* Allows rights everywhere under dir but in the protected trees: each
+ * entry of dir apart from them is allowed whole, an ancestor of one is
+ * gone into.  Symlinks are skipped: what they lead to is allowed where
+ * it is.  Entries made later in dir or in an ancestor are not covered
+ * (the man page says so). */
+static int allow_all_but_protected(const char *dir, uint64_t rights, int depth, char *why, size_t size)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int rc = 0;
+
+	if (!d) {
+		snprintf(why, size, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	while (rc == 0 && (e = readdir(d))) {
+		char path[PATH_MAX];
+		struct stat st;
+		int rel;
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+		    snprintf(path, sizeof(path), "%s%s%s", dir, strcmp(dir, "/") == 0 ? "" : "/", e->d_name) >=
+			    (int)sizeof(path) ||
+		    lstat(path, &st) < 0 || S_ISLNK(st.st_mode))
+			continue;
+		rel = protection_of(path);
+		if (rel == 1 && depth > 0)
+			rc = allow_all_but_protected(path, rights, depth - 1, why, size);
+		else if (rel == 0)
+			rc = allow(path, rights, true, why, size);
+	}
+	closedir(d);
+	return rc;
+}
+
 static int add_rules(uint64_t handled, bool reads, char *why, size_t size)
 {
+	if (cfg.n_script_read == 0 && cfg.n_script_write == 0)
+		return allow_all_but_protected("/", handled, 16, why, size);
 	if (allow_each((const char *const *)cfg.script_write, cfg.n_script_write, handled, false, why, size) < 0 ||
 	    allow_each(write_always, N_OF(write_always), handled, true, why, size) < 0)
 		return -1;
@@ -122,24 +201,36 @@ static int add_rules(uint64_t handled, bool reads, char *why, size_t size)
 	return 0;
 }
 
-int sandbox_init(char *why, size_t size)
+/* The cgroup v2 trees, and a --script-write that would open one. */
+static int find_protected(char *why, size_t size)
 {
-	struct landlock_ruleset_attr attr = { 0 };
-	bool reads = cfg.n_script_read > 0;
-	int abi;
-
-	if (!reads && cfg.n_script_write == 0)
-		return 0;
-	abi = (int)create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
-	if (abi < 1) {
-		snprintf(why, size,
-			 "--script-read and --script-write need Landlock, which this kernel does not offer (%s): "
-			 "scripts are not run unconfined",
-			 strerror(errno));
+	protected = calloc(PROTECTED_MAX, sizeof(*protected));
+	if (!protected) {
+		snprintf(why, size, "out of memory");
 		return -1;
 	}
+	n_protected = sysfile_mounts("cgroup2", protected, PROTECTED_MAX);
+	for (size_t i = 0; i < cfg.n_script_write; i++) {
+		char real[PATH_MAX];
+		if (realpath(cfg.script_write[i], real) && protection_of(real) != 0) {
+			snprintf(why, size, "--script-write %s would let scripts write the cgroup tree that holds them",
+				 cfg.script_write[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Makes the ruleset: the rights it handles, then the rules. */
+static int make_ruleset(int abi, bool reads, char *why, size_t size)
+{
+	struct ruleset_attr attr = { 0 };
+	bool confined = reads || cfg.n_script_write > 0;
+
 	attr.handled_access_fs = (WRITE_RIGHTS | (reads ? READ_RIGHTS : 0)) & known_rights(abi);
-	ruleset = (int)create_ruleset(&attr, sizeof(attr), 0);
+	if (abi >= 6)
+		attr.scoped = SCOPE_SIGNAL;
+	ruleset = (int)create_ruleset(&attr, abi >= 6 ? sizeof(attr) : sizeof(attr.handled_access_fs), 0);
 	if (ruleset < 0) {
 		snprintf(why, size, "cannot make a Landlock ruleset: %s", strerror(errno));
 		return -1;
@@ -147,8 +238,45 @@ int sandbox_init(char *why, size_t size)
 	fcntl(ruleset, F_SETFD, FD_CLOEXEC);
 	if (add_rules(attr.handled_access_fs, reads, why, size) < 0)
 		return -1;
-	snprintf(described, sizeof(described), "Landlock ABI %d: writes limited%s", abi,
-		 reads ? ", reads limited" : "");
+	snprintf(described, sizeof(described), "Landlock ABI %d: %s%s%s", abi,
+		 confined ? "writes limited" : "isolation", reads ? ", reads limited" : "",
+		 abi >= 6 ? ", signals scoped" : "");
+	return 0;
+}
+
+int sandbox_init(char *gaps, size_t gaps_size, char *why, size_t size)
+{
+	bool reads = cfg.n_script_read > 0, confined = reads || cfg.n_script_write > 0;
+	int abi;
+
+	gaps[0] = '\0';
+	if (!confined && cfg.no_isolation) {
+		snprintf(gaps, gaps_size, "--no-isolation: scripts can ptrace, signal and read the environment of "
+					  "each other and the daemon, and write their cgroup's files");
+		return 0;
+	}
+	abi = (int)create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+	if (abi < 1 && confined) {
+		snprintf(why, size,
+			 "--script-read and --script-write need Landlock, which this kernel does not offer (%s): "
+			 "scripts are not run unconfined",
+			 strerror(errno));
+		return -1;
+	}
+	/* ABI 1 forbids every rename and link across directories (EXDEV):
+	 * too much to impose on scripts that did not ask for a sandbox. */
+	if (abi < 2 && !confined) {
+		snprintf(gaps, gaps_size,
+			 "%s: scripts can ptrace, signal and read the environment of each other and the daemon, "
+			 "and write their cgroup's files",
+			 abi < 1 ? "no Landlock in this kernel" : "Landlock ABI 1 only (2 needed)");
+		return 0;
+	}
+	if (find_protected(why, size) < 0 || make_ruleset(abi, reads, why, size) < 0)
+		return -1;
+	if (abi < 6)
+		snprintf(gaps, gaps_size,
+			 "Landlock ABI %d (6 scopes signals): scripts can signal the daemon and each other", abi);
 	return 0;
 }
 

@@ -45,6 +45,7 @@ struct settings {
 	unsigned long long script_memory_max; /* bytes, 0 = none */
 	unsigned script_pids_max;  /* 0 = none */
 	unsigned script_cpu_max;   /* percent of one CPU, 0 = none */
+	bool no_isolation;         /* --no-isolation */
 	char **script_read, **script_write; /* --script-read, --script-write */
 	size_t n_script_read, n_script_write;
 	const char *status_path;   /* --status-path, or NULL */

@@ -120,7 +120,7 @@ def own_user():
 
 
 class Daemon:
-    def __init__(self, tmp_path, args=(), socket_url=None, env=None, name="fcgiwrap"):
+    def __init__(self, tmp_path, args=(), socket_url=None, env=None, name="fcgiwrap", user=None):
         self.tmp_path = tmp_path
         self.socket_path = str(tmp_path / (name + ".sock"))
         self.url = socket_url or "unix:" + self.socket_path
@@ -134,14 +134,18 @@ class Daemon:
         self.log_path = tmp_path / (name + ".log")
         self.args = list(args)
         self.env = env
+        # Started directly as this user (as systemd's User= does), not
+        # dropped to it with --user.
+        self.user = user
         self.proc = None
 
     def start(self, wait=True):
         self.log_file = open(self.log_path, "ab")
         # Tests run as root: a daemon started as root must be told so.
         extra = [] if "--user" in self.args else ["--allow-root"]
+        as_user = {"user": self.user, "group": pwd.getpwnam(self.user).pw_gid, "extra_groups": []} if self.user else {}
         self.proc = subprocess.Popen([FCGIWRAP, "-s", self.url] + extra + self.args, stdout=self.log_file,
-                                     stderr=subprocess.STDOUT, env=self.env)
+                                     stderr=subprocess.STDOUT, env=self.env, **as_user)
         if wait:
             # "serving" is logged once the daemon is fully started (it
             # accepts from listen() on, before its workers are up); waiting

@@ -1,0 +1,175 @@
+"""A script, whatever it does, ends with its request, stays inside its
+cgroup, and cannot reach the daemon or another request's script."""
+
+import glob
+import os
+import pathlib
+import shutil
+import signal
+import tempfile
+import time
+
+import fcgi_client as fc
+import pytest
+from conftest import cgi_params, free_port, pid_alive, wait_for
+from test_containment import cgroup_dir  # noqa: F401 (a fixture)
+
+
+def start_hostile(d, tmp_path, query, **params):
+    """Starts tests/cgi/isolation.py with query; returns the client and
+    what it wrote to its pidfile (its pid first)."""
+    pidfile = tmp_path / ("pid-" + query)
+    if pidfile.exists():
+        pidfile.unlink()
+    c = fc.Client(d.address, timeout=30)
+    c.begin(cgi_params("isolation.py", query=query, PIDFILE=str(pidfile), **params))
+    c.send_stdin(b"")
+    assert wait_for(lambda: pidfile.exists(), 15), d.log()
+    return c, pidfile.read_text().split()
+
+
+def attempts(body):
+    """isolation.py's report: {attempt: "ok" or "refused ERRNO"}."""
+    return dict(line.split(" ", 1) for line in body.decode().splitlines())
+
+
+def signals_scoped(d):
+    return "signals scoped" in d.log()
+
+
+@pytest.fixture
+def killed_after(request):
+    """Pids SIGKILLed after the test, whatever it asserted."""
+    pids = []
+    yield pids
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def containment_args(request, cgroup):
+    if cgroup == "cgroup":
+        return ["--cgroup", request.getfixturevalue("cgroup_dir"), "--no-isolation"], "immune-cgroup"
+    return ["--cgroup", "none"], "immune"
+
+
+@pytest.mark.parametrize("cgroup", ["process-group", "cgroup"])
+def test_a_script_that_ignores_term_and_escapes_is_killed_at_its_timeout(request, tmp_path, start_daemon,
+                                                                         killed_after, cgroup):
+    # It ignores SIGTERM and moves to the daemon's process group (and
+    # cgroup, which --no-isolation lets it): neither the group nor the
+    # cgroup reaches it, its pidfd does.  -t 2 and a grace of 1 s: the
+    # 504 within 2 + 1 + 1 s, the slot (-c 1) free for the next request.
+    args, query = containment_args(request, cgroup)
+    d = start_daemon(args + ["-c", "1", "-t", "2", "--kill-grace", "1"])
+    start = time.monotonic()
+    c, (pid, *escape) = start_hostile(d, tmp_path, query)
+    killed_after.append(int(pid))
+    if cgroup == "cgroup":
+        assert escape == ["leave-cgroup:ok"]
+    with c:
+        assert c.read_response().status == 504
+    assert time.monotonic() - start < 8
+    assert wait_for(lambda: not pid_alive(int(pid)), 5)
+    assert fc.request(d.address, cgi_params(query="hello")).body == b"hello\n"
+
+
+@pytest.mark.parametrize("cgroup", ["process-group", "cgroup"])
+def test_a_script_that_ignores_term_and_escapes_does_not_hold_the_stop(request, tmp_path, start_daemon,
+                                                                       killed_after, cgroup):
+    # Stopped with such a script running, the daemon is gone within
+    # --shutdown-timeout + --kill-grace + 1 s (and the script with it).
+    args, query = containment_args(request, cgroup)
+    d = start_daemon(args + ["-t", "0", "--shutdown-timeout", "0.5", "--kill-grace", "1"])
+    c, (pid, *_) = start_hostile(d, tmp_path, query)
+    killed_after.append(int(pid))
+    start = time.monotonic()
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.proc.wait(15) == 0
+    assert time.monotonic() - start < 6
+    assert wait_for(lambda: not pid_alive(int(pid)), 5)
+    c.close()
+
+
+def test_a_script_cannot_write_its_cgroup(tmp_path, start_daemon, cgroup_dir):
+    # Scripts run as the user that owns the cgroups: only their Landlock
+    # domain keeps them from leaving, unlimiting or freezing themselves.
+    d = start_daemon(["--cgroup", cgroup_dir])
+    body = fc.request(d.address, cgi_params("isolation.py", query="cgroup",
+                                            PIDFILE=str(tmp_path / "written"))).body
+    tried = attempts(body)
+    assert tried.pop("write-tmp") == "ok"
+    assert len(tried) >= 6 and all(v.startswith("refused") for v in tried.values()), tried
+    # The same script, without the isolation, gets through: the test sees
+    # what it should.
+    d = start_daemon(["--cgroup", cgroup_dir, "--no-isolation"])
+    tried = attempts(fc.request(d.address, cgi_params("isolation.py", query="cgroup",
+                                                      PIDFILE=str(tmp_path / "written"))).body)
+    assert tried["own-freeze"] == "ok"
+    for made in glob.glob(os.path.join(cgroup_dir, "*evil")) + glob.glob(os.path.join(cgroup_dir, "*", "evil")):
+        os.rmdir(made)
+    assert "not fully isolated: --no-isolation" in d.log()
+
+
+@pytest.mark.parametrize("isolation", ["default", "none"])
+def test_a_script_cannot_reach_the_daemon(tmp_path, start_daemon, isolation):
+    # Started as the user scripts run as (systemd's User=), the daemon is
+    # not dumpable: its fds, memory and environment are not the script's
+    # to take, with or without the Landlock domain.
+    d = start_daemon(["--no-isolation"] if isolation == "none" else [], user="nobody",
+                     socket_url="tcp:127.0.0.1:%d" % free_port())
+    tried = attempts(fc.request(d.address, cgi_params("isolation.py", query="daemon")).body)
+    assert tried["getfd"].startswith("refused") and tried["environ"].startswith("refused"), tried
+    if isolation == "default" and signals_scoped(d):
+        assert tried["signal"] == "refused EPERM"
+
+
+def test_scripts_cannot_reach_each_other(tmp_path, start_daemon, killed_after):
+    # Two requests' scripts of one user (the daemon's, as a unit's User=
+    # runs them): only their Landlock domains part them.
+    shared = tempfile.mkdtemp(prefix="fcgiwrap-peers.")
+    os.chmod(shared, 0o1777)
+    try:
+        for isolation in ([], ["--no-isolation"]):
+            d = start_daemon(isolation, user="nobody", socket_url="tcp:127.0.0.1:%d" % free_port())
+            c, (peer,) = start_hostile(d, pathlib.Path(shared), "wait")
+            killed_after.append(int(peer))
+            tried = attempts(fc.request(d.address, cgi_params("isolation.py", query="peer=" + peer)).body)
+            c.close()
+            if isolation:
+                assert tried == {"getfd": "ok", "environ": "ok", "signal": "ok"}
+                continue
+            assert tried["getfd"].startswith("refused") and tried["environ"].startswith("refused"), tried
+            if signals_scoped(d):
+                assert tried["signal"] == "refused EPERM"
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+def test_the_answer_ends_when_the_script_closes_its_output(tmp_path, start_daemon):
+    # `exec >&- 2>&-; work`: the request ends at that EOF, as with 1.1.0,
+    # and the work goes on to its end (5 s later), a leftover meanwhile.
+    d = start_daemon(["--cgroup", "none"])
+    done = tmp_path / "done"
+    start = time.monotonic()
+    r = fc.request(d.address, cgi_params(query="detach", PIDFILE=str(done)))
+    assert r.body == b"answered\n"
+    assert time.monotonic() - start < 3.5
+    assert not done.exists()
+    assert "runs on after its output ended" in d.log()
+    assert wait_for(lambda: done.exists(), 15)
+
+
+def test_no_cgroup_no_script(tmp_path, start_daemon, cgroup_dir):
+    # A script whose cgroup cannot be made is not run uncontained: 503.
+    d = start_daemon(["--cgroup", cgroup_dir])
+    with open(os.path.join(cgroup_dir, "cgroup.max.descendants"), "w") as f:
+        f.write("0")
+    r = fc.request(d.address, cgi_params(query="hello"))
+    assert r.status == 503
+    assert wait_for(lambda: "not run uncontained" in d.log())
+    with open(os.path.join(cgroup_dir, "cgroup.max.descendants"), "w") as f:
+        f.write("max")
+    assert fc.request(d.address, cgi_params(query="hello")).body == b"hello\n"
