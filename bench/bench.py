@@ -228,7 +228,8 @@ def main():
     # The cost of containment: ours again, each script in a cgroup of its
     # own, where a cgroup v2 directory can be made.
     cgroup = make_cgroup()
-    servers = names + (["ours-cgroup"] if cgroup else [])
+    # The cost of the default isolation: ours again with --no-isolation.
+    servers = names + (["ours-cgroup"] if cgroup else []) + ["ours-noiso"]
 
     tmp = tempfile.mkdtemp(prefix="fcgiwrap-bench.")
     cgi = os.path.join(tmp, "cgi")
@@ -251,6 +252,8 @@ def main():
         daemons["ours-cgroup"] = subprocess.Popen([args.ours, "-s", "unix:" + socks["ours-cgroup"], "--allow-root",
                                                    "-c", str(max(256, args.slow)), "--cgroup", cgroup],
                                                   stderr=devnull)
+    daemons["ours-noiso"] = subprocess.Popen([args.ours, "-s", "unix:" + socks["ours-noiso"], "--allow-root",
+                                              "-c", str(max(256, args.slow)), "--no-isolation"], stderr=devnull)
     for n in servers:
         wait_socket(socks[n])
     time.sleep(0.3)
@@ -325,6 +328,12 @@ def main():
             for n in (("ours", "ours-cgroup") if rnd % 2 == 0 else ("ours-cgroup", "ours")):
                 rps = wrk(url(n, "/hello"), 32 if 32 in clients else clients[-1], args.seconds)[0]
                 results.setdefault(("containment", n), []).append(rps)
+        # Isolation's cost (a Landlock domain per script): the same with
+        # and without it.
+        for rnd in range(args.rounds):
+            for n in (("ours", "ours-noiso") if rnd % 2 == 0 else ("ours-noiso", "ours")):
+                rps = wrk(url(n, "/hello"), 32 if 32 in clients else clients[-1], args.seconds)[0]
+                results.setdefault(("isolation", n), []).append(rps)
     finally:
         nginx.send_signal(signal.SIGQUIT)
         nginx.wait()
@@ -422,6 +431,11 @@ def report(args, names, clients, results):
         contained = statistics.median(results[("containment", "ours-cgroup")])
         say("req/s at %d clients, a cgroup per script: %.0f against %.0f without: %.2fx" % (
             32 if 32 in clients else clients[-1], contained, plain, contained / plain))
+    if ("isolation", "ours") in results:
+        bare = statistics.median(results[("isolation", "ours-noiso")])
+        isolated = statistics.median(results[("isolation", "ours")])
+        say("req/s at %d clients, isolated (the default): %.0f against %.0f with --no-isolation: %.2fx" % (
+            32 if 32 in clients else clients[-1], isolated, bare, isolated / bare))
     if "floor" in results:
         c32 = 32 if 32 in clients else clients[-1]
         ratios = [row[0] / f for row, f in zip(results[("rps", c32, "ours")], results["floor"])]
