@@ -179,10 +179,12 @@ static void start_containment(void)
 		fatalx("%s", why);
 	if (rc == 0 && cfg.cgroup_dir)
 		log_info("scripts run in process groups: %s", why);
-	if (sandbox_init(gaps, sizeof(gaps), why, sizeof(why)) < 0)
+	if (sandbox_init(cgroups_dir(), gaps, sizeof(gaps), why, sizeof(why)) < 0)
 		fatalx("%s", why);
 	if (gaps[0])
 		log_warnx("scripts are not fully isolated: %s", gaps);
+	if (sandbox_guard_daemon(why, sizeof(why)) < 0)
+		fatalx("%s", why);
 }
 
 /* The -c slots and the --script-limit classes'.  Their paths, -p's and
@@ -416,7 +418,15 @@ int main(int argc, char **argv)
 	bool handed_over;
 
 	ensure_std_fds();
+	/* Not dumpable, before it holds anything: a process of the same user
+	 * (a script) can neither ptrace the daemon, nor take its fds
+	 * (pidfd_getfd), nor read its memory or environment.  Dropping
+	 * privileges would make it so; a daemon started as its user (User=
+	 * in a unit, or a copy an upgrade started) is made so here. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		exit(1);
 	log_init();
+	sandbox_take_inherited_key();
 	upgrade_init(argc, argv);
 	options_parse(argc, argv);
 	privileges_check();
@@ -440,12 +450,6 @@ int main(int argc, char **argv)
 		fatalx("--idle-exit needs sockets passed by systemd (socket activation): nothing would start "
 		       "fcgiwrap again");
 	privileges_drop();
-	/* Not dumpable: a script of the same user can neither ptrace the
-	 * daemon, nor take its fds (pidfd_getfd), nor read its memory or
-	 * environment.  Dropping privileges makes it so already; a daemon
-	 * started as its user (User= in a unit) is made so here. */
-	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
-		fatal("cannot make fcgiwrap non-dumpable");
 	start_containment();
 	start_slots();
 	if (stopping_init() < 0 || workers_init(cfg.max_connections) < 0)

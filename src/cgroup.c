@@ -285,6 +285,11 @@ bool cgroups_on(void)
 	return cg_state.on;
 }
 
+const char *cgroups_dir(void)
+{
+	return cg_state.on ? cg_state.dir : NULL;
+}
+
 /* Removes a cgroup that holds no process, with any cgroups a script made
  * below it (their own, delegated or not, stay empty too once it is). */
 static int remove_tree(const char *path, int depth)
@@ -503,8 +508,10 @@ unsigned cgroup_release(struct script_cgroup *cg)
 {
 	unsigned left = 0;
 
+	/* Killed already (its request ended abnormally): what is left is
+	 * stuck, and was waited for. */
 	if (populated(cg)) {
-		if (cfg.leftovers_kill) {
+		if (cfg.leftovers_kill && !cg->killed) {
 			cgroup_kill(cg);
 			cgroup_wait_empty(cg, monotonic_ms() + 1000);
 		}
@@ -558,14 +565,19 @@ void cgroups_shutdown(bool hand_over)
 {
 	if (!cg_state.on)
 		return;
+	long long deadline = monotonic_ms() + 1000;
+
 	pthread_mutex_lock(&lock);
+	/* All killed first, then one second for them all. */
+	for (size_t i = 0; i < n_pool; i++) {
+		if (pool[i]->in_use || (pool[i]->leftover && !hand_over))
+			cgroup_kill(pool[i]);
+	}
 	for (size_t i = 0; i < n_pool; i++) {
 		struct script_cgroup *cg = pool[i];
 		char path[PATH_MAX];
-		if (cg->in_use || (cg->leftover && !hand_over)) {
-			cgroup_kill(cg);
-			cgroup_wait_empty(cg, monotonic_ms() + 1000);
-		}
+		if (cg->killed)
+			cgroup_wait_empty(cg, deadline);
 		if (path_of(path, sizeof(path), cg, NULL) == 0)
 			remove_tree(path, 8);
 		free(cg);

@@ -28,6 +28,9 @@ int cgroups_init(char *why, size_t size);
 const char *cgroups_containment(void);
 bool cgroups_on(void);
 
+/* The subtree's directory, or NULL when scripts are not in cgroups. */
+const char *cgroups_dir(void);
+
 /* A cgroup for a script about to start (reused, or made now), or NULL
  * when scripts are not in cgroups (or one cannot be made: logged). */
 struct script_cgroup *cgroup_take(void);

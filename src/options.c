@@ -285,8 +285,8 @@ static const struct option_def options[] = {
 	{ "script-cpu-max", 0, "PERCENT", OPT_COUNT, AT(script_cpu_max), NULL, NULL,
 	  "CPU for all of a script's processes, in percent of\none CPU", false },
 	{ "no-isolation", 0, NULL, OPT_FLAG, AT(no_isolation), NULL, NULL,
-	  "run scripts without their Landlock domain: they may\nthen run setuid programs, and ptrace and signal\n"
-	  "each other and write their cgroup's files", false },
+	  "run scripts without their Landlock domain: they may\nthen run setuid programs and signal any process\n"
+	  "of their user, but also ptrace each other and write\ntheir cgroup's files", false },
 	{ "script-read", 0, "DIR", OPT_CUSTOM, 0, set_script_read, NULL,
 	  "scripts may read and run files only under these\ndirectories and the system's (repeatable; Landlock)", false },
 	{ "script-write", 0, "DIR", OPT_CUSTOM, 0, set_script_write, NULL,

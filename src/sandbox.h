@@ -6,12 +6,14 @@
 #include <stddef.h>
 
 /* Builds the rules from the options, once the daemon is in its --chroot:
- * the default isolation, or --script-read and --script-write.  Returns 0
+ * the default isolation, or --script-read and --script-write; no script
+ * may write below cgroup2 mounts and cgroup_dir (the daemon's cgroups,
+ * or NULL), nor start a process into a cgroup (clone3).  Returns 0
  * (*gaps then says what of the isolation this kernel or the options
  * leave out, "" for nothing), or -1 with *why when a sandbox asked for
  * cannot be had: fcgiwrap never runs scripts unconfined when told to
  * confine them. */
-int sandbox_init(char *gaps, size_t gaps_size, char *why, size_t size);
+int sandbox_init(const char *cgroup_dir, char *gaps, size_t gaps_size, char *why, size_t size);
 
 /* "Landlock ABI N: ..." or "none", for the log and the status page. */
 const char *sandbox_describe(void);
@@ -19,5 +21,20 @@ const char *sandbox_describe(void);
 /* In the new process, before exec: no_new_privs, then the rules.  System
  * calls only (it runs in a vfork child).  Returns 0, or -1 with errno. */
 int sandbox_enter(void);
+
+/* Early in main(): the key of the clone3 filter an upgraded copy inherits
+ * from the copy that started it, taken out of the environment. */
+void sandbox_take_inherited_key(void);
+
+/* Once the sandbox is made, before any thread: a seccomp filter on the
+ * daemon, inherited by every script, that refuses clone3 without the
+ * daemon's key (scripts cannot then start processes into other cgroups).
+ * Returns 0, or -1 with *why. */
+int sandbox_guard_daemon(char *why, size_t size);
+
+/* The key clone3 must carry in its third argument register, 0 when no
+ * filter asks for one; and the variable that hands it to an upgrade. */
+unsigned long long sandbox_clone3_key(void);
+const char *sandbox_clone3_key_env(void);
 
 #endif

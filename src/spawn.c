@@ -200,7 +200,7 @@ static int child_main(void *p)
  * own stack (args->stack), and never returns.  In assembly, as glibc's
  * clone() is, because the child may not return through this function's
  * frame; glibc offers no clone3 with a function of its own. */
-static long clone3_run(struct clone_args *args, int (*fn)(void *), void *arg)
+static long clone3_run(struct clone_args *args, int (*fn)(void *), void *arg, unsigned long long key)
 {
 	long ret;
 
@@ -218,7 +218,7 @@ static long clone3_run(struct clone_args *args, int (*fn)(void *), void *arg)
 			 "hlt\n"
 			 "1:\n\t"
 			 : "=a"(ret)
-			 : "a"((long)SYS_clone3), "D"(args), "S"(sizeof(*args)), [fn] "r"(fn), [arg] "r"(arg)
+			 : "a"((long)SYS_clone3), "D"(args), "S"(sizeof(*args)), "d"(key), [fn] "r"(fn), [arg] "r"(arg)
 			 : "rcx", "r11", "memory");
 	return ret;
 }
@@ -244,7 +244,8 @@ static __attribute__((noinline)) long start_in_cgroup(struct child_args *ca)
 	args.stack = (uint64_t)(uintptr_t)stack;
 	args.stack_size = size;
 	args.cgroup = (uint64_t)ca->st->cgroup_dir_fd;
-	ret = clone3_run(&args, child_main, ca);
+	/* The key the daemon's seccomp filter asks of clone3 (sandbox.c). */
+	ret = clone3_run(&args, child_main, ca, sandbox_clone3_key());
 #if defined(__SANITIZE_ADDRESS__)
 	/* The child's frames marked their redzones in the shadow of this
 	 * array, and it never returned to clear them: left so, they would

@@ -34,6 +34,22 @@ int sysfile_write(const char *path, const char *text)
 	return n == (ssize_t)strlen(text) ? 0 : -1;
 }
 
+/* The kernel writes a space, a tab, a newline and the backslash in a
+ * mount point as \ooo (octal); out gets the path itself. */
+static void unescape_mount_point(char *out, const char *in)
+{
+	while (*in) {
+		if (in[0] == '\\' && in[1] >= '0' && in[1] <= '3' && in[2] >= '0' && in[2] <= '7' && in[3] >= '0' &&
+		    in[3] <= '7') {
+			*out++ = (char)((in[1] - '0') * 64 + (in[2] - '0') * 8 + (in[3] - '0'));
+			in += 4;
+		} else {
+			*out++ = *in++;
+		}
+	}
+	*out = '\0';
+}
+
 size_t sysfile_mounts(const char *type, char (*paths)[PATH_MAX], size_t max)
 {
 	FILE *f = fopen("/proc/mounts", "re");
@@ -44,10 +60,8 @@ size_t sysfile_mounts(const char *type, char (*paths)[PATH_MAX], size_t max)
 		return 0;
 	while (n < max && fgets(line, sizeof(line), f)) {
 		char dev[64], dir[PATH_MAX], fstype[64];
-		/* Spaces in the mount point come as \040: such a path is
-		 * taken as it is written, and so not found. */
 		if (sscanf(line, "%63s %4095s %63s", dev, dir, fstype) == 3 && strcmp(fstype, type) == 0)
-			memcpy(paths[n++], dir, strlen(dir) + 1);
+			unescape_mount_point(paths[n++], dir);
 	}
 	fclose(f);
 	return n;

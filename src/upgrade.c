@@ -16,6 +16,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "sandbox.h"
 #include "sd_lazy.h"
 #include "settings.h"
 #include "upgrade.h"
@@ -90,7 +91,7 @@ static char **new_environment(size_t n_fds, char *listen_pid, size_t size, size_
 
 	while (environ[n])
 		n++;
-	env = calloc(n + 4, sizeof(char *));
+	env = calloc(n + 5, sizeof(char *));
 	if (!env)
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
@@ -101,11 +102,21 @@ static char **new_environment(size_t n_fds, char *listen_pid, size_t size, size_
 			env[k++] = environ[i];
 	}
 	*made = k;
-	if (asprintf(&env[k++], "LISTEN_FDS=%zu", n_fds) < 0 || asprintf(&env[k++], ENV_FD "=%zu", 3 + n_fds) < 0) {
-		free(env[*made]);
+	/* The new copy inherits the seccomp filter (sandbox.c) and needs its
+	 * key for its own clone3. */
+	if (asprintf(&env[k], "LISTEN_FDS=%zu", n_fds) < 0)
+		env[k] = NULL;
+	if (asprintf(&env[k + 1], ENV_FD "=%zu", 3 + n_fds) < 0)
+		env[k + 1] = NULL;
+	if (asprintf(&env[k + 2], "%s=%llx", sandbox_clone3_key_env(), sandbox_clone3_key()) < 0)
+		env[k + 2] = NULL;
+	if (!env[k] || !env[k + 1] || !env[k + 2]) {
+		for (size_t i = k; i < k + 3; i++)
+			free(env[i]);
 		free(env);
 		return NULL;
 	}
+	k += 3;
 	snprintf(listen_pid, size, "LISTEN_PID=");
 	env[k++] = listen_pid;
 	return env;
@@ -178,6 +189,7 @@ int upgrade_start(const int *fds, size_t n)
 		exec_new_copy(fds, n, pair[1], env, listen_pid);
 	free(env[made]);
 	free(env[made + 1]);
+	free(env[made + 2]);
 	free(env);
 	if (pid < 0) {
 		log_warn("SIGUSR2: cannot start a new copy (still serving)");

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 
 import fcgi_client
 import pytest
@@ -119,6 +120,41 @@ def own_user():
         subprocess.run(["userdel", name], check=True)
 
 
+def cgroup2_mount():
+    with open("/proc/mounts") as f:
+        for line in f:
+            dev, path, fstype = line.split()[:3]
+            if fstype == "cgroup2":
+                return path
+    return None
+
+
+@pytest.fixture
+def cgroup_dir():
+    """A cgroup v2 directory of the test's own, handed to --cgroup; what
+    the daemon (or a script) left in it is killed and removed after."""
+    mount = cgroup2_mount()
+    if not mount:
+        pytest.skip("no cgroup v2 hierarchy is mounted here (/proc/mounts)")
+    path = os.path.join(mount, "fcgiwrap-test-" + uuid.uuid4().hex[:8])
+    try:
+        os.mkdir(path)
+    except OSError as e:
+        pytest.skip("cannot make a cgroup under %s: %s" % (mount, e))
+    yield path
+    # Whatever the daemon left: killed, then the directories removed.
+    for sub in sorted(os.listdir(path)):
+        sub_path = os.path.join(path, sub)
+        if os.path.isdir(sub_path):
+            with open(os.path.join(sub_path, "cgroup.kill"), "w") as f:
+                f.write("1")
+            wait_for(lambda: "populated 0" in open(os.path.join(sub_path, "cgroup.events")).read(), 5)
+            # Cgroups made below it (by a script the test let do so) first.
+            for below, _, _ in sorted(os.walk(sub_path), reverse=True):
+                os.rmdir(below)
+    os.rmdir(path)
+
+
 class Daemon:
     def __init__(self, tmp_path, args=(), socket_url=None, env=None, name="fcgiwrap", user=None):
         self.tmp_path = tmp_path
@@ -143,8 +179,16 @@ class Daemon:
         self.log_file = open(self.log_path, "ab")
         # Tests run as root: a daemon started as root must be told so.
         extra = [] if "--user" in self.args else ["--allow-root"]
-        as_user = {"user": self.user, "group": pwd.getpwnam(self.user).pw_gid, "extra_groups": []} if self.user else {}
-        self.proc = subprocess.Popen([FCGIWRAP, "-s", self.url] + extra + self.args, stdout=self.log_file,
+        binary, as_user = FCGIWRAP, {}
+        if self.user:
+            # The build tree may be closed to others (under /root): the
+            # binary runs from a directory of the test's, which
+            # self.public_path() also fills with what the user must reach.
+            self.public = tempfile.mkdtemp(prefix="fcgiwrap-public.")
+            os.chmod(self.public, 0o755)
+            binary = self.public_path(FCGIWRAP)
+            as_user = {"user": self.user, "group": pwd.getpwnam(self.user).pw_gid, "extra_groups": []}
+        self.proc = subprocess.Popen([binary, "-s", self.url] + extra + self.args, stdout=self.log_file,
                                      stderr=subprocess.STDOUT, env=self.env, **as_user)
         if wait:
             # "serving" is logged once the daemon is fully started (it
@@ -158,6 +202,12 @@ class Daemon:
     def log(self):
         return self.log_path.read_text(errors="replace")
 
+    def public_path(self, path):
+        """A copy of path where the daemon's user (user=) can run it."""
+        copy = os.path.join(self.public, os.path.basename(path))
+        shutil.copy2(path, copy)
+        return copy
+
     def stop(self, sig=signal.SIGTERM, timeout=15):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
@@ -169,6 +219,8 @@ class Daemon:
                 raise AssertionError("daemon did not stop within %s s" % timeout)
         if self.proc:
             self.log_file.close()
+        if self.user:
+            shutil.rmtree(self.public, ignore_errors=True)
         return self.proc.returncode if self.proc else None
 
 

@@ -5,48 +5,12 @@ accounted for (CPU and memory per request), and can be sandboxed
 import json
 import os
 import re
-import shutil
 import signal
-import struct
-import subprocess
 import time
-import uuid
 
 import fcgi_client as fc
 import pytest
-from conftest import CGI_DIR, Daemon, cgi_params, pid_alive, wait_for
-
-
-def cgroup2_mount():
-    with open("/proc/mounts") as f:
-        for line in f:
-            dev, path, fstype = line.split()[:3]
-            if fstype == "cgroup2":
-                return path
-    return None
-
-
-@pytest.fixture
-def cgroup_dir():
-    """A cgroup v2 directory of the test's own, handed to --cgroup."""
-    mount = cgroup2_mount()
-    if not mount:
-        pytest.skip("no cgroup v2 hierarchy is mounted here (/proc/mounts)")
-    path = os.path.join(mount, "fcgiwrap-test-" + uuid.uuid4().hex[:8])
-    try:
-        os.mkdir(path)
-    except OSError as e:
-        pytest.skip("cannot make a cgroup under %s: %s" % (mount, e))
-    yield path
-    # Whatever the daemon left: killed, then the directories removed.
-    for sub in sorted(os.listdir(path)):
-        sub_path = os.path.join(path, sub)
-        if os.path.isdir(sub_path):
-            with open(os.path.join(sub_path, "cgroup.kill"), "w") as f:
-                f.write("1")
-            wait_for(lambda: "populated 0" in open(os.path.join(sub_path, "cgroup.events")).read(), 5)
-            os.rmdir(sub_path)
-    os.rmdir(path)
+from conftest import CGI_DIR, Daemon, cgi_params, cgroup2_mount, pid_alive, wait_for
 
 
 def controllers(path):

@@ -1,18 +1,14 @@
 """A script, whatever it does, ends with its request, stays inside its
 cgroup, and cannot reach the daemon or another request's script."""
 
-import glob
 import os
 import pathlib
-import shutil
 import signal
-import tempfile
 import time
 
 import fcgi_client as fc
 import pytest
-from conftest import cgi_params, free_port, pid_alive, wait_for
-from test_containment import cgroup_dir  # noqa: F401 (a fixture)
+from conftest import CGI_DIR, Daemon, cgi_params, free_port, pid_alive, wait_for
 
 
 def start_hostile(d, tmp_path, query, **params):
@@ -108,44 +104,52 @@ def test_a_script_cannot_write_its_cgroup(tmp_path, start_daemon, cgroup_dir):
     tried = attempts(fc.request(d.address, cgi_params("isolation.py", query="cgroup",
                                                       PIDFILE=str(tmp_path / "written"))).body)
     assert tried["own-freeze"] == "ok"
-    for made in glob.glob(os.path.join(cgroup_dir, "*evil")) + glob.glob(os.path.join(cgroup_dir, "*", "evil")):
-        os.rmdir(made)
     assert "not fully isolated: --no-isolation" in d.log()
 
 
+def start_as(start_daemon, user, isolation):
+    """The daemon started directly as user (as systemd's User= does), and
+    isolation.py where that user can run it."""
+    d = start_daemon(isolation, user=user.pw_name, socket_url="tcp:127.0.0.1:%d" % free_port())
+    script = d.public_path(os.path.join(CGI_DIR, "isolation.py"))
+    return d, lambda query, **params: cgi_params(query=query, SCRIPT_FILENAME=script, **params)
+
+
 @pytest.mark.parametrize("isolation", ["default", "none"])
-def test_a_script_cannot_reach_the_daemon(tmp_path, start_daemon, isolation):
-    # Started as the user scripts run as (systemd's User=), the daemon is
-    # not dumpable: its fds, memory and environment are not the script's
-    # to take, with or without the Landlock domain.
-    d = start_daemon(["--no-isolation"] if isolation == "none" else [], user="nobody",
-                     socket_url="tcp:127.0.0.1:%d" % free_port())
-    tried = attempts(fc.request(d.address, cgi_params("isolation.py", query="daemon")).body)
+def test_a_script_cannot_reach_the_daemon(start_daemon, own_user, isolation):
+    # Started as the user scripts run as, the daemon is not dumpable: its
+    # fds, memory and environment are not the script's to take, with or
+    # without the Landlock domain.
+    d, params = start_as(start_daemon, own_user, ["--no-isolation"] if isolation == "none" else [])
+    tried = attempts(fc.request(d.address, params("daemon")).body)
     assert tried["getfd"].startswith("refused") and tried["environ"].startswith("refused"), tried
     if isolation == "default" and signals_scoped(d):
         assert tried["signal"] == "refused EPERM"
 
 
-def test_scripts_cannot_reach_each_other(tmp_path, start_daemon, killed_after):
-    # Two requests' scripts of one user (the daemon's, as a unit's User=
-    # runs them): only their Landlock domains part them.
-    shared = tempfile.mkdtemp(prefix="fcgiwrap-peers.")
-    os.chmod(shared, 0o1777)
-    try:
-        for isolation in ([], ["--no-isolation"]):
-            d = start_daemon(isolation, user="nobody", socket_url="tcp:127.0.0.1:%d" % free_port())
-            c, (peer,) = start_hostile(d, pathlib.Path(shared), "wait")
-            killed_after.append(int(peer))
-            tried = attempts(fc.request(d.address, cgi_params("isolation.py", query="peer=" + peer)).body)
-            c.close()
-            if isolation:
-                assert tried == {"getfd": "ok", "environ": "ok", "signal": "ok"}
-                continue
-            assert tried["getfd"].startswith("refused") and tried["environ"].startswith("refused"), tried
-            if signals_scoped(d):
-                assert tried["signal"] == "refused EPERM"
-    finally:
-        shutil.rmtree(shared, ignore_errors=True)
+def test_scripts_cannot_reach_each_other(start_daemon, own_user, killed_after):
+    # Two requests' scripts of one user (the daemon's): only their
+    # Landlock domains part them.
+    for isolation in ([], ["--no-isolation"]):
+        d, params = start_as(start_daemon, own_user, isolation)
+        shared = pathlib.Path(d.public) / "shared"
+        shared.mkdir(mode=0o777)
+        os.chmod(shared, 0o777)
+        pidfile = shared / "pid"
+        c = fc.Client(d.address, timeout=30)
+        c.begin(params("wait", PIDFILE=str(pidfile)))
+        c.send_stdin(b"")
+        assert wait_for(lambda: pidfile.exists(), 15), d.log()
+        peer = pidfile.read_text().strip()
+        killed_after.append(int(peer))
+        tried = attempts(fc.request(d.address, params("peer=" + peer)).body)
+        c.close()
+        if isolation:
+            assert tried == {"getfd": "ok", "environ": "ok", "signal": "ok"}
+            continue
+        assert tried["getfd"].startswith("refused") and tried["environ"].startswith("refused"), tried
+        if signals_scoped(d):
+            assert tried["signal"] == "refused EPERM"
 
 
 def test_the_answer_ends_when_the_script_closes_its_output(tmp_path, start_daemon):
@@ -173,3 +177,12 @@ def test_no_cgroup_no_script(tmp_path, start_daemon, cgroup_dir):
     with open(os.path.join(cgroup_dir, "cgroup.max.descendants"), "w") as f:
         f.write("max")
     assert fc.request(d.address, cgi_params(query="hello")).body == b"hello\n"
+
+
+def test_no_isolation_with_a_sandbox_is_refused(tmp_path):
+    # --script-read and --script-write are the domain: asked for with
+    # --no-isolation, the start stops rather than guess which was meant.
+    d = Daemon(tmp_path, ["--no-isolation", "--script-write", str(tmp_path)]).start(wait=False)
+    assert d.proc.wait(10) == 1
+    d.log_file.close()
+    assert "--no-isolation and --script-read or --script-write" in d.log()

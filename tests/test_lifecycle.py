@@ -18,7 +18,6 @@ import fcgi_client as fc
 import pytest
 from conftest import (FCGIWRAP, HELLO_CGI, NGINX, TOP_SRCDIR, Nginx, cgi_params, children_of, pid_alive,
                       wait_for)
-from test_containment import cgroup_dir  # noqa: F401 (a fixture)
 from test_hardening import nobodys_dir  # noqa: F401 (a fixture)
 
 SLOW_SCRIPT = """#!/bin/sh

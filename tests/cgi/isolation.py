@@ -51,6 +51,27 @@ def take_fds(pid):
         raise OSError(errno.EBADF, "no fd")
 
 
+class CloneArgs(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_uint64) for name in
+                ("flags", "pidfd", "child_tid", "parent_tid", "exit_signal", "stack", "stack_size", "tls",
+                 "set_tid", "set_tid_size", "cgroup")]
+
+
+def clone_into(cgroup):
+    """Starts a child straight into cgroup (clone3's CLONE_INTO_CGROUP,
+    which needs no write to any file); the child exits at once."""
+    fd = os.open(cgroup, os.O_PATH | os.O_DIRECTORY)
+    args = CloneArgs(flags=0x200000000, exit_signal=signal.SIGCHLD, cgroup=fd)
+    pid = libc.syscall(435, ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args)))
+    if pid == 0:
+        os._exit(0)
+    err = ctypes.get_errno()
+    os.close(fd)
+    if pid < 0:
+        raise OSError(err, "clone3")
+    os.waitpid(pid, 0)
+
+
 def read_environ(pid):
     with open("/proc/%d/environ" % pid, "rb") as f:
         f.read()
@@ -90,6 +111,7 @@ elif query == "cgroup":
             attempt("own-" + limit, lambda: write_file(own + "/" + limit, "max"))
     attempt("make-child", lambda: os.mkdir(own + "/evil"))
     attempt("make-sibling", lambda: os.mkdir(parent + "/script-evil"))
+    attempt("clone-into-daemon", lambda: clone_into(daemon))
     attempt("leave-to-daemon", lambda: write_file(daemon + "/cgroup.procs", str(os.getpid())))
     attempt("write-tmp", lambda: write_file(os.environ["PIDFILE"], "x\n"))
     report()
