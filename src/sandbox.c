@@ -88,12 +88,15 @@ static const char *const write_always[] = { "/dev/null", "/dev/zero", "/dev/full
  * mapped each time) cost a tenth of the request rate of a small CGI. */
 #define NR_CLONE3 435
 #define X32_SYSCALL_BIT 0x40000000U
-#define KEY_ENV "FCGIWRAP_CLONE3_KEY"
 #define ARG2_LO offsetof(struct seccomp_data, args[2])
 #define ARG2_HI (offsetof(struct seccomp_data, args[2]) + 4) /* little-endian */
 static unsigned long long clone3_key;
 static bool cgroups_guarded; /* scripts are in cgroups: the filter is on */
-static bool key_inherited;
+/* What scripts can do without their domain, for the warning at start. */
+#define UNISOLATED                                                                                                 \
+	"scripts can ptrace, signal and read the environment of each other and the daemon, and write their "      \
+	"cgroup's files"
+
 static int ruleset = -1;
 static char described[160] = "none";
 static char (*protected)[PATH_MAX];
@@ -169,7 +172,7 @@ static int protection_of(const char *path)
 	for (size_t i = 0; i < n_protected; i++) {
 		const char *p = protected[i];
 		size_t m = strlen(p);
-		if (strncmp(path, p, m) == 0 && (path[m] == '\0' || path[m] == '/' || strcmp(p, "/") == 0))
+		if (strncmp(path, p, m) == 0 && (path[m] == '\0' || path[m] == '/'))
 			return 2;
 		if (strcmp(path, "/") == 0 || (strncmp(p, path, n) == 0 && p[n] == '/'))
 			rel = 1;
@@ -273,9 +276,9 @@ static int make_ruleset(int abi, bool reads, char *why, size_t size)
 
 	attr.handled_access_fs = (WRITE_RIGHTS | (reads ? READ_RIGHTS : 0)) & known_rights(abi);
 	/* Handled, truncation is checked at every open, a read's included
-	 * (a walk up the path; measured: about 0.04 of the request rate of
-	 * a small CGI); the isolation needs it not, as cgroup files cannot
-	 * be opened for writing. */
+	 * (a walk up the path; no cost measurable here, see
+	 * bench/RESULTS.md); the isolation needs it not, as cgroup files
+	 * cannot be opened for writing. */
 	if (!confined)
 		attr.handled_access_fs &= ~LANDLOCK_ACCESS_FS_TRUNCATE;
 	if (abi >= 6)
@@ -305,8 +308,7 @@ int sandbox_init(const char *cgroup_dir, char *gaps, size_t gaps_size, char *why
 		return -1;
 	}
 	if (cfg.no_isolation) {
-		snprintf(gaps, gaps_size, "--no-isolation: scripts can ptrace, signal and read the environment of "
-					  "each other and the daemon, and write their cgroup's files");
+		snprintf(gaps, gaps_size, "--no-isolation: " UNISOLATED);
 		return 0;
 	}
 	abi = (int)create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
@@ -320,9 +322,7 @@ int sandbox_init(const char *cgroup_dir, char *gaps, size_t gaps_size, char *why
 	/* ABI 1 forbids every rename and link across directories (EXDEV):
 	 * too much to impose on scripts that did not ask for a sandbox. */
 	if (abi < 2 && !confined) {
-		snprintf(gaps, gaps_size,
-			 "%s: scripts can ptrace, signal and read the environment of each other and the daemon, "
-			 "and write their cgroup's files",
+		snprintf(gaps, gaps_size, "%s: " UNISOLATED,
 			 abi < 1 ? "no Landlock in this kernel" : "Landlock ABI 1 only (2 needed)");
 		return 0;
 	}
@@ -350,13 +350,12 @@ int sandbox_enter(void)
 
 void sandbox_take_inherited_key(void)
 {
-	const char *text = getenv(KEY_ENV);
+	const char *text = getenv(SANDBOX_KEY_ENV);
 
 	if (!text)
 		return;
 	clone3_key = strtoull(text, NULL, 16);
-	key_inherited = clone3_key != 0;
-	unsetenv(KEY_ENV);
+	unsetenv(SANDBOX_KEY_ENV);
 }
 
 /* The filter: clone3 without the key fails with ENOSYS, every other
@@ -392,8 +391,8 @@ int sandbox_guard_daemon(char *why, size_t size)
 	if (ruleset < 0 || !cgroups_guarded)
 		return 0;
 	/* A copy an upgrade started inherits the first copy's filter, and
-	 * its key with it. */
-	if (key_inherited)
+	 * its key with it (sandbox_take_inherited_key()). */
+	if (clone3_key != 0)
 		return 0;
 	while (clone3_key == 0) {
 		if (getrandom(&clone3_key, sizeof(clone3_key), 0) != (ssize_t)sizeof(clone3_key)) {
@@ -414,7 +413,3 @@ unsigned long long sandbox_clone3_key(void)
 	return clone3_key;
 }
 
-const char *sandbox_clone3_key_env(void)
-{
-	return KEY_ENV;
-}

@@ -33,8 +33,10 @@ void sandbox_take_inherited_key(void);
 int sandbox_guard_daemon(char *why, size_t size);
 
 /* The key clone3 must carry in its third argument register, 0 when no
- * filter asks for one; and the variable that hands it to an upgrade. */
+ * filter asks for one. */
 unsigned long long sandbox_clone3_key(void);
-const char *sandbox_clone3_key_env(void);
+
+/* The variable that hands the key to the copy an upgrade starts. */
+#define SANDBOX_KEY_ENV "FCGIWRAP_CLONE3_KEY"
 
 #endif

@@ -541,10 +541,12 @@ static void wait_exit(struct script_proc *sp, long long until)
 	}
 }
 
-/* The script itself, whatever group or cgroup it moved to: through its
- * pidfd (its zombie, kept until reaped, holds its pid anyway). */
+/* The script's process group, and the script itself whatever group or
+ * cgroup it moved to: through its pidfd (its zombie, kept until reaped,
+ * holds its pid anyway). */
 static void signal_script(struct script_proc *sp, int sig)
 {
+	kill(-sp->pid, sig);
 	if (sp->pidfd < 0 || syscall(SYS_pidfd_send_signal, sp->pidfd, sig, NULL, 0) < 0)
 		kill(sp->pid, sig);
 }
@@ -559,7 +561,6 @@ static void kill_script(struct script_proc *sp)
 
 	if (sp->cgroup)
 		cgroup_kill(sp->cgroup);
-	kill(-sp->pid, SIGKILL);
 	signal_script(sp, SIGKILL);
 	if (sp->cgroup)
 		cgroup_wait_empty(sp->cgroup, until);
@@ -573,7 +574,6 @@ static void end_cgroup(struct script_proc *sp, long long deadline)
 {
 	bool empty;
 
-	kill(-sp->pid, SIGTERM);
 	signal_script(sp, SIGTERM);
 	cgroup_signal_all(sp->cgroup, SIGTERM);
 	cgroup_signal_all(sp->cgroup, SIGCONT);
@@ -592,10 +592,8 @@ static void end_process_group(struct script_proc *sp, long long deadline)
 {
 	int pause_ms = 10;
 
-	kill(-sp->pid, SIGTERM);
 	signal_script(sp, SIGTERM);
 	/* SIGTERM may be caught; a stopped process would never see it. */
-	kill(-sp->pid, SIGCONT);
 	signal_script(sp, SIGCONT);
 	wait_exit(sp, deadline);
 	while (sp->exited && group_has_live_members(sp->pid)) {

@@ -108,7 +108,7 @@ static char **new_environment(size_t n_fds, char *listen_pid, size_t size, size_
 		env[k] = NULL;
 	if (asprintf(&env[k + 1], ENV_FD "=%zu", 3 + n_fds) < 0)
 		env[k + 1] = NULL;
-	if (asprintf(&env[k + 2], "%s=%llx", sandbox_clone3_key_env(), sandbox_clone3_key()) < 0)
+	if (asprintf(&env[k + 2], SANDBOX_KEY_ENV "=%llx", sandbox_clone3_key()) < 0)
 		env[k + 2] = NULL;
 	if (!env[k] || !env[k + 1] || !env[k + 2]) {
 		for (size_t i = k; i < k + 3; i++)
