@@ -263,6 +263,20 @@ def cgi_params(script="behave.sh", query="", method="GET", **extra):
     return params
 
 
+
+def start_script(d, tmp_path, query, script="behave.sh", request_id=1, **params):
+    """Starts script (in tests/cgi) with query and a PIDFILE it writes,
+    ending with a newline, before it answers; returns the open client and
+    the words of that file (pids as ints)."""
+    pidfile = tmp_path / ("pids-%s-%s-%d" % (script, query, request_id))
+    if pidfile.exists():
+        pidfile.unlink()
+    c = fcgi_client.Client(d.address, timeout=30)
+    c.begin(cgi_params(script, query=query, PIDFILE=str(pidfile), **params), request_id=request_id)
+    c.send_stdin(b"")
+    assert wait_for(lambda: pidfile.exists() and pidfile.read_text().endswith("\n"), 10), d.log()
+    return c, [int(w) if w.isdigit() else w for w in pidfile.read_text().split()]
+
 NGINX_CONF = """
 daemon off;
 master_process off;

@@ -10,21 +10,12 @@ import time
 
 import fcgi_client as fc
 import pytest
-from conftest import CGI_DIR, Daemon, cgi_params, cgroup2_mount, pid_alive, wait_for
+from conftest import CGI_DIR, Daemon, cgi_params, cgroup2_mount, pid_alive, start_script, wait_for
 
 
 def controllers(path):
     with open(os.path.join(path, "cgroup.controllers")) as f:
         return f.read().split()
-
-
-def start_script(d, tmp_path, query, request_id=1, **params):
-    pidfile = tmp_path / ("pids-%s-%d" % (query, request_id))
-    c = fc.Client(d.address, timeout=30)
-    c.begin(cgi_params(query=query, PIDFILE=str(pidfile), **params), request_id=request_id)
-    c.send_stdin(b"")
-    assert wait_for(lambda: pidfile.exists() and pidfile.read_text().endswith("\n"), 10)
-    return c, [int(p) for p in pidfile.read_text().split()]
 
 
 @pytest.mark.parametrize("end", ["timeout", "close", "abort", "stop"])

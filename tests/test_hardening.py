@@ -16,8 +16,8 @@ import time
 
 import fcgi_client as fc
 import pytest
-from conftest import (CGI_DIR, FCGIWRAP, HELLO_STATIC, Daemon, can_connect, cgi_params, curl, nginx_with, status_json,
-                      stop_nginx, wait_for)
+from conftest import (CGI_DIR, FCGIWRAP, HELLO_STATIC, Daemon, can_connect, cgi_params, curl, nginx_with, start_script,
+                      status_json, stop_nginx, wait_for)
 
 
 def test_no_log_line_forged_through_the_uri(tmp_path, start_daemon):
@@ -237,17 +237,6 @@ def test_thread_shortage_is_logged_once(tmp_path, own_user):
 def head_of(params):
     return fc.record(fc.BEGIN_REQUEST, 1, struct.pack(">HB5x", fc.RESPONDER, 0)) + \
         fc.stream_records(fc.PARAMS, 1, fc.encode_params(params))
-
-
-def start_script(d, tmp_path, query, **params):
-    """Starts a script that writes its pids to PIDFILE; returns the open
-    client and the pids."""
-    pidfile = tmp_path / ("pids-" + query)
-    c = fc.Client(d.address, timeout=30)
-    c.begin(cgi_params(query=query, PIDFILE=str(pidfile), **params))
-    c.send_stdin(b"")
-    assert wait_for(lambda: pidfile.exists() and pidfile.read_text().endswith("\n"))
-    return c, [int(p) for p in pidfile.read_text().split()]
 
 
 def proc_state(pid):

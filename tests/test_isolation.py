@@ -8,20 +8,7 @@ import time
 
 import fcgi_client as fc
 import pytest
-from conftest import CGI_DIR, Daemon, cgi_params, free_port, pid_alive, wait_for
-
-
-def start_hostile(d, tmp_path, query, **params):
-    """Starts tests/cgi/isolation.py with query; returns the client and
-    what it wrote to its pidfile (its pid first)."""
-    pidfile = tmp_path / ("pid-" + query)
-    if pidfile.exists():
-        pidfile.unlink()
-    c = fc.Client(d.address, timeout=30)
-    c.begin(cgi_params("isolation.py", query=query, PIDFILE=str(pidfile), **params))
-    c.send_stdin(b"")
-    assert wait_for(lambda: pidfile.exists(), 15), d.log()
-    return c, pidfile.read_text().split()
+from conftest import CGI_DIR, Daemon, cgi_params, free_port, pid_alive, start_script, wait_for
 
 
 def attempts(body):
@@ -61,14 +48,14 @@ def test_a_script_that_ignores_term_and_escapes_is_killed_at_its_timeout(request
     args, query = containment_args(request, cgroup)
     d = start_daemon(args + ["-c", "1", "-t", "2", "--kill-grace", "1"])
     start = time.monotonic()
-    c, (pid, *escape) = start_hostile(d, tmp_path, query)
-    killed_after.append(int(pid))
+    c, (pid, *escape) = start_script(d, tmp_path, query, "isolation.py")
+    killed_after.append(pid)
     if cgroup == "cgroup":
         assert escape == ["leave-cgroup:ok"]
     with c:
         assert c.read_response().status == 504
     assert time.monotonic() - start < 8
-    assert wait_for(lambda: not pid_alive(int(pid)), 5)
+    assert wait_for(lambda: not pid_alive(pid), 5)
     assert fc.request(d.address, cgi_params(query="hello")).body == b"hello\n"
 
 
@@ -79,13 +66,13 @@ def test_a_script_that_ignores_term_and_escapes_does_not_hold_the_stop(request, 
     # --shutdown-timeout + --kill-grace + 1 s (and the script with it).
     args, query = containment_args(request, cgroup)
     d = start_daemon(args + ["-t", "0", "--shutdown-timeout", "0.5", "--kill-grace", "1"])
-    c, (pid, *_) = start_hostile(d, tmp_path, query)
-    killed_after.append(int(pid))
+    c, (pid, *_) = start_script(d, tmp_path, query, "isolation.py")
+    killed_after.append(pid)
     start = time.monotonic()
     d.proc.send_signal(signal.SIGTERM)
     assert d.proc.wait(15) == 0
     assert time.monotonic() - start < 6
-    assert wait_for(lambda: not pid_alive(int(pid)), 5)
+    assert wait_for(lambda: not pid_alive(pid), 5)
     c.close()
 
 
@@ -111,8 +98,7 @@ def start_as(start_daemon, user, isolation):
     """The daemon started directly as user (as systemd's User= does), and
     isolation.py where that user can run it."""
     d = start_daemon(isolation, user=user.pw_name, socket_url="tcp:127.0.0.1:%d" % free_port())
-    script = d.public_path(os.path.join(CGI_DIR, "isolation.py"))
-    return d, lambda query, **params: cgi_params(query=query, SCRIPT_FILENAME=script, **params)
+    return d, d.public_path(os.path.join(CGI_DIR, "isolation.py"))
 
 
 @pytest.mark.parametrize("isolation", ["default", "none"])
@@ -120,8 +106,8 @@ def test_a_script_cannot_reach_the_daemon(start_daemon, own_user, isolation):
     # Started as the user scripts run as, the daemon is not dumpable: its
     # fds, memory and environment are not the script's to take, with or
     # without the Landlock domain.
-    d, params = start_as(start_daemon, own_user, ["--no-isolation"] if isolation == "none" else [])
-    tried = attempts(fc.request(d.address, params("daemon")).body)
+    d, script = start_as(start_daemon, own_user, ["--no-isolation"] if isolation == "none" else [])
+    tried = attempts(fc.request(d.address, cgi_params(query="daemon", SCRIPT_FILENAME=script)).body)
     assert tried["getfd"].startswith("refused") and tried["environ"].startswith("refused"), tried
     if isolation == "default" and signals_scoped(d):
         assert tried["signal"] == "refused EPERM"
@@ -131,18 +117,13 @@ def test_scripts_cannot_reach_each_other(start_daemon, own_user, killed_after):
     # Two requests' scripts of one user (the daemon's): only their
     # Landlock domains part them.
     for isolation in ([], ["--no-isolation"]):
-        d, params = start_as(start_daemon, own_user, isolation)
+        d, script = start_as(start_daemon, own_user, isolation)
         shared = pathlib.Path(d.public) / "shared"
         shared.mkdir(mode=0o777)
         os.chmod(shared, 0o777)
-        pidfile = shared / "pid"
-        c = fc.Client(d.address, timeout=30)
-        c.begin(params("wait", PIDFILE=str(pidfile)))
-        c.send_stdin(b"")
-        assert wait_for(lambda: pidfile.exists(), 15), d.log()
-        peer = pidfile.read_text().strip()
-        killed_after.append(int(peer))
-        tried = attempts(fc.request(d.address, params("peer=" + peer)).body)
+        c, (peer,) = start_script(d, shared, "wait", "isolation.py", SCRIPT_FILENAME=script)
+        killed_after.append(peer)
+        tried = attempts(fc.request(d.address, cgi_params(query="peer=%d" % peer, SCRIPT_FILENAME=script)).body)
         c.close()
         if isolation:
             assert tried == {"getfd": "ok", "environ": "ok", "signal": "ok"}
