@@ -24,6 +24,7 @@
 #include "src/access_log.h"
 #include "src/cgi_env.h"
 #include "src/cgroup.h"
+#include "src/interpreters.h"
 #include "src/clock.h"
 #include "src/listeners.h"
 #include "src/log.h"
@@ -179,6 +180,9 @@ static void start_containment(void)
 		fatalx("%s", why);
 	if (rc == 0 && cfg.cgroup_dir)
 		log_info("scripts run in process groups: %s", why);
+	/* Before the sandbox, whose --script-read rules name them. */
+	if (interpreters_check(&cfg.interpreters, why, sizeof(why)) < 0)
+		fatalx("%s%s", why, cfg.chroot_dir ? " (a path inside the --chroot)" : "");
 	if (sandbox_init(cgroups_dir(), gaps, sizeof(gaps), why, sizeof(why)) < 0)
 		fatalx("%s", why);
 	if (gaps[0])

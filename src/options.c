@@ -83,6 +83,16 @@ static void set_root(const char *arg)
 	add_path(&cfg.policy.roots, &cfg.policy.n_roots, arg);
 }
 
+static void set_interpreter(const char *arg)
+{
+	const char *why;
+
+	if (interpreters_add(&cfg.interpreters, arg, &why) < 0) {
+		fprintf(stderr, "fcgiwrap: invalid --interpreter '%s': %s\n", arg, why);
+		exit(1);
+	}
+}
+
 static void set_rlimit(const char *spec)
 {
 	struct rlimit_setting r;
@@ -230,6 +240,8 @@ static const struct option_def options[] = {
 	  "run only this script, or the scripts under this\ndirectory (repeatable)", false },
 	{ "root", 0, "DIR", OPT_CUSTOM, 0, set_root, NULL, "run only scripts whose real path is under DIR\n(repeatable)",
 	  false },
+	{ "interpreter", 0, "SUFFIX=PROGRAM", OPT_CUSTOM, 0, set_interpreter, NULL,
+	  "run files whose name ends in SUFFIX as 'PROGRAM FILE',\nexecutable or not (repeatable)", false },
 	{ "allow-symlinks-out", 0, NULL, OPT_FLAG, AT(policy.allow_symlinks_out), NULL, NULL,
 	  "let a script found through DOCUMENT_ROOT be a\nsymlink to a file outside it", false },
 	{ "allow-writable", 0, NULL, OPT_FLAG, AT(policy.allow_writable), NULL, NULL,

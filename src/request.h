@@ -33,6 +33,7 @@ struct request {
 	int script_fd;          /* O_PATH fd of the script as checked last, -1 */
 	dev_t script_dev;       /* and its identity */
 	ino_t script_ino;
+	const char *interpreter; /* the --interpreter that runs it, or NULL */
 	char **env;             /* the script's environment */
 	char *dir;              /* where the script runs, or NULL */
 	const char *label;      /* names the request in log lines */

@@ -233,6 +233,11 @@ static int add_rules(uint64_t handled, bool reads, char *why, size_t size)
 	if (allow_each((const char *const *)cfg.script_read, cfg.n_script_read, READ_RIGHTS, false, why, size) < 0 ||
 	    allow_each(system_dirs, N_OF(system_dirs), READ_RIGHTS, true, why, size) < 0)
 		return -1;
+	/* The --interpreter programs, trusted as configuration: the files
+	 * themselves (what they load from elsewhere needs a --script-read). */
+	for (size_t i = 0; i < cfg.interpreters.n; i++)
+		if (allow(cfg.interpreters.v[i].program, READ_RIGHTS, false, why, size) < 0)
+			return -1;
 	return 0;
 }
 

@@ -30,6 +30,15 @@ enum file_kind file_probe_stat(const char *path, void *ctx)
 	return (st.st_mode & (S_IXUSR | S_IXGRP | S_IXOTH)) ? FILE_EXECUTABLE : FILE_NOT_EXECUTABLE;
 }
 
+enum file_kind file_probe_runnable(const char *path, void *ctx)
+{
+	enum file_kind kind = file_probe_stat(path, NULL);
+
+	if (kind == FILE_NOT_EXECUTABLE && interpreters_find(ctx, path))
+		return FILE_EXECUTABLE;
+	return kind;
+}
+
 void script_location_free(struct script_location *loc)
 {
 	free(loc->filename);
@@ -180,20 +189,36 @@ static bool path_inside(const char *path, const char *dir)
 	return strncmp(path, dir, n) == 0 && path[n] == '/';
 }
 
-int script_policy_check(const struct script_policy *pol, const char *filename, const char *document_root,
+/* Whether the script must be inside DOCUMENT_ROOT.  A file that is not
+ * executable was never marked as a program: where it lies is all that
+ * speaks for it, so --allow-symlinks-out does not reach it. */
+static bool held_by_document_root(const struct script_policy *pol, const struct script_origin *from)
+{
+	if (from->interpreted && pol->n_roots == 0)
+		return true;
+	return from->walked && !pol->allow_symlinks_out;
+}
+
+int script_policy_check(const struct script_policy *pol, const char *filename, const struct script_origin *from,
 			char **checked, const char **why)
 {
+	const char *document_root = from->document_root;
 	char real[PATH_MAX], root[PATH_MAX];
-	bool allowed, need_real;
+	bool allowed, need_real, inside_root = held_by_document_root(pol, from);
 	struct stat st;
 
 	if (path_has_dotdot(filename)) {
 		*why = "the path has a '..' segment";
 		return -1;
 	}
+	if (inside_root && (!document_root || !*document_root)) {
+		*why = "run through an --interpreter, it must be under DOCUMENT_ROOT or a --root, and no DOCUMENT_ROOT "
+		       "was sent";
+		return -1;
+	}
 	/* The canonical path (realpath: a readlink per component) only when
 	 * a rule below compares it: the usual configuration needs none. */
-	need_real = (document_root && !pol->allow_symlinks_out) || pol->n_roots > 0;
+	need_real = inside_root || pol->n_roots > 0;
 	for (size_t i = 0; i < pol->n_allowed && !need_real; i++) {
 		size_t n = strlen(pol->allowed[i]);
 		need_real = n > 0 && pol->allowed[i][n - 1] == '/';
@@ -202,15 +227,18 @@ int script_policy_check(const struct script_policy *pol, const char *filename, c
 		*why = "cannot resolve the path";
 		return -1;
 	}
-	/* Found through DOCUMENT_ROOT: the file itself must be in there, not
-	 * reached through a symlink leading out. */
-	if (document_root && !pol->allow_symlinks_out) {
+	/* The file itself must be in there, not reached through a symlink
+	 * leading out. */
+	if (inside_root) {
 		if (!realpath(document_root, root)) {
 			*why = "cannot resolve DOCUMENT_ROOT";
 			return -1;
 		}
 		if (!path_inside(real, root)) {
-			*why = "resolves outside DOCUMENT_ROOT (a symlink leading out; see --allow-symlinks-out)";
+			*why = from->interpreted ? "run through an --interpreter, it resolves outside DOCUMENT_ROOT "
+						   "(see --root)"
+						 : "resolves outside DOCUMENT_ROOT (a symlink leading out; see "
+						   "--allow-symlinks-out)";
 			return -1;
 		}
 	}

@@ -6,6 +6,8 @@
 
 #include <stdbool.h>
 
+#include "interpreters.h"
+
 enum file_kind {
 	FILE_MISSING,    /* ENOENT or ENOTDIR: keep walking up */
 	FILE_EXECUTABLE, /* regular file with an execute bit */
@@ -18,6 +20,10 @@ typedef enum file_kind (*file_probe_fn)(const char *path, void *ctx);
 
 /* Follows symlinks, as exec will. */
 enum file_kind file_probe_stat(const char *path, void *ctx);
+
+/* file_probe_stat(), but a regular file that an --interpreter runs (ctx:
+ * the struct interpreters) counts as executable, exec bit or not. */
+enum file_kind file_probe_runnable(const char *path, void *ctx);
 
 enum script_result {
 	SCRIPT_FOUND,
@@ -61,13 +67,22 @@ struct script_policy {
  * resolved (the entry is then gone: the daemon stops). */
 int script_policy_resolve(struct script_policy *pol, char *why, size_t size);
 
-/* Applies the rules to a resolved script (reads the file system).
- * document_root is the parameter when the script was found through it,
- * else NULL.  *checked (when checked is not NULL) gets the path the rules
- * were applied to, allocated: the canonical path when a rule compared it,
- * else filename.  Returns 0, or -1 with *why naming the rule that
- * refused. */
-int script_policy_check(const struct script_policy *pol, const char *filename, const char *document_root,
+/* How a request came to its script, for the rules on where it may lie. */
+struct script_origin {
+	const char *document_root; /* the DOCUMENT_ROOT param, or NULL */
+	bool walked;               /* found through DOCUMENT_ROOT + SCRIPT_NAME */
+	bool interpreted;          /* run through an --interpreter */
+};
+
+/* Applies the rules to a resolved script (reads the file system).  A
+ * script found through DOCUMENT_ROOT must be inside it (but with
+ * --allow-symlinks-out); one run through an interpreter, which needs no
+ * exec bit, must be inside DOCUMENT_ROOT whatever named it, symlinks
+ * resolved, unless a --root holds it.  *checked (when checked is not
+ * NULL) gets the path the rules were applied to, allocated: the canonical
+ * path when a rule compared it, else filename.  Returns 0, or -1 with
+ * *why naming the rule that refused. */
+int script_policy_check(const struct script_policy *pol, const char *filename, const struct script_origin *from,
 			char **checked, const char **why);
 
 #endif

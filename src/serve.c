@@ -20,6 +20,7 @@
 #include "cgi_env.h"
 #include "cgroup.h"
 #include "clock.h"
+#include "interpreters.h"
 #include "log.h"
 #include "relay.h"
 #include "sandbox.h"
@@ -138,12 +139,14 @@ static int choose_directory(struct request *r, const char **why)
 	return 0;
 }
 
-/* DOCUMENT_ROOT, when the script was found through it, for the rule that
- * keeps it inside. */
-static const char *found_through_root(const struct request *r)
+/* How the request came to its script, for the rules on where it lies. */
+static struct script_origin origin_of(const struct request *r)
 {
 	const struct request_params *p = &r->params;
-	return p->script_filename && *p->script_filename ? NULL : p->document_root;
+
+	return (struct script_origin){ .document_root = p->document_root,
+				       .walked = !p->script_filename || !*p->script_filename,
+				       .interpreted = r->interpreter != NULL };
 }
 
 /* Finds the script and checks it against the policy, so that a request
@@ -152,11 +155,12 @@ static const char *found_through_root(const struct request *r)
 static int select_script(struct request *r)
 {
 	const struct request_params *p = &r->params;
+	struct script_origin from;
 	const char *why = NULL;
 
 	r->label = named_script(p);
-	switch (script_resolve(p->script_filename, p->document_root, p->script_name, file_probe_stat, NULL, &r->loc,
-			       &why)) {
+	switch (script_resolve(p->script_filename, p->document_root, p->script_name, file_probe_runnable,
+			       &cfg.interpreters, &r->loc, &why)) {
 	case SCRIPT_FOUND:
 		break;
 	case SCRIPT_NOT_FOUND:
@@ -167,7 +171,9 @@ static int select_script(struct request *r)
 		return -1;
 	}
 	r->label = r->loc.filename;
-	if (script_policy_check(&cfg.policy, r->loc.filename, found_through_root(r), NULL, &why) < 0 ||
+	r->interpreter = interpreters_find(&cfg.interpreters, r->loc.filename);
+	from = origin_of(r);
+	if (script_policy_check(&cfg.policy, r->loc.filename, &from, NULL, &why) < 0 ||
 	    choose_directory(r, &why) < 0) {
 		refuse(r, "403 Forbidden", "script refused: %s", why);
 		return -1;
@@ -190,24 +196,31 @@ static int absolutize(struct request *r)
 	return 0;
 }
 
-/* The script's environment.  Returns 0, or -1 once refused. */
+/* The script's environment.  An interpreter gets SCRIPT_FILENAME as the
+ * file that was checked, whoever named it: php-cgi runs the file
+ * SCRIPT_FILENAME names (its argument it ignores), and answers 404 "No
+ * input file specified" without one.  Returns 0, or -1 once refused. */
 static int prepare_environment(struct request *r)
 {
-	struct env_override ov[2 + cfg.n_set_env];
+	struct env_override ov[3 + cfg.n_set_env];
 	size_t nov = 0;
 
+	if (absolutize(r) < 0)
+		goto fail;
 	if (r->loc.script_name) {
 		ov[nov++] = (struct env_override){ "SCRIPT_NAME", r->loc.script_name };
 		ov[nov++] = (struct env_override){ "PATH_INFO", r->loc.path_info };
 	}
+	if (r->interpreter)
+		ov[nov++] = (struct env_override){ "SCRIPT_FILENAME", r->loc.filename };
 	for (size_t i = 0; i < cfg.n_set_env; i++)
 		ov[nov++] = cfg.set_env[i];
 	r->env = cgi_env_build(r->params.env, cfg.inherited_env, ov, nov);
-	if (!r->env || absolutize(r) < 0) {
-		refuse(r, "502 Bad Gateway", "cannot prepare the environment: %s", strerror(errno ? errno : ENOMEM));
-		return -1;
-	}
-	return 0;
+	if (r->env)
+		return 0;
+fail:
+	refuse(r, "502 Bad Gateway", "cannot prepare the environment: %s", strerror(errno ? errno : ENOMEM));
+	return -1;
 }
 
 /* Takes one of pool's slots, waiting in its queue until `until` if none is
@@ -344,6 +357,7 @@ static int stdin_pipe_size(const struct request *r)
  * or -1 once the request has been refused. */
 static int bind_script(struct request *r)
 {
+	struct script_origin from = origin_of(r);
 	char *checked = NULL;
 	struct stat opened, now;
 	const char *why = NULL;
@@ -354,7 +368,7 @@ static int bind_script(struct request *r)
 		refuse(r, "404 Not Found", "script not found: %s", strerror(errno));
 		return -1;
 	}
-	if (script_policy_check(&cfg.policy, r->loc.filename, found_through_root(r), &checked, &why) < 0) {
+	if (script_policy_check(&cfg.policy, r->loc.filename, &from, &checked, &why) < 0) {
 		refuse(r, "403 Forbidden", "script refused: %s", why);
 		return -1;
 	}
@@ -364,7 +378,7 @@ static int bind_script(struct request *r)
 		refuse(r, "403 Forbidden", "script refused: it changed while it was checked");
 		return -1;
 	}
-	if (!S_ISREG(opened.st_mode) || !(opened.st_mode & (S_IXUSR | S_IXGRP | S_IXOTH))) {
+	if (!S_ISREG(opened.st_mode) || (!r->interpreter && !(opened.st_mode & (S_IXUSR | S_IXGRP | S_IXOTH)))) {
 		refuse(r, "403 Forbidden", "script refused: not an executable file");
 		return -1;
 	}
@@ -412,8 +426,8 @@ static int start_script(struct request *r)
 
 	if (bind_script(r) < 0)
 		return -1;
-	st = (struct script_start){ .path = r->loc.filename, .fd = r->script_fd, .dev = r->script_dev,
-				    .ino = r->script_ino, .envp = r->env, .dir = r->dir,
+	st = (struct script_start){ .path = r->loc.filename, .interpreter = r->interpreter, .fd = r->script_fd,
+				    .dev = r->script_dev, .ino = r->script_ino, .envp = r->env, .dir = r->dir,
 				    .stdin_pipe_size = stdin_pipe_size(r), .cgroup_dir_fd = -1 };
 	rc = spawn_contained(r, &st, &step);
 	if (rc == 0) {
@@ -434,6 +448,9 @@ static int start_script(struct request *r)
 			log_errx("cannot start scripts (%s: %s); answering 503 until resources return", step,
 				 strerror(rc));
 		response_refuse(r, "503 Service Unavailable", NULL);
+	} else if (strcmp(step, "exec") == 0 && r->interpreter) {
+		refuse(r, "502 Bad Gateway", "cannot run it through the --interpreter %s: %s", r->interpreter,
+		       strerror(rc));
 	} else if (strcmp(step, "exec") == 0) {
 		refuse(r, "502 Bad Gateway", "cannot execute script: %s", strerror(rc));
 	} else {

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "cgi_env.h"
+#include "interpreters.h"
 #include "peer_acl.h"
 #include "script_path.h"
 
@@ -25,6 +26,7 @@ struct settings {
 	unsigned max_connections;  /* connections served at once */
 	bool stderr_to_fastcgi;    /* -f */
 	struct script_policy policy; /* -p, --root, --allow-*: what may run */
+	struct interpreters interpreters; /* --interpreter: what runs files */
 	char **inherited_env;      /* daemon environment passed to scripts */
 	struct env_override *set_env; /* --env NAME=VALUE */
 	size_t n_set_env;

@@ -102,24 +102,38 @@ void spawn_init(void)
 	}
 }
 
-/* Runs exactly the file that was checked: through its O_PATH fd.  A
- * script with an interpreter line cannot run so (the kernel hands the
- * interpreter a /dev/fd path, closed by then: ENOENT): it runs by its
- * path, if that still leads to the same file. */
-static void exec_checked(const struct script_start *st, char *const argv[])
+/* Whether st->path still leads to the file that was checked (errno says
+ * why not: ESTALE for another file). */
+static bool path_still_checked(const struct script_start *st)
 {
 	struct stat now;
 
+	if (stat(st->path, &now) < 0)
+		return false;
+	if (now.st_dev != st->dev || now.st_ino != st->ino) {
+		errno = ESTALE;
+		return false;
+	}
+	return true;
+}
+
+/* Runs exactly the file that was checked: through its O_PATH fd.  A
+ * script with an interpreter line cannot run so (the kernel hands the
+ * interpreter a /dev/fd path, closed by then: ENOENT): it runs by its
+ * path, if that still leads to the same file.  So does one handed to an
+ * --interpreter, which opens it by its path (php-cgi by SCRIPT_FILENAME;
+ * the path is absolute, so never taken for an option). */
+static void exec_checked(const struct script_start *st, char *const argv[])
+{
+	if (st->interpreter) {
+		if (path_still_checked(st))
+			execve(st->interpreter, argv, st->envp);
+		return;
+	}
 	if (st->fd >= 0) {
 		execveat(st->fd, "", argv, st->envp, AT_EMPTY_PATH);
-		if (errno != ENOENT)
+		if (errno != ENOENT || !path_still_checked(st))
 			return;
-		if (stat(st->path, &now) < 0)
-			return;
-		if (now.st_dev != st->dev || now.st_ino != st->ino) {
-			errno = ESTALE;
-			return;
-		}
 	}
 	execve(st->path, argv, st->envp);
 }
@@ -294,7 +308,10 @@ static pid_t start_child(struct child_args *ca)
 int script_spawn(const struct script_start *st, struct script_proc *sp, const char **failed_step)
 {
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 };
-	char *const argv[] = { (char *)st->path, NULL };
+	/* Never more: CGI/1.1 lets a query without '=' become arguments,
+	 * which made "?-s" show php-cgi's sources (CVE-2012-1823). */
+	char *const argv[] = { (char *)(st->interpreter ? st->interpreter : st->path),
+			       st->interpreter ? (char *)st->path : NULL, NULL };
 	volatile int child_errno = 0;
 	/* Written by the vfork child: volatile, or the compiler may assume
 	 * they still hold their initial values. */

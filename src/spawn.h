@@ -32,6 +32,7 @@ struct script_cgroup;
 /* What to start, and how. */
 struct script_start {
 	const char *path;       /* the script, also its argv[0] */
+	const char *interpreter; /* runs it as "interpreter path", or NULL */
 	int fd;                 /* an O_PATH fd of the file that was checked,
 				 * run rather than path; -1: run path */
 	dev_t dev;              /* that file's identity, which path must */

@@ -498,13 +498,30 @@ def nginx_with(tmp_path, site, name, http_extra=""):
     """Starts nginx on a free port of 127.0.0.1 with site (server-level
     configuration, e.g. an example file) and http_extra (http-level).
     Returns (process, port, directory); the caller stops it with
-    stop_nginx.  fastcgi_params is copied beside it, so that relative
-    includes work as in /etc/nginx."""
+    stop_nginx."""
     port = free_port()
+    p, d = nginx_http(tmp_path, name, http_extra + """
+    server {
+        listen 127.0.0.1:%d;
+        include site.conf;
+    }
+""" % port, {"site.conf": site})
+    assert wait_for(lambda: can_connect(("127.0.0.1", port)) or p.poll() is not None)
+    assert p.poll() is None, "nginx exited: " + (d / "error.log").read_text(errors="replace")
+    return p, port, d
+
+
+def nginx_http(tmp_path, name, http, files=None):
+    """Starts nginx with http (http-level configuration: its server
+    blocks, which listen where they say) and files (name: text) beside
+    it.  fastcgi_params is copied there too, so that relative includes
+    work as in /etc/nginx.  Returns (process, directory); the caller waits
+    for its ports and stops it with stop_nginx."""
     d = tmp_path / ("nginx-" + name)
     d.mkdir()
-    (d / "site.conf").write_text(site)
-    (d / "http.conf").write_text(http_extra)
+    for fname, text in (files or {}).items():
+        (d / fname).write_text(text)
+    (d / "http.conf").write_text(http)
     shutil.copy("/etc/nginx/fastcgi_params", d / "fastcgi_params")
     (d / "nginx.conf").write_text("""
 daemon off; master_process off; user root; error_log %(d)s/error.log; pid %(d)s/nginx.pid;
@@ -514,16 +531,9 @@ http {
     client_body_temp_path %(d)s/b; fastcgi_temp_path %(d)s/f; proxy_temp_path %(d)s/p;
     uwsgi_temp_path %(d)s/u; scgi_temp_path %(d)s/s;
     include %(d)s/http.conf;
-    server {
-        listen 127.0.0.1:%(port)d;
-        include %(d)s/site.conf;
-    }
 }
-""" % {"d": d, "port": port})
-    p = subprocess.Popen([NGINX, "-p", str(d), "-c", str(d / "nginx.conf")])
-    assert wait_for(lambda: can_connect(("127.0.0.1", port)) or p.poll() is not None)
-    assert p.poll() is None, "nginx exited: " + (d / "error.log").read_text(errors="replace")
-    return p, port, d
+""" % {"d": d})
+    return subprocess.Popen([NGINX, "-p", str(d), "-c", str(d / "nginx.conf")]), d
 
 
 def stop_nginx(p):

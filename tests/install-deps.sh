@@ -4,7 +4,7 @@
 set -eu
 PKGS="autoconf automake make gcc libc6-dev pkg-config libfcgi-dev libsystemd-dev
       libfcgi-bin nginx-light curl python3 python3-pytest systemd clang libclang-rt-14-dev
-      git openssl libcgi-pm-perl cgit lighttpd apache2"
+      git openssl libcgi-pm-perl cgit lighttpd apache2 php-cgi"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

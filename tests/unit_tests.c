@@ -1,6 +1,7 @@
 /* Table-driven unit tests of the parts that do no I/O: CGI header parsing,
  * socket URLs, environment building, script path resolution, the FastCGI
  * record reader and parameter decoding, rlimit specs, --allow-from rules,
+ * --interpreter mappings,
  * access log formats, (through a socketpair) the record writer, and the
  * slot pools' queue.
  * Prints one line per failure and a closing "N passed, N failed". */
@@ -26,6 +27,7 @@
 #include "../src/fcgi_out.h"
 #include "../src/fcgi_params.h"
 #include "../src/fcgi_reader.h"
+#include "../src/interpreters.h"
 #include "../src/peer_acl.h"
 #include "../src/rlimit_spec.h"
 #include "../src/script_path.h"
@@ -1050,6 +1052,51 @@ static void test_dotdot(void)
 		CHECK(path_has_dotdot(cases[i].path) == cases[i].dotdot, "dotdot '%s'", cases[i].path);
 }
 
+/* ---- --interpreter ---- */
+
+static void test_interpreters(void)
+{
+	static const struct {
+		const char *spec;
+		bool ok;
+	} specs[] = {
+		{ ".php=/usr/bin/php-cgi", true }, { ".pl=/usr/bin/perl", true }, { "x.tar.php=/usr/bin/t=1", true },
+		{ ".php=/usr/bin/other", false }, /* mapped twice */
+		{ "=/usr/bin/perl", false },      { ".py", false },   { ".py=python3", false },
+		{ ".py=", false },                { "a/.py=/usr/bin/python3", false },
+	};
+	static const struct {
+		const char *path, *program;
+	} finds[] = {
+		{ "/srv/www/index.php", "/usr/bin/php-cgi" },
+		{ "/srv/www/a.pl", "/usr/bin/perl" },
+		{ "/srv/x.tar.php", "/usr/bin/t=1" }, /* the longest suffix */
+		{ "/srv/www/index.PHP", NULL },       /* case counts, as in lighttpd */
+		{ "/srv/www/index.php/x", NULL },
+		{ "/srv/www/index.phps", NULL },
+		{ "/srv/www/run.cgi", NULL },
+		{ "php", NULL },
+		{ ".php", "/usr/bin/php-cgi" },
+	};
+	struct interpreters m = { 0 };
+	const char *why;
+
+	for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++)
+		CHECK((interpreters_add(&m, specs[i].spec, &why) == 0) == specs[i].ok, "--interpreter '%s'",
+		      specs[i].spec);
+	CHECK(m.n == 3, "3 interpreters mapped, not %zu", m.n);
+	for (size_t i = 0; i < sizeof(finds) / sizeof(finds[0]); i++) {
+		const char *got = interpreters_find(&m, finds[i].path);
+		CHECK(got == finds[i].program || (got && finds[i].program && strcmp(got, finds[i].program) == 0),
+		      "interpreter of '%s': '%s'", finds[i].path, got ? got : "(none)");
+	}
+	for (size_t i = 0; i < m.n; i++) {
+		free(m.v[i].suffix);
+		free(m.v[i].program);
+	}
+	free(m.v);
+}
+
 /* ---- access log lines ---- */
 
 static void test_access_format(void)
@@ -1205,6 +1252,7 @@ int main(void)
 	test_rlimit_spec();
 	test_peer_acl();
 	test_dotdot();
+	test_interpreters();
 	test_escape();
 	test_escape_json();
 	test_access_format();
