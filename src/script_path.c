@@ -189,36 +189,100 @@ static bool path_inside(const char *path, const char *dir)
 	return strncmp(path, dir, n) == 0 && path[n] == '/';
 }
 
-/* Whether the script must be inside DOCUMENT_ROOT.  A file that is not
- * executable was never marked as a program: where it lies is all that
- * speaks for it, so --allow-symlinks-out does not reach it. */
+/* Whether the script must be inside DOCUMENT_ROOT.  A file run through
+ * an interpreter without an exec bit was never marked as a program: where
+ * it lies is all that speaks for it, so --allow-symlinks-out does not
+ * reach it. */
 static bool held_by_document_root(const struct script_policy *pol, const struct script_origin *from)
 {
-	if (from->interpreted && pol->n_roots == 0)
+	if (from->interpreted && !from->executable && pol->n_roots == 0)
 		return true;
 	return from->walked && !pol->allow_symlinks_out;
+}
+
+/* Whether real, the script's canonical path, lies inside DOCUMENT_ROOT.
+ * Returns 0, or -1 with *why. */
+static int check_inside_document_root(const char *real, const struct script_origin *from, const char **why)
+{
+	char root[PATH_MAX];
+
+	/* Relative, it would be taken from the daemon's directory. */
+	if (!from->document_root || from->document_root[0] != '/') {
+		*why = "run through an --interpreter, it must be under DOCUMENT_ROOT or a --root, and DOCUMENT_ROOT "
+		       "is missing or not an absolute path";
+		return -1;
+	}
+	if (!realpath(from->document_root, root)) {
+		*why = "cannot resolve DOCUMENT_ROOT";
+		return -1;
+	}
+	if (!path_inside(real, root)) {
+		*why = from->interpreted ? "run through an --interpreter, it resolves outside DOCUMENT_ROOT (see --root)"
+					 : "resolves outside DOCUMENT_ROOT (a symlink leading out; see "
+					   "--allow-symlinks-out)";
+		return -1;
+	}
+	return 0;
+}
+
+/* Whether -p lets the script run: a directory entry is compared with
+ * real (the canonical path), a file entry with filename as given, as
+ * 1.1.0 did.  Returns 0, or -1 with *why. */
+static int check_allowed(const struct script_policy *pol, const char *filename, const char *real, const char **why)
+{
+	for (size_t i = 0; i < pol->n_allowed; i++) {
+		const char *a = pol->allowed[i];
+		size_t n = strlen(a);
+		if (n > 0 && a[n - 1] == '/' ? strncmp(real, a, n) == 0 : strcmp(filename, a) == 0)
+			return 0;
+	}
+	*why = "not allowed by -p";
+	return -1;
+}
+
+/* As suexec: a script others can change is someone else's code.  A file
+ * an interpreter runs is opened again by it, by its path, after the
+ * checks: its directory must not be writable by others either, or they
+ * could swap the file in that moment.  path is what will run (stat()
+ * follows symlinks).  Returns 0, or -1 with *why. */
+static int check_not_writable(const char *path, bool interpreted, const char **why)
+{
+	char dir[PATH_MAX];
+	const char *slash;
+	struct stat st;
+
+	if (stat(path, &st) < 0) {
+		*why = "cannot stat the script";
+		return -1;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		*why = "writable by group or others (see --allow-writable)";
+		return -1;
+	}
+	if (!interpreted || !(slash = strrchr(path, '/')))
+		return 0;
+	snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	if (stat(dir, &st) < 0 || (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		*why = "run through an --interpreter, its directory is writable by group or others (see "
+		       "--allow-writable)";
+		return -1;
+	}
+	return 0;
 }
 
 int script_policy_check(const struct script_policy *pol, const char *filename, const struct script_origin *from,
 			char **checked, const char **why)
 {
-	const char *document_root = from->document_root;
-	char real[PATH_MAX], root[PATH_MAX];
 	bool allowed, need_real, inside_root = held_by_document_root(pol, from);
-	struct stat st;
+	char real[PATH_MAX];
 
 	if (path_has_dotdot(filename)) {
 		*why = "the path has a '..' segment";
 		return -1;
 	}
-	if (inside_root && (!document_root || !*document_root)) {
-		*why = "run through an --interpreter, it must be under DOCUMENT_ROOT or a --root, and no DOCUMENT_ROOT "
-		       "was sent";
-		return -1;
-	}
 	/* The canonical path (realpath: a readlink per component) only when
 	 * a rule below compares it: the usual configuration needs none. */
-	need_real = inside_root || pol->n_roots > 0;
+	need_real = inside_root || pol->n_roots > 0 || (from->interpreted && !pol->allow_writable);
 	for (size_t i = 0; i < pol->n_allowed && !need_real; i++) {
 		size_t n = strlen(pol->allowed[i]);
 		need_real = n > 0 && pol->allowed[i][n - 1] == '/';
@@ -229,19 +293,8 @@ int script_policy_check(const struct script_policy *pol, const char *filename, c
 	}
 	/* The file itself must be in there, not reached through a symlink
 	 * leading out. */
-	if (inside_root) {
-		if (!realpath(document_root, root)) {
-			*why = "cannot resolve DOCUMENT_ROOT";
-			return -1;
-		}
-		if (!path_inside(real, root)) {
-			*why = from->interpreted ? "run through an --interpreter, it resolves outside DOCUMENT_ROOT "
-						   "(see --root)"
-						 : "resolves outside DOCUMENT_ROOT (a symlink leading out; see "
-						   "--allow-symlinks-out)";
-			return -1;
-		}
-	}
+	if (inside_root && check_inside_document_root(real, from, why) < 0)
+		return -1;
 	if (pol->n_roots > 0) {
 		allowed = false;
 		for (size_t i = 0; i < pol->n_roots && !allowed; i++)
@@ -251,33 +304,10 @@ int script_policy_check(const struct script_policy *pol, const char *filename, c
 			return -1;
 		}
 	}
-	if (pol->n_allowed > 0) {
-		allowed = false;
-		for (size_t i = 0; i < pol->n_allowed && !allowed; i++) {
-			const char *a = pol->allowed[i];
-			size_t n = strlen(a);
-			if (n > 0 && a[n - 1] == '/')
-				allowed = strncmp(real, a, n) == 0;
-			else
-				allowed = strcmp(filename, a) == 0;
-		}
-		if (!allowed) {
-			*why = "not allowed by -p";
-			return -1;
-		}
-	}
-	/* As suexec: a script others can change is someone else's code. */
-	if (!pol->allow_writable) {
-		/* stat() follows symlinks: the file that will run. */
-		if (stat(need_real ? real : filename, &st) < 0) {
-			*why = "cannot stat the script";
-			return -1;
-		}
-		if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-			*why = "writable by group or others (see --allow-writable)";
-			return -1;
-		}
-	}
+	if (pol->n_allowed > 0 && check_allowed(pol, filename, real, why) < 0)
+		return -1;
+	if (!pol->allow_writable && check_not_writable(need_real ? real : filename, from->interpreted, why) < 0)
+		return -1;
 	/* Allocated rather than the caller's PATH_MAX: a worker's stack
 	 * stays shallow, so fewer of its pages stay resident. */
 	if (checked && !(*checked = strdup(need_real ? real : filename))) {

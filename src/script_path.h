@@ -72,13 +72,16 @@ struct script_origin {
 	const char *document_root; /* the DOCUMENT_ROOT param, or NULL */
 	bool walked;               /* found through DOCUMENT_ROOT + SCRIPT_NAME */
 	bool interpreted;          /* run through an --interpreter */
+	bool executable;           /* the file has an exec bit */
 };
 
 /* Applies the rules to a resolved script (reads the file system).  A
  * script found through DOCUMENT_ROOT must be inside it (but with
- * --allow-symlinks-out); one run through an interpreter, which needs no
- * exec bit, must be inside DOCUMENT_ROOT whatever named it, symlinks
- * resolved, unless a --root holds it.  *checked (when checked is not
+ * --allow-symlinks-out); a file without an exec bit run through an
+ * interpreter must be inside DOCUMENT_ROOT whatever named it, symlinks
+ * resolved, unless a --root holds it; the directory of any file run
+ * through an interpreter must not be writable by group or others (but
+ * with --allow-writable).  *checked (when checked is not
  * NULL) gets the path the rules were applied to, allocated: the canonical
  * path when a rule compared it, else filename.  Returns 0, or -1 with
  * *why naming the rule that refused. */

@@ -139,14 +139,16 @@ static int choose_directory(struct request *r, const char **why)
 	return 0;
 }
 
-/* How the request came to its script, for the rules on where it lies. */
-static struct script_origin origin_of(const struct request *r)
+/* How the request came to its script, for the rules on where it lies;
+ * mode is the file's, as last seen. */
+static struct script_origin origin_of(const struct request *r, mode_t mode)
 {
 	const struct request_params *p = &r->params;
 
 	return (struct script_origin){ .document_root = p->document_root,
 				       .walked = !p->script_filename || !*p->script_filename,
-				       .interpreted = r->interpreter != NULL };
+				       .interpreted = r->interpreter != NULL,
+				       .executable = mode & (S_IXUSR | S_IXGRP | S_IXOTH) };
 }
 
 /* Finds the script and checks it against the policy, so that a request
@@ -157,6 +159,7 @@ static int select_script(struct request *r)
 	const struct request_params *p = &r->params;
 	struct script_origin from;
 	const char *why = NULL;
+	struct stat st = { 0 };
 
 	r->label = named_script(p);
 	switch (script_resolve(p->script_filename, p->document_root, p->script_name, file_probe_runnable,
@@ -172,7 +175,10 @@ static int select_script(struct request *r)
 	}
 	r->label = r->loc.filename;
 	r->interpreter = interpreters_find(&cfg.interpreters, r->loc.filename);
-	from = origin_of(r);
+	/* Only the interpreted need the mode: whether it is a program. */
+	if (r->interpreter && stat(r->loc.filename, &st) < 0)
+		st.st_mode = 0;
+	from = origin_of(r, st.st_mode);
 	if (script_policy_check(&cfg.policy, r->loc.filename, &from, NULL, &why) < 0 ||
 	    choose_directory(r, &why) < 0) {
 		refuse(r, "403 Forbidden", "script refused: %s", why);
@@ -202,7 +208,7 @@ static int absolutize(struct request *r)
  * input file specified" without one.  Returns 0, or -1 once refused. */
 static int prepare_environment(struct request *r)
 {
-	struct env_override ov[3 + cfg.n_set_env];
+	struct env_override ov[4 + cfg.n_set_env];
 	size_t nov = 0;
 
 	if (absolutize(r) < 0)
@@ -211,8 +217,12 @@ static int prepare_environment(struct request *r)
 		ov[nov++] = (struct env_override){ "SCRIPT_NAME", r->loc.script_name };
 		ov[nov++] = (struct env_override){ "PATH_INFO", r->loc.path_info };
 	}
-	if (r->interpreter)
+	/* PATH_TRANSLATED goes: php-cgi runs the file it names instead, with
+	 * cgi.fix_pathinfo=0 or REDIRECT_URL set. */
+	if (r->interpreter) {
 		ov[nov++] = (struct env_override){ "SCRIPT_FILENAME", r->loc.filename };
+		ov[nov++] = (struct env_override){ "PATH_TRANSLATED", NULL };
+	}
 	for (size_t i = 0; i < cfg.n_set_env; i++)
 		ov[nov++] = cfg.set_env[i];
 	r->env = cgi_env_build(r->params.env, cfg.inherited_env, ov, nov);
@@ -357,7 +367,7 @@ static int stdin_pipe_size(const struct request *r)
  * or -1 once the request has been refused. */
 static int bind_script(struct request *r)
 {
-	struct script_origin from = origin_of(r);
+	struct script_origin from;
 	char *checked = NULL;
 	struct stat opened, now;
 	const char *why = NULL;
@@ -368,6 +378,7 @@ static int bind_script(struct request *r)
 		refuse(r, "404 Not Found", "script not found: %s", strerror(errno));
 		return -1;
 	}
+	from = origin_of(r, opened.st_mode);
 	if (script_policy_check(&cfg.policy, r->loc.filename, &from, &checked, &why) < 0) {
 		refuse(r, "403 Forbidden", "script refused: %s", why);
 		return -1;

@@ -303,7 +303,7 @@ def test_mapped_script_outside_document_root_is_refused(tmp_path, start_daemon):
         assert r.status == 403, params
         assert b"perl args" not in r.stdout
     assert "run through an --interpreter, it resolves outside DOCUMENT_ROOT (see --root)" in d.log()
-    assert "no DOCUMENT_ROOT was sent" in d.log()
+    assert "DOCUMENT_ROOT is missing or not an absolute path" in d.log()
     r = fc.request(d.address, cgi_params(SCRIPT_FILENAME=str(root / "args.pl"), DOCUMENT_ROOT=str(root)))
     assert r.status == 200
 
@@ -409,3 +409,74 @@ def test_interpreter_gone_after_start_is_502(tmp_path, start_daemon):
     wrapper.write_text("#!/bin/sh\nexec %s \"$@\"\n" % PERL)
     os.chmod(wrapper, 0o755)
     assert fc.request(d.address, params).status == 200
+
+
+def test_php_never_runs_what_path_translated_names(tmp_path, start_daemon):
+    # php-cgi runs PATH_TRANSLATED instead of SCRIPT_FILENAME when
+    # REDIRECT_URL differs (Apache sends both after a rewrite), and always
+    # with cgi.fix_pathinfo=0: a file fcgiwrap never checked.  It is not
+    # passed on to an interpreter.
+    need(PHP_CGI)
+    root = docroot(tmp_path, {"server.php": SERVER_PHP})
+    uploads = root / "uploads"
+    uploads.mkdir()
+    (uploads / "avatar.jpg").write_text("GIF89a <?php echo 'RAN-THE-UPLOAD';")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET")
+    ini = tmp_path / "ini"
+    ini.mkdir()
+    (ini / "fix.ini").write_text("cgi.fix_pathinfo=0\n")
+    plain = start_daemon(["--interpreter", ".php=" + PHP_CGI])
+    # The admin's own php.ini setting, as --env may give it.
+    nofix = start_daemon(["--interpreter", ".php=" + PHP_CGI, "--env", "PHP_INI_SCAN_DIR=%s" % ini])
+    for d, extra in ((plain, {"REDIRECT_URL": "/go/x"}), (nofix, {})):
+        for target in (uploads / "avatar.jpg", secret):
+            r = fc.request(d.address, cgi_params(SCRIPT_FILENAME=str(root / "server.php"), DOCUMENT_ROOT=str(root),
+                                                 SCRIPT_NAME="/server.php", REDIRECT_STATUS="200",
+                                                 PATH_TRANSLATED=str(target), **extra))
+            assert r.status == 200, r.stdout
+            assert b"RAN-THE-UPLOAD" not in r.stdout and b"TOP-SECRET" not in r.stdout
+            assert json.loads(r.body)["SCRIPT_FILENAME"] == str(root / "server.php")
+
+
+def test_executable_mapped_program_keeps_running_where_it_is(tmp_path, start_daemon):
+    # A program with its exec bit is one the admin marked: mapping its
+    # suffix does not confine it to DOCUMENT_ROOT (a cgi-bin elsewhere).
+    need(PERL)
+    cgi_bin = tmp_path / "cgi-bin"
+    cgi_bin.mkdir()
+    (cgi_bin / "args.pl").write_text(ARGS_PL)
+    os.chmod(cgi_bin / "args.pl", 0o755)
+    site = docroot(tmp_path, {})
+    d = start_daemon(["--interpreter", ".pl=" + PERL])
+    r = fc.request(d.address, cgi_params(SCRIPT_FILENAME=str(cgi_bin / "args.pl"), DOCUMENT_ROOT=str(site)))
+    assert r.status == 200, (r.stdout, d.log())
+    assert r.body.startswith(b"perl args=0 script=%s" % str(cgi_bin / "args.pl").encode())
+
+
+def test_mapped_file_in_a_directory_others_may_write_is_refused(tmp_path, start_daemon):
+    # The interpreter opens the file again by its path after the checks:
+    # whoever may write its directory could swap it in that moment.
+    need(PERL)
+    root = docroot(tmp_path, {})
+    shared = root / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    (shared / "args.pl").write_text(ARGS_PL)
+    os.chmod(shared / "args.pl", 0o644)
+    d = start_daemon(["--interpreter", ".pl=" + PERL])
+    params = cgi_params(SCRIPT_FILENAME=str(shared / "args.pl"), DOCUMENT_ROOT=str(root))
+    assert fc.request(d.address, params).status == 403
+    assert "its directory is writable by group or others" in d.log()
+    lax = start_daemon(["--interpreter", ".pl=" + PERL, "--allow-writable"])
+    assert fc.request(lax.address, params).status == 200
+
+
+def test_relative_document_root_does_not_hold_a_mapped_file(tmp_path, start_daemon):
+    need(PERL)
+    root = docroot(tmp_path, {"args.pl": ARGS_PL})
+    d = start_daemon(["--interpreter", ".pl=" + PERL])
+    for document_root in (".", "php", ""):
+        r = fc.request(d.address, cgi_params(SCRIPT_FILENAME=str(root / "args.pl"), DOCUMENT_ROOT=document_root))
+        assert r.status == 403, document_root
+    assert "DOCUMENT_ROOT is missing or not an absolute path" in d.log()
