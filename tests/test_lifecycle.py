@@ -6,6 +6,7 @@ import json
 import os
 import pwd
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -599,6 +600,23 @@ def test_systemd_units_verify(tmp_path):
     # warning: none is accepted.
     assert p.returncode == 0 and p.stderr.strip() == "" and p.stdout.strip() == "", p.stdout + p.stderr
 
+
+def test_units_reload_without_procps():
+    # A minimal Debian has no procps, so no /bin/kill: each service's
+    # ExecReload, as systemd hands it over ("$$" is a literal dollar, and
+    # $MAINPID is in the environment), must signal with what is always there.
+    for name in ("fcgiwrap.service.in", "fcgiwrap@.service.in"):
+        text = open(os.path.join(TOP_SRCDIR, "systemd", name)).read()
+        (line,) = [x for x in text.splitlines() if x.startswith("ExecReload=")]
+        argv = [a.replace("$$", "$") for a in shlex.split(line[len("ExecReload="):])]
+        assert os.path.basename(argv[0]) not in ("kill", "pkill", "pgrep"), line
+        main = subprocess.Popen(["sleep", "60"])
+        try:
+            subprocess.run(argv, env={"MAINPID": str(main.pid), "PATH": "/usr/bin:/bin"}, check=True, timeout=10)
+            assert main.wait(10) == -signal.SIGUSR2, name
+        finally:
+            main.kill()
+            main.wait()
 
 def test_scripts_do_not_get_the_service_managers_variables(activated):
     # Socket activation and notification are the daemon's business: a
