@@ -20,6 +20,8 @@ show_logs() {
 make -j2
 make check || show_logs .
 cat tests/unit_tests.log tests/run-blackbox.log | grep -E "passed|failed" || true
+# The guest tier: Debian 12 under qemu, systemd as PID 1 (tests/guest/).
+make check-guest
 make distcheck
 make distclean
 rm -rf build-asan && mkdir build-asan && cd build-asan

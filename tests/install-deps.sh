@@ -1,11 +1,13 @@
 #!/bin/sh
 # Installs, from Debian's packages, what building and testing fcgiwrap
-# (and its Debian package: dpkg-dev, debhelper, lintian) needs.  Run as
+# (and its Debian package: dpkg-dev, debhelper, lintian; the guest tier:
+# qemu, debootstrap) needs.  Run as
 # root (or with sudo available).
 set -eu
 PKGS="autoconf automake make gcc libc6-dev pkg-config libfcgi-dev libsystemd-dev
       libfcgi-bin nginx-light curl python3 python3-pytest systemd clang libclang-rt-14-dev
-      git openssl libcgi-pm-perl cgit lighttpd apache2 php-cgi dpkg-dev debhelper lintian"
+      git openssl libcgi-pm-perl cgit lighttpd apache2 php-cgi dpkg-dev debhelper lintian
+      qemu-system-x86 debootstrap e2fsprogs"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
