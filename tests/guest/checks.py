@@ -219,57 +219,77 @@ def check_socket_activation(log):
     log([line for line in status.splitlines() if "Status:" in line][0].strip())
 
 
+class Load:
+    """A steady load through nginx while it runs: short requests, 3-second
+    requests and a slow upload, each checked; and the service's state,
+    sampled."""
+
+    def __init__(self):
+        self.stop = threading.Event()
+        self.failures, self.states, self.lock = [], [], threading.Lock()
+        self.counts = {"short": 0, "long": 0, "upload": 0}
+        self.threads = [threading.Thread(target=t) for t in (self.short, self.short, self.long, self.long,
+                                                              self.upload, self.watch)]
+
+    def note(self, kind, ok, what):
+        with self.lock:
+            self.counts[kind] += 1
+            if not ok:
+                self.failures.append((kind, what))
+
+    def fetch(self, kind, path, want):
+        try:
+            status, body = get(path)
+            self.note(kind, status == 200 and body == want, (status, body[:100]))
+        except OSError as e:
+            self.note(kind, False, repr(e))
+
+    def short(self):
+        while not self.stop.is_set():
+            self.fetch("short", "/cgi-bin/hello.sh", b"hello from nginx/1.22.1\n")
+
+    def long(self):
+        while not self.stop.is_set():
+            self.fetch("long", "/cgi-bin/sleep3.sh", b"slept\n")
+
+    def upload(self):
+        size = 600 * 1024
+        while not self.stop.is_set():
+            p = subprocess.run(["curl", "-sS", "--limit-rate", "100k", "--data-binary", "@-",
+                                "http://127.0.0.1/cgi-bin/sink.sh"], input=b"u" * size, capture_output=True,
+                               timeout=120)
+            self.note("upload", p.returncode == 0 and p.stdout == b"%d\n" % size,
+                      (p.returncode, p.stdout[:100], p.stderr[:200]))
+
+    def watch(self):
+        while not self.stop.is_set():
+            self.states.append(prop("fcgiwrap.service", "ActiveState"))
+            time.sleep(0.2)
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        time.sleep(3)
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(180)
+
+    def verdict(self):
+        assert not self.failures, self.failures[:10]
+        assert "failed" not in self.states
+        assert prop("fcgiwrap.service", "Result") == "success"
+        return "requests %s; states seen %s" % (self.counts, sorted(set(self.states)))
+
+
 def check_reload_under_load(log):
     """systemctl reload five times under a steady load of short requests,
     3-second requests and a slow upload: no request fails, the main PID
     moves to each new copy, the service never fails."""
-    stop = threading.Event()
-    failures, counts, lock = [], {"short": 0, "long": 0, "upload": 0}, threading.Lock()
-
-    def note(kind, ok, what):
-        with lock:
-            counts[kind] += 1
-            if not ok:
-                failures.append((kind, what))
-
-    def short():
-        while not stop.is_set():
-            try:
-                status, body = get("/cgi-bin/hello.sh")
-                note("short", status == 200 and body == b"hello from nginx/1.22.1\n", (status, body[:100]))
-            except OSError as e:
-                note("short", False, repr(e))
-
-    def long():
-        while not stop.is_set():
-            try:
-                status, body = get("/cgi-bin/sleep3.sh")
-                note("long", status == 200 and body == b"slept\n", (status, body[:100]))
-            except OSError as e:
-                note("long", False, repr(e))
-
-    def upload():
-        size = 600 * 1024
-        while not stop.is_set():
-            p = subprocess.run(["curl", "-sS", "--limit-rate", "100k", "--data-binary", "@-",
-                                "http://127.0.0.1/cgi-bin/sink.sh"], input=b"u" * size, capture_output=True,
-                               timeout=120)
-            note("upload", p.returncode == 0 and p.stdout == b"%d\n" % size, (p.returncode, p.stdout[:100],
-                                                                             p.stderr[:200]))
-
-    states = []
-
-    def watch():
-        while not stop.is_set():
-            states.append(prop("fcgiwrap.service", "ActiveState"))
-            time.sleep(0.2)
-
-    threads = [threading.Thread(target=t) for t in (short, short, long, long, upload, watch)]
-    for t in threads:
-        t.start()
     pids = [main_pid()]
-    try:
-        time.sleep(3)
+    with Load() as load:
         for _ in range(5):
             sh("systemctl", "reload", "fcgiwrap.service")
             assert wait_for(lambda: main_pid() not in pids and active("fcgiwrap.service")), \
@@ -277,15 +297,26 @@ def check_reload_under_load(log):
             pids.append(main_pid())
             time.sleep(2)
         time.sleep(4)  # the last copy serves the load too
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(180)
-    log("MainPIDs %s; requests %s; states seen %s" % (pids, counts, sorted(set(states))))
-    assert not failures, failures[:10]
-    assert "failed" not in states
-    assert counts["short"] > 20 and counts["long"] >= 4 and counts["upload"] >= 1, counts
-    assert prop("fcgiwrap.service", "Result") == "success"
+    log("MainPIDs %s; %s" % (pids, load.verdict()))
+    assert load.counts["short"] > 20 and load.counts["long"] >= 4 and load.counts["upload"] >= 1, load.counts
+
+
+def check_upgrade_from_itself_reloads(log):
+    """An upgrade from this package (here: the same one again) reloads the
+    running service, never restarts it: under load, no request fails."""
+    deb = glob.glob(os.path.join(CHECKS, "debs", "fcgiwrap_2*.deb"))[0]
+    hello_ok()
+    old = main_pid()
+    cursor = journal_cursor()
+    with Load() as load:
+        sh("apt-get", "install", "-y", "--reinstall", deb)
+        assert wait_for(lambda: main_pid() not in (0, old) and active("fcgiwrap.service")), \
+            "MainPID stayed %d" % main_pid()
+        time.sleep(4)
+    log("MainPID %d -> %d; %s" % (old, main_pid(), load.verdict()))
+    said = [e.get("MESSAGE", "") for e in journal_since(cursor)]
+    assert any(m.startswith("Reloaded ") for m in said), said
+    assert not any(m.startswith("Stopping ") for m in said), said
 
 
 LIMITS = "-f --script-memory-max=50M --script-pids-max=40 --script-cpu-max=20 -t 15"
@@ -466,9 +497,9 @@ def check_remove_and_reinstall_1_1_0(log):
 
 
 ORDER = [check_debian_1_1_0_serves, check_upgrade_from_1_1_0, check_socket_activation, check_reload_under_load,
-         check_memory_limit, check_pids_limit, check_cpu_limit, check_timeout_ends_setsid_child,
-         check_stop_leaves_nothing, check_template_instance, check_watchdog, check_tree_cgroup_tests,
-         check_remove_and_reinstall_1_1_0]
+         check_upgrade_from_itself_reloads, check_memory_limit, check_pids_limit, check_cpu_limit,
+         check_timeout_ends_setsid_child, check_stop_leaves_nothing, check_template_instance, check_watchdog,
+         check_tree_cgroup_tests, check_remove_and_reinstall_1_1_0]
 
 
 def main():
@@ -492,7 +523,7 @@ def main():
             ok, error = True, ""
         except Exception:
             ok, error = False, traceback.format_exc()
-            journal = sh("journalctl", "--no-pager", "-n", "60", check=False)
+            journal = sh("journalctl", "--no-pager", "-n", "60", "-u", "fcgiwrap*", "-u", "nginx.service", check=False)
             error += "\nthe journal's end:\n" + journal.stdout + journal.stderr
         results[name] = {"ok": ok, "seconds": round(time.monotonic() - start, 1), "log": "\n".join(lines),
                          "error": error}
