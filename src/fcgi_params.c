@@ -1,32 +1,23 @@
 /* Decoding a request's FCGI_PARAMS stream (see fcgi_params.h). */
 #include "config.h"
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fcgi_params.h"
+#include "fcgi_record.h"
 
-/* Reads a name or value length (specification 3.4: one byte, or four with
- * the top bit set) at buf[*pos], within len.  Returns false if the stream
- * ends inside it. */
+/* Reads a name or value length at buf[*pos], within len.  Returns false
+ * if the stream ends inside it. */
 static bool read_length(const unsigned char *buf, size_t len, size_t *pos, uint32_t *out)
 {
-	const unsigned char *p = buf + *pos;
+	size_t n = *pos < len ? fcgi_nv_length_decode(buf + *pos, len - *pos, out) : 0;
 
-	if (*pos >= len)
-		return false;
-	if (!(p[0] & 0x80)) {
-		*out = p[0];
-		*pos += 1;
-		return true;
-	}
-	if (len - *pos < 4)
-		return false;
-	*out = (uint32_t)(p[0] & 0x7f) << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-	*pos += 4;
-	return true;
+	*pos += n;
+	return n > 0;
 }
 
 static bool name_is_usable(const unsigned char *name, uint32_t len)
@@ -90,11 +81,27 @@ static int count_pairs(const unsigned char *buf, size_t len, size_t *count, cons
 	return 0;
 }
 
+/* CONTENT_LENGTH: digits only (RFC 3875 4.1.2: 1*digit), or -1. */
+static long long parse_body_length(const char *s)
+{
+	long long n = 0;
+
+	if (!s || !*s)
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || n > (LLONG_MAX - (*s - '0')) / 10)
+			return -1;
+		n = n * 10 + (*s - '0');
+	}
+	return n;
+}
+
 int request_params_decode(unsigned char *buf, size_t len, struct request_params *p, const char **why)
 {
 	size_t pos = 0, out = 0, count;
 
 	memset(p, 0, sizeof(*p));
+	p->body_length = -1;
 	if (count_pairs(buf, len, &count, why) < 0)
 		return -1;
 	p->env = malloc((count + 1) * sizeof(char *));
@@ -125,6 +132,7 @@ int request_params_decode(unsigned char *buf, size_t len, struct request_params 
 		out += (size_t)nl + vl + 2;
 	}
 	p->env[p->count] = NULL;
+	p->body_length = parse_body_length(p->content_length);
 	return 0;
 }
 

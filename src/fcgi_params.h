@@ -17,6 +17,9 @@ struct request_params {
 	/* The first value of each name the daemon itself reads, or NULL. */
 	const char *script_filename, *document_root, *script_name, *path_info, *fcgi_chdir;
 	const char *query_string, *request_method, *request_uri, *remote_addr, *content_length;
+	/* CONTENT_LENGTH as a number; -1 when it was not sent, or is not a
+	 * plain decimal that fits. */
+	long long body_length;
 };
 
 /* Decodes the PARAMS stream in buf[0..len) in place (the strings end up in

@@ -45,16 +45,16 @@ static void fail(struct fcgi_reader *rd, const char *fmt, ...)
 /* Decides, from a record's header, what its content is for. */
 static void start_record(struct fcgi_reader *rd)
 {
-	const unsigned char *h = rd->hdr;
+	struct fcgi_header_fields h = fcgi_header_decode(rd->hdr);
 
-	rd->type = h[1];
-	rd->rec_id = (uint16_t)(h[2] << 8 | h[3]);
-	rd->content_len = rd->content_left = (size_t)h[4] << 8 | h[5];
-	rd->padding_left = h[6];
+	rd->type = h.type;
+	rd->rec_id = h.id;
+	rd->content_len = rd->content_left = h.content_len;
+	rd->padding_left = h.padding_len;
 	rd->in_record = true;
 	rd->use = FCGI_USE_SKIP;
-	if (h[0] != FCGI_VERSION_1) {
-		fail(rd, "unsupported FastCGI version %u (not a FastCGI peer?)", h[0]);
+	if (h.version != FCGI_VERSION_1) {
+		fail(rd, "unsupported FastCGI version %u (not a FastCGI peer?)", h.version);
 		return;
 	}
 	if (rd->rec_id == FCGI_NULL_REQUEST_ID) {
@@ -146,17 +146,10 @@ static size_t scan_get_values(struct fcgi_reader *rd, const unsigned char *in, s
 	while (used < len && !rd->error) {
 		if (s->phase < 2) {
 			uint32_t v;
-			/* A length is one byte, or four with the top bit set. */
+			/* A length comes a byte at a time, as the record does. */
 			s->len[s->len_have++] = in[used++];
-			if (s->len_have == 1 && (s->len[0] & 0x80))
+			if (!fcgi_nv_length_decode(s->len, s->len_have, &v))
 				continue;
-			if (s->len_have == 1)
-				v = s->len[0];
-			else if (s->len_have < 4)
-				continue;
-			else
-				v = (uint32_t)(s->len[0] & 0x7f) << 24 | (uint32_t)s->len[1] << 16 |
-				    (uint32_t)s->len[2] << 8 | s->len[3];
 			s->len_have = 0;
 			if (s->phase == 0) {
 				s->name_len = v;
@@ -399,12 +392,12 @@ bool fcgi_reader_abort_ahead(const struct fcgi_reader *rd, const unsigned char *
 	 * the start of the next one. */
 	off = rd->in_record ? rd->content_left + rd->padding_left : 0;
 	while (off <= len && len - off >= FCGI_HEADER_LEN) {
-		const unsigned char *h = in + off;
-		if (h[0] != FCGI_VERSION_1)
+		struct fcgi_header_fields h = fcgi_header_decode(in + off);
+		if (h.version != FCGI_VERSION_1)
 			return false;
-		if (h[1] == FCGI_ABORT_REQUEST && (uint16_t)(h[2] << 8 | h[3]) == rd->id)
+		if (h.type == FCGI_ABORT_REQUEST && h.id == rd->id)
 			return true;
-		off += FCGI_HEADER_LEN + ((size_t)h[4] << 8 | h[5]) + h[6];
+		off += FCGI_HEADER_LEN + h.content_len + h.padding_len;
 	}
 	return false;
 }

@@ -1,5 +1,6 @@
-/* Encoding FastCGI record headers and FCGI_END_REQUEST bodies: shared by
- * the reader (its replies) and the writer (responses).  Layouts and
+/* FastCGI record headers and name-value lengths decoded, for the reader
+ * and the PARAMS decoder, and record headers and FCGI_END_REQUEST bodies
+ * encoded, for the reader (its replies) and the writer (responses).  Layouts and
  * constants are libfcgi's <fastcgi.h>, the specification's own header. */
 #ifndef FCGIWRAP_FCGI_RECORD_H
 #define FCGIWRAP_FCGI_RECORD_H
@@ -7,6 +8,36 @@
 #include <fastcgi.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* A record header's fields, from its 8 bytes at h. */
+struct fcgi_header_fields {
+	unsigned version, type;
+	uint16_t id;
+	size_t content_len, padding_len;
+};
+
+static inline struct fcgi_header_fields fcgi_header_decode(const unsigned char *h)
+{
+	return (struct fcgi_header_fields){ .version = h[0], .type = h[1], .id = (uint16_t)(h[2] << 8 | h[3]),
+					    .content_len = (size_t)h[4] << 8 | h[5], .padding_len = h[6] };
+}
+
+/* A name or value length of a name-value pair (specification 3.4: one
+ * byte, or four with the top bit set) from the avail bytes at p.  Returns
+ * the bytes it takes, or 0 when avail does not hold it all yet. */
+static inline size_t fcgi_nv_length_decode(const unsigned char *p, size_t avail, uint32_t *out)
+{
+	if (avail < 1)
+		return 0;
+	if (!(p[0] & 0x80)) {
+		*out = p[0];
+		return 1;
+	}
+	if (avail < 4)
+		return 0;
+	*out = (uint32_t)(p[0] & 0x7f) << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+	return 4;
+}
 
 /* A record header for len bytes of content (at most FCGI_MAX_LENGTH)
  * without padding: the daemon never pads what it sends. */

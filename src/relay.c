@@ -36,16 +36,9 @@
  * before its request ends without it (see script_done()). */
 #define EXIT_AFTER_EOF_MS 500
 
-static void close_fd(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
-}
-
 static void close_stdin(struct request *r)
 {
-	close_fd(&r->proc.stdin_fd);
+	fd_close(&r->proc.stdin_fd);
 	r->conn->splice_body = false;
 }
 
@@ -87,13 +80,8 @@ static bool feed_script(struct request *r)
 static void check_content_length(struct request *r)
 {
 	const char *cl = r->params.content_length;
-	char *end;
-	unsigned long long want;
 
-	if (!cl || !*cl)
-		return;
-	want = strtoull(cl, &end, 10);
-	if (*end || want != r->bytes_in)
+	if (cl && *cl && (r->params.body_length < 0 || (unsigned long long)r->params.body_length != r->bytes_in))
 		log_warnx("%s: CONTENT_LENGTH is %s but the body had %llu bytes", r->label, cl, r->bytes_in);
 }
 
@@ -191,7 +179,7 @@ static int read_pipe(struct request *r, int *fd, int (*handler)(struct request *
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return 0;
-	close_fd(fd);
+	fd_close(fd);
 	return 1;
 }
 

@@ -2,7 +2,13 @@
 #ifndef FCGIWRAP_RLIMIT_SPEC_H
 #define FCGIWRAP_RLIMIT_SPEC_H
 
-#include "settings.h"
+#include <sys/resource.h>
+
+/* One --rlimit: a resource and its limit, soft and hard. */
+struct rlimit_setting {
+	int resource;
+	struct rlimit limit;
+};
 
 /* Parses "cpu=30", "as=512M", "nofile=1024", "core=unlimited"...  The
  * limit is both soft and hard, so a script cannot raise it.  Returns 0, or

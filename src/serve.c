@@ -31,6 +31,7 @@
 #include "script_classes.h"
 #include "slots.h"
 #include "stats.h"
+#include "status_query.h"
 #include "stopping.h"
 
 /* How long a connection kept open by the web server may idle between
@@ -77,8 +78,8 @@ static const char *named_script(const struct request_params *p)
  * true if the request was one of them. */
 static bool serve_builtin_page(struct request *r)
 {
-	const char *name = r->params.script_name, *query = r->params.query_string;
-	const char *type, *format = "text";
+	const char *name = r->params.script_name, *type;
+	struct status_query query;
 	struct status_inputs in;
 	char *page;
 
@@ -92,15 +93,12 @@ static bool serve_builtin_page(struct request *r)
 	if (!cfg.status_path || strcmp(name, cfg.status_path) != 0)
 		return false;
 	r->label = cfg.status_path;
-	if (query && strstr(query, "json"))
-		format = "json";
-	else if (query && strstr(query, "openmetrics"))
-		format = "openmetrics";
+	query = status_query_parse(r->params.query_string);
 	in = (struct status_inputs){ .max_scripts = cfg.max_active, .containment = cgroups_containment(),
 				     .sandbox = sandbox_describe(), .cgroups = cgroups_on(),
 				     .sandboxed = strcmp(sandbox_describe(), "none") != 0,
-				     .leftover_cgroups = cgroups_leftovers(), .full = query && strstr(query, "full") };
-	page = stats_render(format, &in, &type);
+				     .leftover_cgroups = cgroups_leftovers(), .full = query.full };
+	page = stats_render(query.format, &in, &type);
 	if (page)
 		response_page(r, type, page);
 	else
@@ -355,9 +353,7 @@ static int take_slot(struct request *r)
  * MiB by default), past which new pipes get one page. */
 static int stdin_pipe_size(const struct request *r)
 {
-	const char *cl = r->params.content_length;
-
-	return cl && strtoull(cl, NULL, 10) > 64 * 1024 ? 256 * 1024 : 0;
+	return r->params.body_length > 64 * 1024 ? 256 * 1024 : 0;
 }
 
 /* After the slot, just before the start: opens the script as it is now
@@ -439,7 +435,8 @@ static int start_script(struct request *r)
 		return -1;
 	st = (struct script_start){ .path = r->loc.filename, .interpreter = r->interpreter, .fd = r->script_fd,
 				    .dev = r->script_dev, .ino = r->script_ino, .envp = r->env, .dir = r->dir,
-				    .stdin_pipe_size = stdin_pipe_size(r), .cgroup_dir_fd = -1 };
+				    .stdin_pipe_size = stdin_pipe_size(r), .rlimits = cfg.rlimits,
+				    .n_rlimits = cfg.n_rlimits, .cgroup_dir_fd = -1 };
 	rc = spawn_contained(r, &st, &step);
 	if (rc == 0) {
 		activity_set_script(&r->activity, r->loc.filename, r->proc.pid);

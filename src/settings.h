@@ -12,12 +12,8 @@
 #include "cgi_env.h"
 #include "interpreters.h"
 #include "peer_acl.h"
+#include "rlimit_spec.h"
 #include "script_path.h"
-
-struct rlimit_setting {
-	int resource;
-	struct rlimit limit;
-};
 
 struct settings {
 	unsigned max_active;       /* -c: scripts running at once */

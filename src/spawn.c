@@ -48,7 +48,6 @@
 #include "cgroup.h"
 #include "clock.h"
 #include "sandbox.h"
-#include "settings.h"
 #include "spawn.h"
 #include "sysfile.h"
 
@@ -67,7 +66,7 @@ void script_proc_init(struct script_proc *sp)
 	memset(&sp->usage, 0, sizeof(sp->usage));
 }
 
-static void close_fd(int *fd)
+void fd_close(int *fd)
 {
 	if (*fd >= 0)
 		close(*fd);
@@ -171,8 +170,8 @@ static void run_child(const struct child_args *ca)
 		*step = "setpgid";
 		goto fail;
 	}
-	for (size_t i = 0; i < cfg.n_rlimits; i++) {
-		if (setrlimit(cfg.rlimits[i].resource, &cfg.rlimits[i].limit) < 0) {
+	for (size_t i = 0; i < st->n_rlimits; i++) {
+		if (setrlimit(st->rlimits[i].resource, &st->rlimits[i].limit) < 0) {
 			*step = "setrlimit";
 			goto fail;
 		}
@@ -356,9 +355,9 @@ int script_spawn(const struct script_start *st, struct script_proc *sp, const ch
 		goto fail;
 	}
 	sp->pid = pid;
-	close_fd(&in[0]);
-	close_fd(&out[1]);
-	close_fd(&err[1]);
+	fd_close(&in[0]);
+	fd_close(&out[1]);
+	fd_close(&err[1]);
 	sp->stdin_fd = in[1];
 	sp->stdout_fd = out[0];
 	sp->stderr_fd = err[0];
@@ -374,12 +373,12 @@ int script_spawn(const struct script_start *st, struct script_proc *sp, const ch
 	return 0;
 
 fail:
-	close_fd(&in[0]);
-	close_fd(&in[1]);
-	close_fd(&out[0]);
-	close_fd(&out[1]);
-	close_fd(&err[0]);
-	close_fd(&err[1]);
+	fd_close(&in[0]);
+	fd_close(&in[1]);
+	fd_close(&out[0]);
+	fd_close(&out[1]);
+	fd_close(&err[0]);
+	fd_close(&err[1]);
 	return rc;
 }
 
@@ -668,10 +667,10 @@ void script_terminate(struct script_proc *sp, int grace_ms)
 
 void script_proc_close(struct script_proc *sp)
 {
-	close_fd(&sp->stdin_fd);
-	close_fd(&sp->stdout_fd);
-	close_fd(&sp->stderr_fd);
-	close_fd(&sp->pidfd);
+	fd_close(&sp->stdin_fd);
+	fd_close(&sp->stdout_fd);
+	fd_close(&sp->stderr_fd);
+	fd_close(&sp->pidfd);
 }
 
 int script_exit_code(int wait_status)

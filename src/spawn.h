@@ -6,6 +6,8 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+#include "rlimit_spec.h"
+
 struct script_proc {
 	pid_t pid;     /* also the process group id; 0 when none */
 	int pidfd;     /* readable once the script has exited; -1 */
@@ -22,6 +24,10 @@ struct script_proc {
 };
 
 void script_proc_init(struct script_proc *sp);
+
+/* Closes *fd if it is open, and marks it closed (-1): for the pipe ends
+ * of a script_proc. */
+void fd_close(int *fd);
 
 /* Notes which signals scripts must have reset to their defaults; call once
  * the daemon's own signal handling is set up. */
@@ -41,6 +47,8 @@ struct script_start {
 	const char *dir;        /* where it runs; NULL: stay */
 	int cgroup_dir_fd;      /* its cgroup (a directory fd), or -1 */
 	int stdin_pipe_size;    /* 0: the system's default */
+	const struct rlimit_setting *rlimits; /* --rlimit, set in the new process */
+	size_t n_rlimits;
 };
 
 /* Starts a script.  Returns 0, or an errno value with nothing left open or
