@@ -243,10 +243,20 @@ def daemon(start_daemon):
     return start_daemon()
 
 
+def status(d, query=""):
+    """The status page of a daemon started with --status-path /status,
+    with query (json, openmetrics, full...)."""
+    return fcgi_client.request(d.address, {"SCRIPT_NAME": "/status", "QUERY_STRING": query,
+                                           "REQUEST_METHOD": "GET"})
+
+
 def status_json(d):
-    """The status page of a daemon started with --status-path /status."""
-    r = fcgi_client.request(d.address, {"SCRIPT_NAME": "/status", "QUERY_STRING": "json"})
-    return json.loads(r.body)
+    return json.loads(status(d, "json").body)
+
+
+def env_of(response):
+    """The NAME=VALUE lines of a response (behave.sh's ?env) as a dict."""
+    return dict(line.split("=", 1) for line in response.body.decode().splitlines() if "=" in line)
 
 
 def cgi_params(script="behave.sh", query="", method="GET", **extra):

@@ -10,7 +10,7 @@ import time
 
 import fcgi_client as fc
 import pytest
-from conftest import CGI_DIR, Daemon, cgi_params, cgroup2_mount, pid_alive, start_script, wait_for
+from conftest import CGI_DIR, Daemon, cgi_params, cgroup2_mount, pid_alive, start_script, status, wait_for
 
 
 def controllers(path):
@@ -57,10 +57,6 @@ def test_without_a_cgroup_the_same_script_escapes(tmp_path, start_daemon):
     finally:
         os.kill(escaped, signal.SIGKILL)
     assert "containment: process groups" in d.log()
-
-
-def status(d, query):
-    return fc.request(d.address, {"SCRIPT_NAME": "/status", "QUERY_STRING": query, "REQUEST_METHOD": "GET"})
 
 
 def test_leftovers_kept_by_default_and_their_cgroup_removed(tmp_path, start_daemon, cgroup_dir):

@@ -16,8 +16,8 @@ import time
 
 import fcgi_client as fc
 import pytest
-from conftest import (CGI_DIR, FCGIWRAP, HELLO_STATIC, Daemon, can_connect, cgi_params, curl, nginx_with, start_script,
-                      status_json, stop_nginx, wait_for)
+from conftest import (CGI_DIR, Daemon, FCGIWRAP, HELLO_STATIC, can_connect, cgi_params, curl, env_of, nginx_with,
+                      start_script, status_json, stop_nginx, wait_for)
 
 
 def test_no_log_line_forged_through_the_uri(tmp_path, start_daemon):
@@ -47,10 +47,6 @@ def test_no_log_line_forged_through_the_uri(tmp_path, start_daemon):
     assert wait_for(lambda: access.exists() and access.read_text().count("\n") == 1)
     entry = access.read_text()
     assert "/x\\x0a<0>forged\\x5cline\\x0d\\x1b\\x7f" in entry, entry
-
-
-def env_of(response):
-    return dict(line.split("=", 1) for line in response.body.decode().splitlines() if "=" in line)
 
 
 def test_code_loading_variables_never_reach_a_script(daemon):

@@ -17,7 +17,7 @@ import time
 
 import fcgi_client as fc
 import pytest
-from conftest import (FCGIWRAP, HELLO_CGI, NGINX, TOP_SRCDIR, Nginx, cgi_params, children_of, pid_alive,
+from conftest import (FCGIWRAP, HELLO_CGI, NGINX, Nginx, TOP_SRCDIR, cgi_params, children_of, pid_alive, status,
                       wait_for)
 from test_hardening import nobodys_dir  # noqa: F401 (a fixture)
 
@@ -38,10 +38,6 @@ def slow_class(tmp_path):
     script.write_text(SLOW_SCRIPT)
     script.chmod(0o755)
     return d, script
-
-
-def status(d, query=""):
-    return fc.request(d.address, {"SCRIPT_NAME": "/status", "QUERY_STRING": query, "REQUEST_METHOD": "GET"})
 
 
 def class_figures(d):

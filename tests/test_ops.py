@@ -11,8 +11,8 @@ import subprocess
 import time
 
 import fcgi_client as fc
-from conftest import (CGI_DIR, FCGIWRAP, TOP_SRCDIR, Daemon, can_connect, cgi_params, curl, free_port,
-                      nginx_with, stop_nginx, wait_for)
+from conftest import (CGI_DIR, Daemon, FCGIWRAP, TOP_SRCDIR, can_connect, cgi_params, curl, free_port, nginx_with,
+                      status, stop_nginx, wait_for)
 
 
 def test_notify_under_socket_activation(tmp_path):
@@ -110,10 +110,6 @@ def test_slow_log(start_daemon):
     assert d.log().count("slow request") == 1
 
 
-def status(d, query=""):
-    return fc.request(d.address, {"SCRIPT_NAME": "/status", "QUERY_STRING": query, "REQUEST_METHOD": "GET"})
-
-
 def test_status_page(start_daemon):
     d = start_daemon(["--status-path", "/status", "--ping-path", "/ping", "-c", "7"])
     before = json.loads(status(d, "json").body)
@@ -132,6 +128,9 @@ def test_status_page(start_daemon):
     assert after["accepted connections"] >= 6
     text = status(d).body.decode()
     assert "requests:" in text and "responses 404:" in text
+    # The query is keys, each whole: "nojson" is none of them.
+    assert status(d, "nojson").header("Content-Type").startswith("text/plain")
+    assert status(d, "json=1&full").header("Content-Type") == "application/json"
     om = status(d, "openmetrics")
     assert om.header("Content-Type").startswith("application/openmetrics-text")
     assert "fcgiwrap_responses_total{status=\"404\"} 1" in om.body.decode()

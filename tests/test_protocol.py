@@ -6,7 +6,7 @@ import socket
 import struct
 
 import fcgi_client as fc
-from conftest import CGI_DIR, cgi_params, wait_for
+from conftest import CGI_DIR, cgi_params, env_of, wait_for
 
 
 def test_hello(daemon):
@@ -27,10 +27,6 @@ def test_status_and_location_pass_through(daemon):
     assert r.header("Status") == "418 I am a teapot"
     r = fc.request(daemon.address, cgi_params(query="location"))
     assert r.header("Location") == "http://example.com/elsewhere"
-
-
-def env_of(response):
-    return dict(line.split("=", 1) for line in response.body.decode().splitlines() if "=" in line)
 
 
 def test_environment(start_daemon):

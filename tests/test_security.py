@@ -10,11 +10,7 @@ import tempfile
 
 import fcgi_client as fc
 import pytest
-from conftest import CGI_DIR, FCGIWRAP, HELLO_STATIC, Daemon, cgi_params, curl, free_port, wait_for
-
-
-def env_of(response):
-    return dict(line.split("=", 1) for line in response.body.decode().splitlines() if "=" in line)
+from conftest import CGI_DIR, Daemon, FCGIWRAP, HELLO_STATIC, cgi_params, curl, env_of, free_port, wait_for
 
 
 def test_loader_and_shell_variables_dropped(daemon):

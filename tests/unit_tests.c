@@ -1,7 +1,7 @@
 /* Table-driven unit tests of the parts that do no I/O: CGI header parsing,
  * socket URLs, environment building, script path resolution, the FastCGI
  * record reader and parameter decoding, rlimit specs, --allow-from rules,
- * --interpreter mappings,
+ * --interpreter mappings, the status page's query,
  * access log formats, (through a socketpair) the record writer, and the
  * slot pools' queue.
  * Prints one line per failure and a closing "N passed, N failed". */
@@ -33,6 +33,7 @@
 #include "../src/script_path.h"
 #include "../src/slots.h"
 #include "../src/socket_url.h"
+#include "../src/status_query.h"
 
 static int passed, failed;
 
@@ -854,6 +855,33 @@ static void test_params(void)
 		      "params '%s': SCRIPT_NAME", params_cases[i].name);
 		request_params_free(&p);
 	}
+	/* CONTENT_LENGTH, parsed once: digits only. */
+	{
+		static const struct {
+			const char *value;
+			long long length;
+		} lengths[] = {
+			{ "0", 0 }, { "1048576", 1048576 }, { "9223372036854775807", 9223372036854775807LL },
+			{ "9223372036854775808", -1 }, { "", -1 }, { " 12", -1 }, { "12 ", -1 }, { "+12", -1 },
+			{ "-1", -1 }, { "0x10", -1 }, { NULL, -1 },
+		};
+		for (size_t i = 0; i < sizeof(lengths) / sizeof(lengths[0]); i++) {
+			unsigned char buf[64];
+			size_t len = 0, vl = lengths[i].value ? strlen(lengths[i].value) : 0;
+			struct request_params p;
+			const char *why = NULL;
+			if (lengths[i].value) {
+				buf[len++] = 14;
+				buf[len++] = (unsigned char)vl;
+				memcpy(buf + len, "CONTENT_LENGTH", 14);
+				memcpy(buf + len + 14, lengths[i].value, vl);
+				len += 14 + vl;
+			}
+			CHECK(request_params_decode(buf, len, &p, &why) == 0 && p.body_length == lengths[i].length,
+			      "CONTENT_LENGTH '%s': %lld", lengths[i].value ? lengths[i].value : "(none)", p.body_length);
+			request_params_free(&p);
+		}
+	}
 	/* The limit on their number. */
 	{
 		size_t len = 2 * (FCGI_PARAMS_MAX + 1);
@@ -1097,6 +1125,35 @@ static void test_interpreters(void)
 	free(m.v);
 }
 
+/* ---- the status page's query ---- */
+
+static void test_status_query(void)
+{
+	static const struct {
+		const char *query, *format;
+		bool full;
+	} cases[] = {
+		{ NULL, "text", false },
+		{ "", "text", false },
+		{ "json", "json", false },
+		{ "openmetrics", "openmetrics", false },
+		{ "full", "text", true },
+		{ "json&full", "json", true },
+		{ "full&openmetrics", "openmetrics", true },
+		{ "json=1&full=yes", "json", true },
+		{ "nojson", "text", false },      /* a key that only holds one */
+		{ "fullness&jsonp", "text", false },
+		{ "openmetrics&json", "openmetrics", false }, /* the first format */
+		{ "&&json&", "json", false },
+		{ "x=json", "text", false },      /* a value is no key */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct status_query q = status_query_parse(cases[i].query);
+		CHECK(strcmp(q.format, cases[i].format) == 0 && q.full == cases[i].full, "status query '%s': %s%s",
+		      cases[i].query ? cases[i].query : "(none)", q.format, q.full ? " full" : "");
+	}
+}
+
 /* ---- access log lines ---- */
 
 static void test_access_format(void)
@@ -1253,6 +1310,7 @@ int main(void)
 	test_peer_acl();
 	test_dotdot();
 	test_interpreters();
+	test_status_query();
 	test_escape();
 	test_escape_json();
 	test_access_format();
