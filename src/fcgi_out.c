@@ -318,3 +318,14 @@ int fcgi_out_end_request(struct fcgi_out *o, uint32_t app_status, uint8_t protoc
 	iov[n++].iov_len = sizeof(end);
 	return emit(o, iov, n);
 }
+
+int fcgi_out_status(struct fcgi_out *o, const char *status_line, const char *type, const char *body)
+{
+	char head[256];
+	int n = snprintf(head, sizeof(head), "Status: %s\r\nContent-Type: %s\r\n\r\n%s%s", status_line, type,
+			 body ? "" : status_line, body ? "" : "\r\n");
+	struct iovec parts[2] = { { .iov_base = head, .iov_len = (size_t)n },
+				  { .iov_base = (char *)body, .iov_len = body ? strlen(body) : 0 } };
+
+	return fcgi_out_streamv(o, FCGI_STDOUT, parts, 2);
+}

@@ -57,6 +57,11 @@ int fcgi_out_stream(struct fcgi_out *o, int type, const void *data, size_t len);
 #define FCGI_OUT_MAX_PARTS 4
 int fcgi_out_streamv(struct fcgi_out *o, int type, const struct iovec *parts, int nparts);
 
+/* A whole response of the daemon's own on FCGI_STDOUT: the status, a type,
+ * and a body (NULL: the status line itself, the form 1.1.0 used for its
+ * errors).  Returns 0 or -1, as fcgi_out_streamv(). */
+int fcgi_out_status(struct fcgi_out *o, const char *status_line, const char *type, const char *body);
+
 /* Stops holding: sends what the spool holds (using buf as scratch) and
  * sends directly from then on.  Returns 0 or -1. */
 int fcgi_out_release(struct fcgi_out *o, char *buf, size_t bufsize);

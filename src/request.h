@@ -1,8 +1,8 @@
 /* One request's state, from its head to its end: what the web server
  * asked (its parameters, parsed once), what runs for it, and what has gone
- * back.  The phases that act on it live in their own modules: serve.c
- * (from head to script), relay.c (script and connection), response.c
- * (output and the end). */
+ * back, and its one end (request.c).  The phases that act on it live in
+ * their own modules: serve.c (from head to script), relay.c (script and
+ * connection), response.c (output). */
 #ifndef FCGIWRAP_REQUEST_H
 #define FCGIWRAP_REQUEST_H
 
@@ -20,6 +20,20 @@
 #include "worker_buffers.h"
 
 enum header_state { HDR_PARSING, HDR_DONE, HDR_FAILED };
+
+/* How a request ended. */
+enum request_end {
+	END_COMPLETE,  /* the script has exited and its output ended (a 502 if
+			* its header block was missing or bad) */
+	END_REFUSED,   /* answered without a script: response_refuse(),
+			* response_page() */
+	END_TIMED_OUT, /* -t or --inactivity-timeout: 504 if no header was sent */
+	END_STOPPING,  /* the daemon ends its requests: 503 if no header was sent */
+	END_SPOOL_FAILED, /* output to hold until the body ends could not be
+			   * held (--spool-limit, disk full): 502 or 503 */
+	END_ABORTED,   /* FCGI_ABORT_REQUEST: FCGI_END_REQUEST, no more output */
+	END_PEER_GONE, /* the connection closed or failed: nothing to answer */
+};
 
 struct request {
 	struct fcgi_conn *conn;
@@ -58,8 +72,6 @@ struct request {
 	long long output_ended_at; /* its stdout and stderr ended, it runs on */
 	char *errline;          /* partial stderr line (without -f) */
 	size_t errline_len;
-	const char *answer_status; /* for a request answered without a script: */
-	const char *answer_type, *answer_body; /* status, Content-Type, body */
 	char why_buf[160];      /* a formatted reason for the end */
 	struct activity activity; /* on the status page's ?full */
 	bool listed;            /* activity_begin() done */
@@ -70,5 +82,18 @@ void request_init(struct request *r, struct fcgi_conn *conn, struct worker_buffe
 
 /* Frees what the request holds (the script must be reaped). */
 void request_free(struct request *r);
+
+/* Ends a request, whatever ended it: ends the script's process group if it
+ * still runs, gives its slots back, answers what can still be answered,
+ * counts and logs the request, and sends FCGI_END_REQUEST.  why names the
+ * cause in the log line (NULL: nothing worth a line). */
+void request_finish(struct request *r, enum request_end how, const char *why);
+
+/* Refuses a request with status_line (after reading its body): a log line
+ * "LABEL: why" and the status as the response. */
+void request_refuse(struct request *r, const char *status_line, const char *why);
+
+/* Answers a request with a page of the daemon's own (status, ping). */
+void request_page(struct request *r, const char *type, const char *body);
 
 #endif

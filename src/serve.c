@@ -61,7 +61,7 @@ static void refuse(struct request *r, const char *status_line, const char *fmt, 
 	va_start(ap, fmt);
 	vsnprintf(r->why_buf, sizeof(r->why_buf), fmt, ap);
 	va_end(ap);
-	response_refuse(r, status_line, r->why_buf);
+	request_refuse(r, status_line, r->why_buf);
 }
 
 /* How a request named its script, for log lines before it is resolved. */
@@ -87,7 +87,7 @@ static bool serve_builtin_page(struct request *r)
 		return false;
 	if (cfg.ping_path && strcmp(name, cfg.ping_path) == 0) {
 		r->label = cfg.ping_path;
-		response_page(r, "text/plain", "pong\n");
+		request_page(r, "text/plain", "pong\n");
 		return true;
 	}
 	if (!cfg.status_path || strcmp(name, cfg.status_path) != 0)
@@ -100,7 +100,7 @@ static bool serve_builtin_page(struct request *r)
 				     .leftover_cgroups = cgroups_leftovers(), .full = query.full };
 	page = stats_render(query.format, &in, &type);
 	if (page)
-		response_page(r, type, page);
+		request_page(r, type, page);
 	else
 		refuse(r, "500 Internal Server Error", "cannot render the status page: out of memory");
 	free(page);
@@ -332,7 +332,7 @@ static int take_slot(struct request *r)
 	if (rc == 0) {
 		atomic_fetch_add(&stats.overloaded, 1);
 		note_overload(class_full ? &r->class->overloaded : &overloaded, true, class_full ? r->class : NULL);
-		response_refuse(r, "503 Service Unavailable", NULL);
+		request_refuse(r, "503 Service Unavailable", NULL);
 		return -1;
 	}
 	r->has_slot = true;
@@ -455,7 +455,7 @@ static int start_script(struct request *r)
 		if (!atomic_exchange(&resource_shortage, true))
 			log_errx("cannot start scripts (%s: %s); answering 503 until resources return", step,
 				 strerror(rc));
-		response_refuse(r, "503 Service Unavailable", NULL);
+		request_refuse(r, "503 Service Unavailable", NULL);
 	} else if (strcmp(step, "exec") == 0 && r->interpreter) {
 		refuse(r, "502 Bad Gateway", "cannot run it through the --interpreter %s: %s", r->interpreter,
 		       strerror(rc));
