@@ -205,6 +205,24 @@ static void start_slots(void)
 		fatalx("%s", why);
 }
 
+/* Hands what waits on listening socket i to the workers, up to
+ * --max-connections: accepting only does that, so a peer can hold nothing
+ * but its own worker, and that for a bounded time (see fcgi_conn.c).
+ * Sets *backoff when fds or threads ran out. */
+static void accept_connections(size_t i, bool *backoff)
+{
+	int fd;
+
+	while (workers_active() < cfg.max_connections && (fd = listeners_accept(i, backoff)) >= 0) {
+		if (workers_submit(fd) < 0) {
+			log_warn("no worker for a new connection");
+			close(fd);
+			*backoff = true;
+			return;
+		}
+	}
+}
+
 /* How often the subtree is read for the cgroups of a copy that is gone. */
 #define ADOPTION_INTERVAL_MS 5000
 
@@ -406,7 +424,7 @@ static bool serve(int sig_fd)
 		}
 		for (nfds_t i = first_listener; i < np; i++) {
 			if (pfd[i].revents) {
-				listeners_accept(i - first_listener, &backoff);
+				accept_connections(i - first_listener, &backoff);
 				st.idle_since = 0; /* even if already closed */
 			}
 		}

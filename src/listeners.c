@@ -28,7 +28,6 @@
 #include "socket_url.h"
 #include "stats.h"
 #include "upgrade.h"
-#include "workers.h"
 
 struct listener {
 	int fd;
@@ -284,15 +283,13 @@ static void refuse_peer(int fd, const struct sockaddr_storage *peer)
 	refused = 0;
 }
 
-/* Accepting only hands the socket to a worker: a peer can hold nothing but
- * its own worker, and that for a bounded time (see fcgi_conn.c). */
-void listeners_accept(size_t i, bool *backoff)
+int listeners_accept(size_t i, bool *backoff)
 {
 	static bool fd_shortage_logged;
 	const struct listener *l = &listeners[i];
 	bool tcp = l->family == AF_INET || l->family == AF_INET6;
 
-	while (workers_active() < cfg.max_connections) {
+	for (;;) {
 		struct sockaddr_storage peer;
 		socklen_t peer_len = sizeof(peer);
 		int one = 1, fd = accept4(l->fd, (struct sockaddr *)&peer, &peer_len, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -304,7 +301,7 @@ void listeners_accept(size_t i, bool *backoff)
 				*backoff = true;
 			}
 			/* EAGAIN, or a connection reset before we took it. */
-			return;
+			return -1;
 		}
 		if (fd_shortage_logged) {
 			log_info("accepting connections again");
@@ -318,12 +315,7 @@ void listeners_accept(size_t i, bool *backoff)
 		if (tcp)
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		atomic_fetch_add(&stats.accepted, 1);
-		if (workers_submit(fd) < 0) {
-			log_warn("no worker for a new connection");
-			close(fd);
-			*backoff = true;
-			return;
-		}
+		return fd;
 	}
 }
 

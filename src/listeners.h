@@ -15,9 +15,10 @@ void listeners_open(void);
 size_t listeners_count(void);
 int listeners_fd(size_t i); /* -1 once closed */
 
-/* Accepts what waits on socket i, up to --max-connections, and hands it to
- * a worker.  Sets *backoff when fds or threads ran out (the caller pauses). */
-void listeners_accept(size_t i, bool *backoff);
+/* Accepts the next connection waiting on socket i that --allow-from lets
+ * in (refusing, and logging, those it does not).  Returns its fd, or -1
+ * when none waits; sets *backoff when fds ran out (the caller pauses). */
+int listeners_accept(size_t i, bool *backoff);
 
 /* The sockets came from systemd or from the copy this one upgraded: they
  * outlive the daemon, which never removes them. */
