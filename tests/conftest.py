@@ -5,6 +5,7 @@ import json
 import os
 import pwd
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -252,6 +253,14 @@ def status(d, query=""):
 
 def status_json(d):
     return json.loads(status(d, "json").body)
+
+
+def example_daemon_opts(name):
+    """The options of examples/NAME (an /etc/default/fcgiwrap), as systemd
+    takes them in ExecStart=... $DAEMON_OPTS: split at spaces."""
+    with open(os.path.join(TOP_SRCDIR, "examples", name)) as f:
+        line = next(l for l in f if l.startswith("DAEMON_OPTS="))
+    return shlex.split(line.split("=", 1)[1])[0].split()
 
 
 def env_of(response):

@@ -4,14 +4,13 @@ instance per user."""
 import hashlib
 import os
 import pwd
-import shlex
 import shutil
 import signal
 import subprocess
 import tempfile
 
 import pytest
-from conftest import CGI_DIR, TOP_SRCDIR, curl, nginx_with, stop_nginx
+from conftest import CGI_DIR, TOP_SRCDIR, curl, example_daemon_opts, nginx_with, stop_nginx
 
 MiB = 1024 * 1024
 GIT_HTTP_BACKEND = "/usr/lib/git-core/git-http-backend"
@@ -28,10 +27,7 @@ def sandbox_example(tmp_path, srv):
     """The options of examples/fcgiwrap-git.default, but for their paths."""
     cache = tmp_path / "cgit-cache"
     cache.mkdir(exist_ok=True)
-    with open(os.path.join(TOP_SRCDIR, "examples", "fcgiwrap-git.default")) as f:
-        line = next(l for l in f if l.startswith("DAEMON_OPTS="))
-    # As systemd takes it in ExecStart=... $DAEMON_OPTS: split at spaces.
-    opts = shlex.split(line.split("=", 1)[1])[0].split()
+    opts = example_daemon_opts("fcgiwrap-git.default")
     return [o.replace("/srv/git", str(srv)).replace("/var/cache/cgit", str(cache)) for o in opts]
 
 

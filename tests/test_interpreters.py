@@ -4,14 +4,13 @@ without the exec bit run through the program their name maps to."""
 import hashlib
 import json
 import os
-import shlex
 import shutil
 import subprocess
 
 import fcgi_client as fc
 import pytest
-from conftest import (TOP_SRCDIR, can_connect, cgi_params, curl, free_port, nginx_http, start_script,
-                      status_json, stop_nginx, wait_for)
+from conftest import (TOP_SRCDIR, can_connect, cgi_params, example_daemon_opts, free_port, nginx_http,
+                      start_script, status_json, stop_nginx, wait_for)
 
 PHP_CGI = "/usr/bin/php-cgi"
 PERL = "/usr/bin/perl"
@@ -72,6 +71,14 @@ def need(program):
             program, {PHP_CGI: "php-cgi", PERL: "perl", PYTHON: "python3"}[program]))
 
 
+def perl_wrapper(path):
+    """An interpreter of the test's own at path: a script handing its
+    arguments to perl."""
+    path.write_text("#!/bin/sh\nexec %s \"$@\"\n" % PERL)
+    os.chmod(path, 0o755)
+    return path
+
+
 def docroot(tmp_path, files):
     """A document root holding files (name: text), each of mode 0644."""
     root = tmp_path / "php"
@@ -93,10 +100,7 @@ def php_site(tmp_path, start_daemon):
     sessions = tmp_path / "sessions"
     sessions.mkdir()
     dport = free_port()
-    with open(os.path.join(TOP_SRCDIR, "examples", "fcgiwrap-php.default")) as f:
-        line = next(l for l in f if l.startswith("DAEMON_OPTS="))
-    # As systemd takes it in ExecStart=... $DAEMON_OPTS: split at spaces.
-    opts = shlex.split(line.split("=", 1)[1])[0].split()
+    opts = example_daemon_opts("fcgiwrap-php.default")
     assert opts == ["-f", "--interpreter", ".php=" + PHP_CGI]
     d = start_daemon(opts + ["--env", "SESSION_DIR=%s" % sessions], socket_url="tcp:127.0.0.1:%d" % dport)
     port = free_port()
@@ -376,9 +380,7 @@ def test_interpreter_outside_system_dirs_under_script_read(tmp_path, start_daemo
     root = docroot(tmp_path, {"args.pl": ARGS_PL})
     bindir = tmp_path / "opt-bin"
     bindir.mkdir()
-    wrapper = bindir / "perl-wrapper"
-    wrapper.write_text("#!/bin/sh\nexec %s \"$@\"\n" % PERL)
-    os.chmod(wrapper, 0o755)
+    wrapper = perl_wrapper(bindir / "perl-wrapper")
     d = start_daemon(["--interpreter", ".pl=%s" % wrapper, "--script-read", str(root)])
     r = fc.request(d.address, cgi_params(SCRIPT_FILENAME=str(root / "args.pl"), DOCUMENT_ROOT=str(root)))
     assert r.status == 200, (r.stdout, d.log())
@@ -395,9 +397,7 @@ def test_interpreter_outside_system_dirs_under_script_read(tmp_path, start_daemo
 def test_interpreter_gone_after_start_is_502(tmp_path, start_daemon):
     need(PERL)
     root = docroot(tmp_path, {"args.pl": ARGS_PL})
-    wrapper = tmp_path / "perl-wrapper"
-    wrapper.write_text("#!/bin/sh\nexec %s \"$@\"\n" % PERL)
-    os.chmod(wrapper, 0o755)
+    wrapper = perl_wrapper(tmp_path / "perl-wrapper")
     d = start_daemon(["--interpreter", ".pl=%s" % wrapper])
     params = cgi_params(SCRIPT_FILENAME=str(root / "args.pl"), DOCUMENT_ROOT=str(root))
     assert fc.request(d.address, params).status == 200
@@ -406,8 +406,7 @@ def test_interpreter_gone_after_start_is_502(tmp_path, start_daemon):
     assert r.status == 502
     assert "args.pl: cannot run it through the --interpreter %s: No such file or directory" % wrapper in d.log()
     # The daemon serves on.
-    wrapper.write_text("#!/bin/sh\nexec %s \"$@\"\n" % PERL)
-    os.chmod(wrapper, 0o755)
+    perl_wrapper(wrapper)
     assert fc.request(d.address, params).status == 200
 
 
