@@ -25,7 +25,7 @@ import subprocess
 import tempfile
 import time
 
-from bench import cpu_seconds, free_port, rss_kib, wait_socket, wrk
+from bench import NGINX_CONF, cpu_seconds, free_port, rss_kib, wait_socket, wrk
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
@@ -36,25 +36,8 @@ $name = htmlspecialchars($_GET["name"] ?? "world");
 echo "Hello, $name, from PHP ", PHP_VERSION, "\\n";
 """
 
-NGINX_CONF = """
-daemon off;
-worker_processes 1;
-user root;
-error_log {tmp}/error.log;
-pid {tmp}/nginx.pid;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/body;
-    fastcgi_temp_path {tmp}/fastcgi;
-    proxy_temp_path {tmp}/proxy;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-{servers}
-}}
-"""
-
-# examples/nginx-php.conf's location, but for its paths.
+# examples/nginx-php.conf's location, but for its paths, in bench.py's
+# nginx.
 SERVER = """
     server {{
         listen 127.0.0.1:{port};
