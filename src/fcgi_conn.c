@@ -208,6 +208,89 @@ ssize_t fcgi_conn_splice(struct fcgi_conn *c, int pipe_fd, bool *pipe_full)
 	return 0;
 }
 
+/* The body source (see relay_ports.h). */
+
+static short body_poll_events(void *ctx)
+{
+	return fcgi_conn_poll_events(ctx);
+}
+
+static enum body_status body_read(void *ctx, short revents, size_t *got, const char **why)
+{
+	struct fcgi_conn *c = ctx;
+	size_t before = c->rd.body_len;
+
+	switch (fcgi_conn_service(c, revents)) {
+	case CONN_OK:
+		break;
+	case CONN_ABORTED:
+		return BODY_ABORTED;
+	case CONN_CLOSED:
+		return BODY_CLOSED;
+	case CONN_FAILED:
+		*why = c->why;
+		return BODY_FAILED;
+	}
+	*got = c->rd.body_len - before;
+	return BODY_OK;
+}
+
+static size_t body_pending(void *ctx, const char **data, bool *full)
+{
+	struct fcgi_conn *c = ctx;
+
+	*data = (const char *)c->rd.body + c->body_taken;
+	*full = c->rd.body_len >= c->rd.body_cap;
+	return c->rd.body_len - c->body_taken;
+}
+
+static void body_taken(void *ctx, size_t n)
+{
+	struct fcgi_conn *c = ctx;
+
+	c->body_taken += n;
+	if (c->body_taken >= c->rd.body_len) /* all passed on: room again */
+		c->rd.body_len = c->body_taken = 0;
+}
+
+static bool body_ended(void *ctx)
+{
+	return ((struct fcgi_conn *)ctx)->rd.state == FCGI_READER_ENDED;
+}
+
+static void body_set_splice(void *ctx, bool on)
+{
+	((struct fcgi_conn *)ctx)->splice_body = on;
+}
+
+static ssize_t body_splice(void *ctx, int pipe_fd, bool *pipe_full)
+{
+	return fcgi_conn_splice(ctx, pipe_fd, pipe_full);
+}
+
+static void body_bound_sends(void *ctx, long long deadline)
+{
+	((struct fcgi_conn *)ctx)->wait.deadline = deadline;
+}
+
+struct body_source fcgi_conn_body(struct fcgi_conn *c, char *buf, size_t cap)
+{
+	static const struct body_source_ops ops = { .poll_events = body_poll_events,
+						    .read = body_read,
+						    .pending = body_pending,
+						    .taken = body_taken,
+						    .ended = body_ended,
+						    .set_splice = body_set_splice,
+						    .splice = body_splice,
+						    .bound_sends = body_bound_sends };
+
+	c->rd.body = (unsigned char *)buf;
+	c->rd.body_cap = cap;
+	c->rd.body_len = c->body_taken = 0;
+	c->splice_body = false;
+	return (struct body_source){ .fd = c->fd, .ctx = c, .ops = &ops };
+}
+
 /* A connection accepted just before a stop: how long its first request
  * may take to begin (nginx sends it with the connection). */
 #define STOP_GRACE_MS 2000
@@ -242,6 +325,34 @@ static bool head_started(const struct fcgi_conn *c)
 	return c->rd.state != FCGI_READER_IDLE || c->rd.in_record || c->rd.hdr_have > 0 || c->in_pos < c->in_len;
 }
 
+enum { HEAD_WAIT = 2, HEAD_PUMP_AGAIN = 3 };
+
+/* What a pump's status means while a head is awaited: 1 a head, 0 a
+ * quiet end, -1 a failure (logged), HEAD_WAIT for more bytes, or
+ * HEAD_PUMP_AGAIN after an abort of a request whose head had not ended
+ * (answered; nothing ran). */
+static int head_progress(struct fcgi_conn *c, enum fcgi_conn_status st, bool first)
+{
+	switch (st) {
+	case CONN_OK:
+		return c->rd.state == FCGI_READER_BODY ? 1 : HEAD_WAIT;
+	case CONN_ABORTED:
+		log_info("the web server aborted request %u before its parameters ended", c->rd.id);
+		if (fcgi_conn_end_request(c, FCGI_REQUEST_COMPLETE) < 0 || !c->rd.keep_conn)
+			return 0;
+		fcgi_conn_request_done(c);
+		return HEAD_PUMP_AGAIN;
+	case CONN_CLOSED:
+		if (first || c->received > 0)
+			log_info("connection closed before a complete request");
+		return 0;
+	case CONN_FAILED:
+		break;
+	}
+	log_warnx("closing a connection: %s", c->why);
+	return -1;
+}
+
 int fcgi_conn_await_head(struct fcgi_conn *c, bool first, int idle_ms, int stop_fd)
 {
 	long long now = monotonic_ms();
@@ -251,30 +362,14 @@ int fcgi_conn_await_head(struct fcgi_conn *c, bool first, int idle_ms, int stop_
 
 	c->received = 0;
 	for (;;) {
-		enum fcgi_conn_status st;
 		int rc;
 
 		c->wait.deadline = head_end ? head_end : idle_end;
-		st = fcgi_conn_pump(c);
-		if (st == CONN_OK && c->rd.state == FCGI_READER_BODY)
-			return 1;
-		if (st == CONN_ABORTED) {
-			/* Aborted before its parameters ended: nothing ran. */
-			log_info("the web server aborted request %u before its parameters ended", c->rd.id);
-			if (fcgi_conn_end_request(c, FCGI_REQUEST_COMPLETE) < 0 || !c->rd.keep_conn)
-				return 0;
-			fcgi_conn_request_done(c);
+		rc = head_progress(c, fcgi_conn_pump(c), first);
+		if (rc == HEAD_PUMP_AGAIN)
 			continue;
-		}
-		if (st == CONN_CLOSED) {
-			if (first || c->received > 0)
-				log_info("connection closed before a complete request");
-			return 0;
-		}
-		if (st == CONN_FAILED) {
-			log_warnx("closing a connection: %s", c->why);
-			return -1;
-		}
+		if (rc != HEAD_WAIT)
+			return rc;
 		if (!head_end && head_started(c))
 			head_end = monotonic_ms() + c->wait.progress_ms;
 		/* A connection with a request under way is served during a
@@ -314,6 +409,8 @@ int fcgi_conn_drain_body(struct fcgi_conn *c, char *scratch, size_t size)
 
 	c->rd.body = (unsigned char *)scratch;
 	c->rd.body_cap = size;
+	c->body_taken = 0;
+	c->splice_body = false; /* what is left of the body is read */
 	while (c->rd.state == FCGI_READER_BODY) {
 		enum fcgi_conn_status st;
 		int rc;
@@ -361,6 +458,8 @@ int fcgi_conn_end_request(struct fcgi_conn *c, unsigned char protocol_status)
 void fcgi_conn_request_done(struct fcgi_conn *c)
 {
 	fcgi_reader_request_done(&c->rd);
+	c->body_taken = 0;
+	c->splice_body = false;
 }
 
 void fcgi_conn_close(struct fcgi_conn *c)

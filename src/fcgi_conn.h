@@ -11,6 +11,7 @@
 
 #include "fcgi_out.h"
 #include "fcgi_reader.h"
+#include "relay_ports.h"
 
 struct fcgi_conn {
 	int fd;
@@ -22,6 +23,7 @@ struct fcgi_conn {
 	bool eof;                /* the peer closed its side */
 	bool ignored_logged;
 	unsigned long long received; /* bytes read since the last request ended */
+	size_t body_taken;       /* of rd.body_len body bytes, those passed on */
 	bool splice_body;        /* body content goes socket to pipe: read
 				  * record headers only (fcgi_conn_splice) */
 	bool no_splice;          /* the socket cannot splice */
@@ -66,6 +68,10 @@ enum fcgi_conn_status fcgi_conn_service(struct fcgi_conn *c, short revents);
  * socket is the reason, -1 with errno (EPIPE: the script closed its
  * stdin; EINVAL: this socket cannot splice), or -2 at the peer's end. */
 ssize_t fcgi_conn_splice(struct fcgi_conn *c, int pipe_fd, bool *pipe_full);
+
+/* The active request's body, offered through the interface the relay
+ * takes (relay_ports.h), decoded into buf (cap bytes, the caller's). */
+struct body_source fcgi_conn_body(struct fcgi_conn *c, char *buf, size_t cap);
 
 /* Waits for the next request's head: the first on a new connection
  * (first), or the next on a kept one, which may idle idle_ms first.  A

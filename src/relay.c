@@ -1,14 +1,14 @@
 /* The relay (see relay.h): one poll loop per request over the script's
- * three pipes, its pidfd, the connection and the daemon's stop.
+ * three pipes, its pidfd, the web server's socket and the daemon's stop.
  *
  * The order of events that matters:
  *  - nothing is sent before FCGI_STDIN has ended (nginx stops sending the
- *    body once response bytes arrive); output is held until then;
+ *    body once response bytes arrive): the output sink holds it until
+ *    body_ended();
  *  - the body is fed to the script while its output is read, so no order
  *    of reads and writes in the script can deadlock;
  *  - the request ends when the body has ended, the script's stdout and
- *    stderr are closed, and the script has exited (its exit status
- *    becomes appStatus in FCGI_END_REQUEST);
+ *    stderr are closed, and the script has exited;
  *  - every wait is bounded: -t, --inactivity-timeout, --peer-timeout for
  *    body bytes, and the daemon's stop. */
 #include "config.h"
@@ -17,17 +17,11 @@
 #include <limits.h>
 #include <poll.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "clock.h"
-#include "log.h"
 #include "relay.h"
-#include "settings.h"
-#include "stats.h"
-#include "stopping.h"
 
 /* Pieces of body passed to the script between two looks at its other fds
  * (see relay_run()). */
@@ -36,90 +30,102 @@
  * before its request ends without it (see script_done()). */
 #define EXIT_AFTER_EOF_MS 500
 
-static void close_stdin(struct request *r)
+void relay_init(struct relay *rl, const struct relay_setup *setup)
 {
-	fd_close(&r->proc.stdin_fd);
-	r->conn->splice_body = false;
+	memset(rl, 0, sizeof(*rl));
+	rl->set = *setup;
+	rl->last_activity = rl->body_wait_since = setup->lim.start_ms;
+}
+
+static void set_state(struct relay *rl, enum activity_state state)
+{
+	if (rl->set.activity)
+		atomic_store(&rl->set.activity->state, state);
+}
+
+static void count_body(struct relay *rl, size_t n)
+{
+	rl->bytes_in += n;
+	rl->last_activity = rl->body_wait_since = monotonic_ms();
+	if (rl->set.activity)
+		atomic_store_explicit(&rl->set.activity->bytes_in, rl->bytes_in, memory_order_relaxed);
+}
+
+/* The script gets no more body: EOF on its stdin. */
+static void close_stdin(struct relay *rl)
+{
+	int *fd = rl->script.stdin_fd;
+
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+	rl->set.body.ops->set_splice(rl->set.body.ctx, false);
 }
 
 /* Writes pending body bytes to the script; a script that closed its stdin
  * gets no more (the rest of the body is read and dropped).  Returns true
  * if bytes moved. */
-static bool feed_script(struct request *r)
+static bool feed_script(struct relay *rl)
 {
-	struct fcgi_reader *rd = &r->conn->rd;
-	bool moved = false;
+	const struct body_source *b = &rl->set.body;
+	bool moved = false, full;
+	const char *data;
+	size_t len;
 
-	while (r->proc.stdin_fd >= 0 && r->body_off < rd->body_len) {
-		ssize_t n = write(r->proc.stdin_fd, r->wb->body + r->body_off, rd->body_len - r->body_off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN)
-				break;
-			/* EPIPE: the script does not want the rest. */
-			close_stdin(r);
+	while ((len = b->ops->pending(b->ctx, &data, &full)) > 0) {
+		ssize_t n = *rl->script.stdin_fd >= 0 ? write(*rl->script.stdin_fd, data, len) : (ssize_t)len;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
 			break;
+		if (n < 0) {
+			/* EPIPE: the script does not want the rest. */
+			close_stdin(rl);
+			continue;
 		}
-		r->body_off += (size_t)n;
-		r->last_activity = monotonic_ms();
-		moved = true;
+		b->ops->taken(b->ctx, (size_t)n);
+		if (*rl->script.stdin_fd >= 0) {
+			rl->last_activity = monotonic_ms();
+			moved = true;
+		}
+		if (n == (ssize_t)len) /* all taken: the script waits on the peer */
+			rl->body_wait_since = monotonic_ms();
 	}
-	if (rd->body_len > 0 && (r->proc.stdin_fd < 0 || r->body_off == rd->body_len)) {
-		/* All taken: from now on the script waits on the peer. */
-		rd->body_len = r->body_off = 0;
-		r->body_wait_since = monotonic_ms();
-	}
-	if (r->stdin_ended && rd->body_len == 0)
-		close_stdin(r);
+	if (rl->stdin_ended && len == 0 && *rl->script.stdin_fd >= 0)
+		close_stdin(rl);
 	return moved;
 }
 
-/* The body has ended: a CONTENT_LENGTH that does not match it is worth a
- * line (the script got the body as it came, all of it). */
-static void check_content_length(struct request *r)
+int relay_read_peer(struct relay *rl, short revents, enum request_end *end, const char **why)
 {
-	const char *cl = r->params.content_length;
+	const struct body_source *b = &rl->set.body;
+	size_t got = 0;
+	enum body_status st = b->ops->read(b->ctx, revents, &got, why);
 
-	if (cl && *cl && (r->params.body_length < 0 || (unsigned long long)r->params.body_length != r->bytes_in))
-		log_warnx("%s: CONTENT_LENGTH is %s but the body had %llu bytes", r->label, cl, r->bytes_in);
-}
-
-int relay_read_conn(struct request *r, short revents, enum request_end *end, const char **why)
-{
-	struct fcgi_conn *c = r->conn;
-	size_t before = c->rd.body_len;
-	enum fcgi_conn_status st = fcgi_conn_service(c, revents);
-
-	if (c->rd.body_len > before) {
-		r->bytes_in += c->rd.body_len - before;
-		r->last_activity = r->body_wait_since = monotonic_ms();
-	}
+	if (got > 0)
+		count_body(rl, got);
 	switch (st) {
-	case CONN_OK:
+	case BODY_OK:
 		break;
-	case CONN_ABORTED:
+	case BODY_ABORTED:
 		*end = END_ABORTED;
 		*why = "the web server aborted the request";
 		return -1;
-	case CONN_CLOSED:
+	case BODY_CLOSED:
 		*end = END_PEER_GONE;
-		*why = r->stdin_ended ? "the web server closed the connection"
-				      : "the web server closed the connection during the body";
+		*why = rl->stdin_ended ? "the web server closed the connection"
+				       : "the web server closed the connection during the body";
 		return -1;
-	case CONN_FAILED:
+	case BODY_FAILED:
 		*end = END_PEER_GONE;
-		*why = c->why;
 		return -1;
 	}
-	atomic_store_explicit(&r->activity.bytes_in, r->bytes_in, memory_order_relaxed);
-	if (!r->stdin_ended && c->rd.state == FCGI_READER_ENDED) {
-		r->stdin_ended = true;
-		atomic_store(&r->activity.state, ACTIVITY_RUNNING);
-		check_content_length(r);
-		if (response_release(r) < 0) {
-			*end = END_PEER_GONE;
-			*why = "the web server stopped taking the response";
+	if (!rl->stdin_ended && b->ops->ended(b->ctx)) {
+		rl->stdin_ended = true;
+		set_state(rl, ACTIVITY_RUNNING);
+		if (rl->set.out.ops->body_ended(rl->set.out.ctx) != OUTPUT_OK) {
+			*end = END_OUTPUT_FAILED;
+			*why = NULL;
 			return -1;
 		}
 	}
@@ -131,100 +137,91 @@ int relay_read_conn(struct request *r, short revents, enum request_end *end, con
  * the pipe has room; while it is full, bytes are read into the buffers
  * instead, where an abort behind them can be seen.  Returns 0 (*moved
  * set if bytes moved), or -1 with how the request must end. */
-static int splice_body(struct request *r, bool *moved, enum request_end *end, const char **why)
+static int splice_body(struct relay *rl, bool *moved, enum request_end *end, const char **why)
 {
-	struct fcgi_conn *c = r->conn;
+	const struct body_source *b = &rl->set.body;
+	int fd = *rl->script.stdin_fd;
+	bool on = fd >= 0 && !rl->pipe_full, full;
+	const char *data;
 	ssize_t n;
 
-	c->splice_body = r->proc.stdin_fd >= 0 && !r->pipe_full;
-	if (!c->splice_body || c->rd.body_len > 0)
+	b->ops->set_splice(b->ctx, on);
+	if (!on || b->ops->pending(b->ctx, &data, &full) > 0)
 		return 0;
-	n = fcgi_conn_splice(c, r->proc.stdin_fd, &r->pipe_full);
+	n = b->ops->splice(b->ctx, fd, &rl->pipe_full);
 	if (n > 0) {
-		r->bytes_in += (size_t)n;
-		atomic_store_explicit(&r->activity.bytes_in, r->bytes_in, memory_order_relaxed);
-		r->last_activity = r->body_wait_since = monotonic_ms();
+		count_body(rl, (size_t)n);
 		*moved = true;
 	} else if (n == -2) {
 		*end = END_PEER_GONE;
 		*why = "the web server closed the connection during the body";
 		return -1;
 	} else if (n == -1 && errno == EPIPE) {
-		close_stdin(r); /* the script does not want the rest */
+		close_stdin(rl); /* the script does not want the rest */
 	} else if (n == -1 && errno != EINVAL) {
 		*end = END_PEER_GONE;
 		*why = "the body could not be passed on";
 		return -1;
 	}
-	if (r->pipe_full)
-		c->splice_body = false;
+	if (rl->pipe_full)
+		b->ops->set_splice(b->ctx, false);
 	return 0;
 }
 
-/* Reads what the script wrote to *fd and hands it to handler.  Returns 1
- * when the pipe has ended (and closes it), 0 after data or nothing, -1 if
- * the handler could not pass the data on. */
-static int read_pipe(struct request *r, int *fd, int (*handler)(struct request *r, const char *data, size_t len))
+/* Reads what the script wrote to *fd and hands it to handler; at its end
+ * closes the pipe and tells ended.  Returns what the handlers do. */
+static enum output_status read_pipe(struct relay *rl, int *fd,
+				    enum output_status (*handler)(void *ctx, const char *data, size_t len),
+				    enum output_status (*ended)(void *ctx))
 {
-	ssize_t n = read(*fd, r->wb->io, WB_IO_SIZE);
+	ssize_t n = read(*fd, rl->set.io, rl->set.io_size);
 
 	if (n > 0) {
-		int rc;
-		r->last_activity = monotonic_ms();
-		rc = handler(r, r->wb->io, (size_t)n) < 0 ? -1 : 0;
-		if (r->out.stdout_bytes > 0 && !r->out.holding)
-			atomic_store(&r->activity.state, ACTIVITY_SENDING);
-		atomic_store_explicit(&r->activity.bytes_out, r->out.stdout_bytes, memory_order_relaxed);
-		return rc;
+		rl->last_activity = monotonic_ms();
+		return handler(rl->set.out.ctx, rl->set.io, (size_t)n);
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return 0;
-	fd_close(fd);
-	return 1;
-}
-
-static void note_slow(struct request *r, long long now)
-{
-	long long cpu = script_cpu_usec(&r->proc);
-	char used[48] = "";
-
-	r->slow_logged = true;
-	atomic_fetch_add(&stats.slow, 1);
-	if (cpu >= 0)
-		snprintf(used, sizeof(used), ", %lld ms of CPU", cpu / 1000);
-	log_warnx("%s: slow request: running for %lld s (pid %d%s)", r->label, (now - r->start_ms) / 1000,
-		  (int)r->proc.pid, used);
+		return OUTPUT_OK;
+	close(*fd);
+	*fd = -1;
+	return ended(rl->set.out.ctx);
 }
 
 /* How long the relay may wait before a limit is reached (-1: no limit),
  * or 0 with *why and *end set when one has been reached.  Also bounds the
  * connection's sends by the same limits. */
-static int time_left(struct request *r, enum request_end *end, const char **why)
+static int time_left(struct relay *rl, enum request_end *end, const char **why)
 {
+	const struct relay_limits *lim = &rl->set.lim;
 	long long now = monotonic_ms(), left = -1, send_by = 0;
-	const struct fcgi_reader *rd = &r->conn->rd;
+	const char *data;
+	bool full;
 	struct {
 		long long at;
 		enum request_end end;
 		const char *why;
 		bool bounds_sends;
 	} limits[3] = {
-		{ r->deadline, END_TIMED_OUT, "timed out (-t)", true },
-		{ cfg.inactivity_timeout_ms ? r->last_activity + cfg.inactivity_timeout_ms : 0, END_TIMED_OUT,
+		{ lim->deadline, END_TIMED_OUT, "timed out (-t)", true },
+		{ lim->inactivity_ms ? rl->last_activity + lim->inactivity_ms : 0, END_TIMED_OUT,
 		  "no input or output for --inactivity-timeout", true },
 		/* The script has taken every body byte and waits on the peer. */
-		{ !r->stdin_ended && rd->body_len == 0 ? r->body_wait_since + cfg.peer_timeout_ms : 0, END_PEER_GONE,
-		  "the web server sent no body bytes for --peer-timeout", false },
+		{ !rl->stdin_ended && rl->set.body.ops->pending(rl->set.body.ctx, &data, &full) == 0
+			  ? rl->body_wait_since + lim->peer_timeout_ms
+			  : 0,
+		  END_PEER_GONE, "the web server sent no body bytes for --peer-timeout", false },
 	};
 
 	*why = NULL;
-	if (r->output_ended_at)
-		left = r->output_ended_at + EXIT_AFTER_EOF_MS - now;
-	if (cfg.slow_log_ms && !r->slow_logged) {
-		if (now >= r->start_ms + cfg.slow_log_ms)
-			note_slow(r, now);
-		else if (left < 0 || r->start_ms + cfg.slow_log_ms - now < left)
-			left = r->start_ms + cfg.slow_log_ms - now;
+	if (rl->output_ended_at)
+		left = rl->output_ended_at + EXIT_AFTER_EOF_MS - now;
+	if (lim->slow_ms && !rl->slow_noted) {
+		if (now >= lim->start_ms + lim->slow_ms) {
+			rl->slow_noted = true;
+			rl->set.note_slow(rl->set.ctx);
+		} else if (left < 0 || lim->start_ms + lim->slow_ms - now < left) {
+			left = lim->start_ms + lim->slow_ms - now;
+		}
 	}
 	for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
 		if (!limits[i].at)
@@ -239,97 +236,77 @@ static int time_left(struct request *r, enum request_end *end, const char **why)
 		if (limits[i].bounds_sends && (!send_by || limits[i].at < send_by))
 			send_by = limits[i].at;
 	}
-	r->conn->wait.deadline = send_by;
+	rl->set.body.ops->bound_sends(rl->set.body.ctx, send_by);
 	return left < 0 ? -1 : (int)(left < INT_MAX ? left : INT_MAX);
 }
 
-/* Output could not go on: the web server stopped taking it, or the spool
- * that holds it until the body has ended could not (the request can still
- * be answered then, with an error). */
-static void output_failed(struct request *r, enum request_end *end, const char **why)
+/* What an output handler said, as the relay's end: 1 (done: a bad
+ * header block), 0, or -1 (the output failed). */
+static int output_verdict(enum output_status st, enum request_end *end, const char **why)
 {
-	int err = r->out.spool_error;
-
-	*end = END_PEER_GONE;
-	*why = "the web server stopped taking the response";
-	if (!err)
-		return;
-	*end = END_SPOOL_FAILED;
-	if (err == EFBIG)
-		snprintf(r->why_buf, sizeof(r->why_buf),
-			 "output held until the request body ends reached --spool-limit (%llu bytes)", cfg.spool_limit);
-	else
-		snprintf(r->why_buf, sizeof(r->why_buf), "cannot hold output until the request body ends (in %s): %s",
-			 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", strerror(err));
-	*why = r->why_buf;
-}
-
-/* The script's side after poll(): feeds, reads, reaps.  Returns 0, or -1
- * with how the request must end. */
-static int service_script(struct request *r, const struct pollfd *pfd, int i_in, int i_out, int i_err, int i_pid,
-			  enum request_end *end, const char **why)
-{
-	struct script_proc *p = &r->proc;
-	int rc;
-
-	if (i_in >= 0 && pfd[i_in].revents) {
-		r->pipe_full = false;
-		feed_script(r);
-	}
-	if (i_out >= 0 && pfd[i_out].revents) {
-		rc = read_pipe(r, &p->stdout_fd, response_stdout);
-		if (rc > 0)
-			response_stdout_ended(r);
-		if (rc < 0)
-			goto refused;
-	}
-	/* response_stdout_ended() may have closed stderr meanwhile. */
-	if (i_err >= 0 && p->stderr_fd >= 0 && pfd[i_err].revents) {
-		rc = read_pipe(r, &p->stderr_fd, response_stderr);
-		if (rc > 0)
-			response_stderr_ended(r);
-		if (rc < 0)
-			goto refused;
-	}
-	if (i_pid >= 0 && pfd[i_pid].revents)
-		script_exited(p);
-	return 0;
-refused:
-	output_failed(r, end, why);
+	if (st == OUTPUT_OK)
+		return 0;
+	if (st == OUTPUT_BAD_HEADER)
+		return 1;
+	*end = END_OUTPUT_FAILED;
+	*why = NULL;
 	return -1;
 }
 
-/* Waits up to timeout ms for any of the request's fds, and acts on what
- * is ready.  Returns 0, or -1 with how the request must end. */
-static int poll_once(struct request *r, int timeout, enum request_end *end, const char **why)
+/* The script's side after poll(): feeds, reads, notes the exit.  Returns
+ * 0, 1 once its header block was bad, or -1 with how the request must
+ * end. */
+static int service_script(struct relay *rl, const struct pollfd *pfd, const int *at, enum request_end *end,
+			  const char **why)
 {
-	struct script_proc *p = &r->proc;
-	struct pollfd pfd[6];
-	int np = 0, i_out = -1, i_err = -1, i_in = -1, i_pid = -1, i_conn = -1, i_kill;
-	short conn_events = fcgi_conn_poll_events(r->conn);
+	const struct output_sink_ops *o = rl->set.out.ops;
+	int rc;
 
-	if (p->stdout_fd >= 0) {
-		pfd[np] = (struct pollfd){ .fd = p->stdout_fd, .events = POLLIN };
-		i_out = np++;
+	if (at[0] >= 0 && pfd[at[0]].revents) {
+		rl->pipe_full = false;
+		feed_script(rl);
 	}
-	if (p->stderr_fd >= 0) {
-		pfd[np] = (struct pollfd){ .fd = p->stderr_fd, .events = POLLIN };
-		i_err = np++;
+	if (at[1] >= 0 && pfd[at[1]].revents) {
+		rc = output_verdict(read_pipe(rl, rl->script.stdout_fd, o->stdout_data, o->stdout_ended), end, why);
+		if (rc != 0)
+			return rc;
 	}
-	if (p->stdin_fd >= 0 && (r->body_off < r->conn->rd.body_len || r->pipe_full)) {
-		pfd[np] = (struct pollfd){ .fd = p->stdin_fd, .events = POLLOUT };
-		i_in = np++;
+	if (at[2] >= 0 && *rl->script.stderr_fd >= 0 && pfd[at[2]].revents) {
+		rc = output_verdict(read_pipe(rl, rl->script.stderr_fd, o->stderr_data, o->stderr_ended), end, why);
+		if (rc != 0)
+			return rc;
 	}
-	if (!p->exited && p->pidfd >= 0) {
-		pfd[np] = (struct pollfd){ .fd = p->pidfd, .events = POLLIN };
-		i_pid = np++;
-	}
-	if (conn_events) {
-		pfd[np] = (struct pollfd){ .fd = r->conn->fd, .events = conn_events };
-		i_conn = np++;
-	}
-	pfd[np] = (struct pollfd){ .fd = stopping_kill_fd(), .events = POLLIN };
-	i_kill = np++;
+	if (at[3] >= 0 && pfd[at[3]].revents)
+		rl->exited = true;
+	return 0;
+}
+
+/* Adds fd to the poll set if it is open and wanted; its index, or -1. */
+static int watch(struct pollfd *pfd, int *np, int fd, short events)
+{
+	if (fd < 0 || !events)
+		return -1;
+	pfd[*np] = (struct pollfd){ .fd = fd, .events = events };
+	return (*np)++;
+}
+
+/* Waits up to timeout ms for any of the request's fds, and acts on what
+ * is ready.  Returns 0, 1 once the script's header block was bad, or -1
+ * with how the request must end. */
+static int poll_once(struct relay *rl, int timeout, enum request_end *end, const char **why)
+{
+	const struct body_source *b = &rl->set.body;
+	struct pollfd pfd[6];
+	int np = 0, at[4], i_conn, i_kill, rc;
+	const char *data;
+	bool full, want_in = rl->pipe_full || b->ops->pending(b->ctx, &data, &full) > 0;
+
+	at[1] = watch(pfd, &np, *rl->script.stdout_fd, POLLIN);
+	at[2] = watch(pfd, &np, *rl->script.stderr_fd, POLLIN);
+	at[0] = watch(pfd, &np, *rl->script.stdin_fd, want_in ? POLLOUT : 0);
+	at[3] = watch(pfd, &np, rl->exited ? -1 : rl->script.pidfd, POLLIN);
+	i_conn = watch(pfd, &np, b->fd, b->ops->poll_events(b->ctx));
+	i_kill = watch(pfd, &np, rl->set.lim.kill_fd, POLLIN);
 	if (poll(pfd, (nfds_t)np, timeout) < 0) {
 		if (errno == EINTR)
 			return 0;
@@ -337,30 +314,36 @@ static int poll_once(struct request *r, int timeout, enum request_end *end, cons
 		*why = "poll failed";
 		return -1;
 	}
-	if (pfd[i_kill].revents) {
+	if (i_kill >= 0 && pfd[i_kill].revents) {
 		*end = END_STOPPING;
 		*why = "the daemon is stopping";
 		return -1;
 	}
-	if (service_script(r, pfd, i_in, i_out, i_err, i_pid, end, why) < 0)
-		return -1;
+	rc = service_script(rl, pfd, at, end, why);
+	if (rc != 0)
+		return rc;
 	if (i_conn >= 0 && pfd[i_conn].revents)
-		return relay_read_conn(r, pfd[i_conn].revents, end, why);
+		return relay_read_peer(rl, pfd[i_conn].revents, end, why);
 	return 0;
 }
 
-/* The script is done: it has exited and its output has ended, and the
- * body has been read; or its header block was bad, which is answered at
- * once (with a 502), the rest of the body unread. */
-static bool script_done(struct request *r)
+/* Whether the script has exited, without waiting. */
+static bool script_gone(struct relay *rl)
 {
-	struct script_proc *p = &r->proc;
+	struct pollfd pfd = { .fd = rl->script.pidfd, .events = POLLIN };
 
-	if (r->hstate == HDR_FAILED)
-		return true;
-	if (!r->stdin_ended || p->stdout_fd >= 0 || p->stderr_fd >= 0)
+	if (!rl->exited && poll(&pfd, 1, 0) > 0)
+		rl->exited = true;
+	return rl->exited;
+}
+
+/* The script is done: it has exited and its output has ended, and the
+ * body has been read. */
+static bool script_done(struct relay *rl)
+{
+	if (!rl->stdin_ended || *rl->script.stdout_fd >= 0 || *rl->script.stderr_fd >= 0)
 		return false;
-	if (script_exited(p))
+	if (script_gone(rl))
 		return true;
 	/* Its output has ended but it runs on (`exec >&- 2>&-; job`: the
 	 * answer first, the work after).  fcgiwrap 1.1.0 ends the request
@@ -368,48 +351,67 @@ static bool script_done(struct request *r)
 	 * EXIT_AFTER_EOF_MS to exit (a script that simply exits closes its
 	 * pipes a moment before it is seen to have exited).  What still runs
 	 * then is a leftover (request_finish()). */
-	if (!r->output_ended_at)
-		r->output_ended_at = monotonic_ms();
-	return monotonic_ms() >= r->output_ended_at + EXIT_AFTER_EOF_MS;
+	if (!rl->output_ended_at)
+		rl->output_ended_at = monotonic_ms();
+	return monotonic_ms() >= rl->output_ended_at + EXIT_AFTER_EOF_MS;
 }
 
-enum request_end relay_run(struct request *r, const char **why)
+/* One turn of the relay before its poll: body bytes on, as far as they
+ * go without waiting.  Returns 0 (*moved if bytes moved), or -1 with how
+ * the request must end. */
+static int move_body(struct relay *rl, bool *moved, enum request_end *end, const char **why)
+{
+	const struct body_source *b = &rl->set.body;
+	const char *data;
+	bool full = false;
+
+	*moved = feed_script(rl);
+	if (rl->stdin_ended)
+		return 0;
+	if (splice_body(rl, moved, end, why) < 0)
+		return -1;
+	b->ops->pending(b->ctx, &data, &full);
+	if (!rl->stdin_ended && !full) {
+		unsigned long long before = rl->bytes_in;
+		if (relay_read_peer(rl, POLLIN, end, why) < 0)
+			return -1;
+		*moved = feed_script(rl) || *moved || rl->bytes_in != before;
+	}
+	return 0;
+}
+
+enum request_end relay_run(struct relay *rl, const struct relay_script *script, const char **why)
 {
 	unsigned pieces = 0;
 	enum request_end end = END_COMPLETE;
 
-	r->hstate = HDR_PARSING;
+	rl->script = *script;
 	for (;;) {
-		struct fcgi_reader *rd = &r->conn->rd;
-		int timeout = time_left(r, &end, why);
+		int timeout = time_left(rl, &end, why), rc;
 		bool moved;
 
 		if (*why)
 			return end;
-		moved = feed_script(r);
-		if (!r->stdin_ended && splice_body(r, &moved, &end, why) < 0)
+		if (move_body(rl, &moved, &end, why) < 0)
 			return end;
-		if (!r->stdin_ended && rd->body_len < rd->body_cap) {
-			unsigned long long before = r->bytes_in;
-			if (relay_read_conn(r, POLLIN, &end, why) < 0)
-				return end;
-			moved = feed_script(r) || moved || r->bytes_in != before;
-		}
-		if (script_done(r)) {
-			r->conn->splice_body = false;
-			return END_COMPLETE;
-		}
+		if (script_done(rl))
+			break;
 		/* script_done() may have just started the wait for the exit. */
-		if (r->output_ended_at && (timeout < 0 || timeout > EXIT_AFTER_EOF_MS))
+		if (rl->output_ended_at && (timeout < 0 || timeout > EXIT_AFTER_EOF_MS))
 			timeout = EXIT_AFTER_EOF_MS;
 		/* While the body streams in and the script takes it as fast,
 		 * its other fds are looked at once every BODY_POLL_EVERY
 		 * pieces, not after each: its output is only held until the
 		 * body ends anyway, and a script that stops reading makes the
 		 * next write fail with EAGAIN, which polls at once. */
-		if (!r->stdin_ended && moved && ++pieces % BODY_POLL_EVERY != 0)
+		if (!rl->stdin_ended && moved && ++pieces % BODY_POLL_EVERY != 0)
 			continue;
-		if (poll_once(r, moved ? 0 : timeout, &end, why) < 0)
+		rc = poll_once(rl, moved ? 0 : timeout, &end, why);
+		if (rc < 0)
 			return end;
+		if (rc > 0) /* a bad header block: answered at once */
+			break;
 	}
+	rl->set.body.ops->set_splice(rl->set.body.ctx, false);
+	return END_COMPLETE;
 }

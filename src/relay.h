@@ -1,20 +1,73 @@
 /* The relay: moves a request's body to its script and the script's output
- * to the web server, until the script is done or a limit ends it. */
+ * on, until the script is done or a limit ends it.  It works on a struct
+ * of its own, through the two ports of relay_ports.h, with the limits it
+ * is handed: no connection, no response, no global. */
 #ifndef FCGIWRAP_RELAY_H
 #define FCGIWRAP_RELAY_H
 
-#include "request.h"
-#include "response.h"
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "activity.h"
+#include "relay_ports.h"
+#include "request_end.h"
+
+/* The bounds of one request's relay, in monotonic ms (0: none). */
+struct relay_limits {
+	long long start_ms;    /* when the request began */
+	long long deadline;    /* -t */
+	int inactivity_ms;     /* --inactivity-timeout */
+	int peer_timeout_ms;   /* --peer-timeout: body bytes awaited */
+	int slow_ms;           /* --slow-log */
+	int kill_fd;           /* readable: the daemon stops its requests */
+};
+
+/* The script's ends (its pipes, non-blocking, and its pidfd); the relay
+ * closes stdin once the body has gone, stdout and stderr at their end. */
+struct relay_script {
+	int *stdin_fd, *stdout_fd, *stderr_fd;
+	int pidfd;
+};
+
+/* What a relay is given when its request begins. */
+struct relay_setup {
+	struct body_source body;
+	struct output_sink out;
+	struct relay_limits lim;
+	char *io;               /* a buffer for the script's output */
+	size_t io_size;
+	struct activity *activity; /* on the status page, or NULL */
+	void (*note_slow)(void *ctx); /* past --slow-log, once */
+	void *ctx;
+};
+
+struct relay {
+	struct relay_setup set;
+	struct relay_script script;
+	bool stdin_ended;       /* FCGI_STDIN has ended */
+	bool pipe_full;         /* the script's stdin pipe took no more */
+	bool exited;            /* the script's pidfd turned readable */
+	bool slow_noted;
+	unsigned long long bytes_in; /* request body bytes read */
+	long long last_activity; /* last byte to or from the script */
+	long long body_wait_since; /* since when the script waits on the peer */
+	long long output_ended_at; /* its stdout and stderr ended, it runs on */
+};
+
+/* Prepares the relay of a request that has just begun (its body is read
+ * while it waits for a script slot). */
+void relay_init(struct relay *rl, const struct relay_setup *setup);
 
 /* Runs the relay for a request whose script has started.  Returns how the
  * request ended (END_COMPLETE: the script exited, its output ended, and
- * the body has been read), with *why for the log line otherwise. */
-enum request_end relay_run(struct request *r, const char **why);
+ * the body has been read, or its header block was bad), with *why for the
+ * log line otherwise. */
+enum request_end relay_run(struct relay *rl, const struct relay_script *script, const char **why);
 
-/* Reads what the web server sent (revents from poll() on the connection,
- * or POLLIN to read without a poll): body bytes into the body buffer,
- * management records answered.  Returns 0, or -1 with how the request
- * must end.  Also used while the request waits for a script slot. */
-int relay_read_conn(struct request *r, short revents, enum request_end *end, const char **why);
+/* Reads what the web server sent (revents from poll() on body.fd, or
+ * POLLIN to read without a poll), and once the body has ended lets held
+ * output go.  Returns 0, or -1 with how the request must end.  Also used
+ * while the request waits for a script slot. */
+int relay_read_peer(struct relay *rl, short revents, enum request_end *end, const char **why);
 
 #endif

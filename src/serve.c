@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "admission.h"
 #include "cgi_env.h"
 #include "cgroup.h"
 #include "clock.h"
@@ -25,11 +26,9 @@
 #include "relay.h"
 #include "sandbox.h"
 #include "request.h"
-#include "response.h"
 #include "serve.h"
 #include "settings.h"
 #include "script_classes.h"
-#include "slots.h"
 #include "stats.h"
 #include "status_query.h"
 #include "stopping.h"
@@ -44,39 +43,45 @@
 /* Set while script starts fail for lack of resources (one log line per
  * episode, not per request). */
 static atomic_bool resource_shortage;
-/* Set while requests time out waiting for a script slot. */
-static atomic_bool overloaded;
 
 static bool is_resource_shortage(int err)
 {
 	return err == EAGAIN || err == EMFILE || err == ENFILE || err == ENOMEM;
 }
 
-/* Refuses with a formatted reason. */
+/* How a phase before the relay ended its request: request_refuse() or
+ * request_finish() follows, once, in serve_request(). */
+struct early_end {
+	bool ended;
+	enum request_end end;
+	const char *status_line; /* END_REFUSED: the answer's status */
+	const char *why;
+	char buf[160];           /* a formatted why */
+};
+
+/* Refuses with status_line and a formatted reason (fmt NULL: no log
+ * line).  Returns -1. */
 __attribute__((format(printf, 3, 4)))
-static void refuse(struct request *r, const char *status_line, const char *fmt, ...)
+static int refuse(struct early_end *e, const char *status_line, const char *fmt, ...)
 {
 	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(r->why_buf, sizeof(r->why_buf), fmt, ap);
-	va_end(ap);
-	request_refuse(r, status_line, r->why_buf);
-}
-
-/* How a request named its script, for log lines before it is resolved. */
-static const char *named_script(const struct request_params *p)
-{
-	const char *name = p->script_filename;
-
-	if (!name || !*name)
-		name = p->script_name;
-	return name && *name ? name : "(none)";
+	e->ended = true;
+	e->end = END_REFUSED;
+	e->status_line = status_line;
+	e->why = NULL;
+	if (fmt) {
+		va_start(ap, fmt);
+		vsnprintf(e->buf, sizeof(e->buf), fmt, ap);
+		va_end(ap);
+		e->why = e->buf;
+	}
+	return -1;
 }
 
 /* --status-path and --ping-path: answered by the daemon itself.  Returns
  * true if the request was one of them. */
-static bool serve_builtin_page(struct request *r)
+static bool serve_builtin_page(struct request *r, struct early_end *e)
 {
 	const char *name = r->params.script_name, *type;
 	struct status_query query;
@@ -86,13 +91,11 @@ static bool serve_builtin_page(struct request *r)
 	if (!name)
 		return false;
 	if (cfg.ping_path && strcmp(name, cfg.ping_path) == 0) {
-		r->label = cfg.ping_path;
 		request_page(r, "text/plain", "pong\n");
 		return true;
 	}
 	if (!cfg.status_path || strcmp(name, cfg.status_path) != 0)
 		return false;
-	r->label = cfg.status_path;
 	query = status_query_parse(r->params.query_string);
 	in = (struct status_inputs){ .max_scripts = cfg.max_active, .containment = cgroups_containment(),
 				     .sandbox = sandbox_describe(), .cgroups = cgroups_on(),
@@ -102,7 +105,7 @@ static bool serve_builtin_page(struct request *r)
 	if (page)
 		request_page(r, type, page);
 	else
-		refuse(r, "500 Internal Server Error", "cannot render the status page: out of memory");
+		refuse(e, "500 Internal Server Error", "cannot render the status page: out of memory");
 	free(page);
 	return true;
 }
@@ -121,16 +124,16 @@ static int choose_directory(struct request *r, const char **why)
 			*why = "FCGI_CHDIR is not a directory";
 			return -1;
 		}
-		r->dir = strdup(want);
+		r->script.dir = strdup(want);
 	} else {
-		slash = strrchr(r->loc.filename, '/');
+		slash = strrchr(r->script.loc.filename, '/');
 		if (!slash) {
 			*why = "script path is not a full path";
 			return -1;
 		}
-		r->dir = slash == r->loc.filename ? strdup("/") : strndup(r->loc.filename, (size_t)(slash - r->loc.filename));
+		r->script.dir = slash == r->script.loc.filename ? strdup("/") : strndup(r->script.loc.filename, (size_t)(slash - r->script.loc.filename));
 	}
-	if (!r->dir) {
+	if (!r->script.dir) {
 		*why = "out of memory";
 		return -1;
 	}
@@ -145,43 +148,37 @@ static struct script_origin origin_of(const struct request *r, mode_t mode)
 
 	return (struct script_origin){ .document_root = p->document_root,
 				       .walked = !p->script_filename || !*p->script_filename,
-				       .interpreted = r->interpreter != NULL,
+				       .interpreted = r->script.interpreter != NULL,
 				       .executable = mode & (S_IXUSR | S_IXGRP | S_IXOTH) };
 }
 
 /* Finds the script and checks it against the policy, so that a request
  * that will be refused is refused at once, without waiting for a script
  * slot.  Returns 0, or -1 once the request has been refused. */
-static int select_script(struct request *r)
+static int select_script(struct request *r, struct early_end *e)
 {
 	const struct request_params *p = &r->params;
 	struct script_origin from;
 	const char *why = NULL;
 	struct stat st = { 0 };
 
-	r->label = named_script(p);
 	switch (script_resolve(p->script_filename, p->document_root, p->script_name, file_probe_runnable,
-			       &cfg.interpreters, &r->loc, &why)) {
+			       &cfg.interpreters, &r->script.loc, &why)) {
 	case SCRIPT_FOUND:
 		break;
 	case SCRIPT_NOT_FOUND:
-		refuse(r, "404 Not Found", "script not found: %s", why);
-		return -1;
+		return refuse(e, "404 Not Found", "script not found: %s", why);
 	case SCRIPT_FORBIDDEN:
-		refuse(r, "403 Forbidden", "script refused: %s", why);
-		return -1;
+		return refuse(e, "403 Forbidden", "script refused: %s", why);
 	}
-	r->label = r->loc.filename;
-	r->interpreter = interpreters_find(&cfg.interpreters, r->loc.filename);
+	r->script.interpreter = interpreters_find(&cfg.interpreters, r->script.loc.filename);
 	/* Only the interpreted need the mode: whether it is a program. */
-	if (r->interpreter && stat(r->loc.filename, &st) < 0)
+	if (r->script.interpreter && stat(r->script.loc.filename, &st) < 0)
 		st.st_mode = 0;
 	from = origin_of(r, st.st_mode);
-	if (script_policy_check(&cfg.policy, r->loc.filename, &from, NULL, &why) < 0 ||
-	    choose_directory(r, &why) < 0) {
-		refuse(r, "403 Forbidden", "script refused: %s", why);
-		return -1;
-	}
+	if (script_policy_check(&cfg.policy, r->script.loc.filename, &from, NULL, &why) < 0 ||
+	    choose_directory(r, &why) < 0)
+		return refuse(e, "403 Forbidden", "script refused: %s", why);
 	return 0;
 }
 
@@ -191,12 +188,12 @@ static int absolutize(struct request *r)
 {
 	char cwd[PATH_MAX], *abs;
 
-	if (r->loc.filename[0] == '/')
+	if (r->script.loc.filename[0] == '/')
 		return 0;
-	if (!getcwd(cwd, sizeof(cwd)) || asprintf(&abs, "%s/%s", cwd, r->loc.filename) < 0)
+	if (!getcwd(cwd, sizeof(cwd)) || asprintf(&abs, "%s/%s", cwd, r->script.loc.filename) < 0)
 		return -1;
-	free(r->loc.filename);
-	r->label = r->loc.filename = abs;
+	free(r->script.loc.filename);
+	r->script.loc.filename = abs;
 	return 0;
 }
 
@@ -204,146 +201,56 @@ static int absolutize(struct request *r)
  * file that was checked, whoever named it: php-cgi runs the file
  * SCRIPT_FILENAME names (its argument it ignores), and answers 404 "No
  * input file specified" without one.  Returns 0, or -1 once refused. */
-static int prepare_environment(struct request *r)
+static int prepare_environment(struct request *r, struct early_end *e)
 {
 	struct env_override ov[4 + cfg.n_set_env];
 	size_t nov = 0;
 
 	if (absolutize(r) < 0)
 		goto fail;
-	if (r->loc.script_name) {
-		ov[nov++] = (struct env_override){ "SCRIPT_NAME", r->loc.script_name };
-		ov[nov++] = (struct env_override){ "PATH_INFO", r->loc.path_info };
+	if (r->script.loc.script_name) {
+		ov[nov++] = (struct env_override){ "SCRIPT_NAME", r->script.loc.script_name };
+		ov[nov++] = (struct env_override){ "PATH_INFO", r->script.loc.path_info };
 	}
 	/* PATH_TRANSLATED goes: php-cgi runs the file it names instead, with
 	 * cgi.fix_pathinfo=0 or REDIRECT_URL set. */
-	if (r->interpreter) {
-		ov[nov++] = (struct env_override){ "SCRIPT_FILENAME", r->loc.filename };
+	if (r->script.interpreter) {
+		ov[nov++] = (struct env_override){ "SCRIPT_FILENAME", r->script.loc.filename };
 		ov[nov++] = (struct env_override){ "PATH_TRANSLATED", NULL };
 	}
 	for (size_t i = 0; i < cfg.n_set_env; i++)
 		ov[nov++] = cfg.set_env[i];
-	r->env = cgi_env_build(r->params.env, cfg.inherited_env, ov, nov);
-	if (r->env)
+	r->script.env = cgi_env_build(r->params.env, cfg.inherited_env, ov, nov);
+	if (r->script.env)
 		return 0;
 fail:
-	refuse(r, "502 Bad Gateway", "cannot prepare the environment: %s", strerror(errno ? errno : ENOMEM));
-	return -1;
+	return refuse(e, "502 Bad Gateway", "cannot prepare the environment: %s", strerror(errno ? errno : ENOMEM));
 }
 
-/* Takes one of pool's slots, waiting in its queue until `until` if none is
- * free, and reading the body meanwhile as far as the buffer holds, so that
- * an abort, a close or the daemon's stop ends the wait.  Returns 1 with
- * the slot, 0 when the time is up, -1 with how the request must end. */
-static int take_from(struct request *r, struct slot_pool *pool, long long until, enum request_end *end,
-		     const char **why)
+/* While a request waits for a script slot, its body is read on, so that
+ * an abort or a close ends the wait. */
+static int read_while_queued(void *ctx, short revents, enum request_end *end, const char **why)
 {
-	struct slot_waiter w;
-	int rc = 0;
+	struct request *r = ctx;
 
-	if (slot_try_take(pool))
-		return 1;
-	if (slot_wait_begin(pool, &w) < 0)
+	return relay_read_peer(&r->relay, revents, end, why);
+}
+
+/* The script's slots (admission.c).  Returns 0 with them, or -1 with how
+ * the request ends: a 503 when they stayed busy for --queue-timeout. */
+static int take_slot(struct request *r, struct early_end *e)
+{
+	struct admission_wait w = { .peer = &r->relay.set.body, .service = read_while_queued, .ctx = r,
+				    .stop_fd = stopping_kill_fd() };
+	int rc = admission_take(&r->slots, script_class_of(r->script.loc.filename), r->deadline, &w, &e->end,
+				&e->why);
+
+	if (rc > 0)
 		return 0;
-	atomic_fetch_add(&stats.queued, 1);
-	for (;;) {
-		short events = fcgi_conn_poll_events(r->conn);
-		struct pollfd pfd[3] = { { .fd = w.efd, .events = POLLIN },
-					 { .fd = events ? r->conn->fd : -1, .events = events },
-					 { .fd = stopping_kill_fd(), .events = POLLIN } };
-		long long left = until - monotonic_ms();
-		if (left <= 0)
-			break;
-		if (poll(pfd, 3, (int)left) < 0 && errno != EINTR)
-			break;
-		if (pfd[0].revents)
-			break;
-		if (pfd[2].revents) {
-			*end = END_STOPPING;
-			*why = "the daemon is stopping";
-			rc = -1;
-			break;
-		}
-		if (pfd[1].revents && relay_read_conn(r, pfd[1].revents, end, why) < 0) {
-			rc = -1;
-			break;
-		}
-	}
-	atomic_fetch_sub(&stats.queued, 1);
-	if (!slot_wait_end(pool, &w))
-		return rc;
-	if (rc < 0) {
-		slot_release(pool);
-		return -1;
-	}
-	return 1;
-}
-
-/* Logs the first 503 of a run of them, and the end of the run. */
-static void note_overload(atomic_bool *flag, bool now, const struct script_class *class)
-{
-	if (now && !atomic_exchange(flag, true)) {
-		if (class)
-			log_warnx("all %u slots of --script-limit %s stayed busy for --queue-timeout; answering 503 "
-				  "until one frees in time", class->pool.limit, class->path);
-		else
-			log_warnx("all %u script slots (-c) stayed busy for --queue-timeout; answering 503 "
-				  "until one frees in time", cfg.max_active);
-	} else if (!now && atomic_exchange(flag, false)) {
-		log_info("%s slots are available again", class ? class->path : "script");
-	}
-}
-
-/* A slot of the script's --script-limit class, if it has one, then one of
- * the -c slots, both waited for within one --queue-timeout: a class whose
- * scripts are all busy queues its own requests, not everyone's.  Returns
- * 0 with the slots, or -1 once the request has ended. */
-static int take_slot(struct request *r)
-{
-	enum request_end end = END_REFUSED;
-	const char *why = NULL;
-	long long until = monotonic_ms() + cfg.queue_timeout_ms;
-	bool class_full;
-	int rc;
-
-	if (r->deadline && r->deadline < until)
-		until = r->deadline;
-	r->class = script_class_of(r->loc.filename);
-	rc = r->class ? take_from(r, &r->class->pool, until, &end, &why) : 1;
-	class_full = rc == 0;
-	if (rc > 0) {
-		r->has_class_slot = r->class != NULL;
-		if (r->class)
-			note_overload(&r->class->overloaded, false, r->class);
-		rc = take_from(r, &script_slots, until, &end, &why);
-		if (rc <= 0 && r->has_class_slot) {
-			slot_release(&r->class->pool);
-			r->has_class_slot = false;
-		}
-	}
-	if (rc < 0) {
-		request_finish(r, end, why);
-		return -1;
-	}
-	if (rc == 0 && r->deadline && monotonic_ms() >= r->deadline) {
-		request_finish(r, END_TIMED_OUT, "timed out (-t)");
-		return -1;
-	}
-	if (rc == 0) {
-		atomic_fetch_add(&stats.overloaded, 1);
-		note_overload(class_full ? &r->class->overloaded : &overloaded, true, class_full ? r->class : NULL);
-		request_refuse(r, "503 Service Unavailable", NULL);
-		return -1;
-	}
-	r->has_slot = true;
-	{
-		unsigned running = atomic_fetch_add(&stats.scripts, 1) + 1;
-		unsigned max = atomic_load(&stats.max_scripts);
-		while (running > max && !atomic_compare_exchange_weak(&stats.max_scripts, &max, running))
-			;
-	}
-	note_overload(&overloaded, false, NULL);
-	return 0;
+	if (rc == 0)
+		return refuse(e, "503 Service Unavailable", NULL);
+	e->ended = true;
+	return -1;
 }
 
 /* The size of the script's stdin pipe: 256 KiB for a body of more than
@@ -361,7 +268,7 @@ static int stdin_pipe_size(const struct request *r)
  * passed the checks, not what its path leads to by then (a symlink may
  * have been swapped while the request waited for its slot).  Returns 0,
  * or -1 once the request has been refused. */
-static int bind_script(struct request *r)
+static int bind_script(struct request *r, struct early_end *e)
 {
 	struct script_origin from;
 	char *checked = NULL;
@@ -369,28 +276,20 @@ static int bind_script(struct request *r)
 	const char *why = NULL;
 	bool same;
 
-	r->script_fd = open(r->loc.filename, O_PATH | O_CLOEXEC);
-	if (r->script_fd < 0 || fstat(r->script_fd, &opened) < 0) {
-		refuse(r, "404 Not Found", "script not found: %s", strerror(errno));
-		return -1;
-	}
+	r->script.fd = open(r->script.loc.filename, O_PATH | O_CLOEXEC);
+	if (r->script.fd < 0 || fstat(r->script.fd, &opened) < 0)
+		return refuse(e, "404 Not Found", "script not found: %s", strerror(errno));
 	from = origin_of(r, opened.st_mode);
-	if (script_policy_check(&cfg.policy, r->loc.filename, &from, &checked, &why) < 0) {
-		refuse(r, "403 Forbidden", "script refused: %s", why);
-		return -1;
-	}
+	if (script_policy_check(&cfg.policy, r->script.loc.filename, &from, &checked, &why) < 0)
+		return refuse(e, "403 Forbidden", "script refused: %s", why);
 	same = stat(checked, &now) == 0 && now.st_dev == opened.st_dev && now.st_ino == opened.st_ino;
 	free(checked);
-	if (!same) {
-		refuse(r, "403 Forbidden", "script refused: it changed while it was checked");
-		return -1;
-	}
-	if (!S_ISREG(opened.st_mode) || (!r->interpreter && !(opened.st_mode & (S_IXUSR | S_IXGRP | S_IXOTH)))) {
-		refuse(r, "403 Forbidden", "script refused: not an executable file");
-		return -1;
-	}
-	r->script_dev = opened.st_dev;
-	r->script_ino = opened.st_ino;
+	if (!same)
+		return refuse(e, "403 Forbidden", "script refused: it changed while it was checked");
+	if (!S_ISREG(opened.st_mode) || (!r->script.interpreter && !(opened.st_mode & (S_IXUSR | S_IXGRP | S_IXOTH))))
+		return refuse(e, "403 Forbidden", "script refused: not an executable file");
+	r->script.dev = opened.st_dev;
+	r->script.ino = opened.st_ino;
 	return 0;
 }
 
@@ -424,47 +323,48 @@ static int spawn_contained(struct request *r, struct script_start *st, const cha
 	return rc;
 }
 
-/* Starts the script.  Returns 0, or -1 once the request has ended. */
-static int start_script(struct request *r)
+/* A start that failed: a shortage of processes, fds or memory is said
+ * once per episode and answered 503 (the next request tries again);
+ * anything else is the script's, a 502.  Returns -1. */
+static int start_failed(struct request *r, struct early_end *e, int err, const char *step)
+{
+	atomic_fetch_add(&stats.spawn_failures, 1);
+	if (is_resource_shortage(err)) {
+		if (!atomic_exchange(&resource_shortage, true))
+			log_errx("cannot start scripts (%s: %s); answering 503 until resources return", step,
+				 strerror(err));
+		return refuse(e, "503 Service Unavailable", NULL);
+	}
+	if (strcmp(step, "exec") == 0 && r->script.interpreter)
+		return refuse(e, "502 Bad Gateway", "cannot run it through the --interpreter %s: %s",
+			      r->script.interpreter, strerror(err));
+	if (strcmp(step, "exec") == 0)
+		return refuse(e, "502 Bad Gateway", "cannot execute script: %s", strerror(err));
+	return refuse(e, "502 Bad Gateway", "cannot start script (%s): %s", step, strerror(err));
+}
+
+/* Starts the script.  Returns 0, or -1 with how the request ends. */
+static int start_script(struct request *r, struct early_end *e)
 {
 	struct script_start st;
 	const char *step;
 	int rc;
 
-	if (bind_script(r) < 0)
+	if (bind_script(r, e) < 0)
 		return -1;
-	st = (struct script_start){ .path = r->loc.filename, .interpreter = r->interpreter, .fd = r->script_fd,
-				    .dev = r->script_dev, .ino = r->script_ino, .envp = r->env, .dir = r->dir,
-				    .stdin_pipe_size = stdin_pipe_size(r), .rlimits = cfg.rlimits,
-				    .n_rlimits = cfg.n_rlimits, .cgroup_dir_fd = -1 };
+	st = (struct script_start){ .path = r->script.loc.filename, .interpreter = r->script.interpreter,
+				    .fd = r->script.fd, .dev = r->script.dev, .ino = r->script.ino,
+				    .envp = r->script.env, .dir = r->script.dir, .stdin_pipe_size = stdin_pipe_size(r),
+				    .rlimits = cfg.rlimits, .n_rlimits = cfg.n_rlimits, .cgroup_dir_fd = -1 };
 	rc = spawn_contained(r, &st, &step);
-	if (rc == 0) {
-		activity_set_script(&r->activity, r->loc.filename, r->proc.pid);
-		atomic_store(&r->activity.state, r->stdin_ended ? ACTIVITY_RUNNING : ACTIVITY_BODY);
-	}
-
-	if (rc == 0) {
-		if (atomic_exchange(&resource_shortage, false))
-			log_info("scripts can be started again");
-		return 0;
-	}
-	atomic_fetch_add(&stats.spawn_failures, 1);
-	if (is_resource_shortage(rc)) {
-		/* Out of processes, fds or memory: say so once per episode,
-		 * answer 503, and let the next request try again. */
-		if (!atomic_exchange(&resource_shortage, true))
-			log_errx("cannot start scripts (%s: %s); answering 503 until resources return", step,
-				 strerror(rc));
-		request_refuse(r, "503 Service Unavailable", NULL);
-	} else if (strcmp(step, "exec") == 0 && r->interpreter) {
-		refuse(r, "502 Bad Gateway", "cannot run it through the --interpreter %s: %s", r->interpreter,
-		       strerror(rc));
-	} else if (strcmp(step, "exec") == 0) {
-		refuse(r, "502 Bad Gateway", "cannot execute script: %s", strerror(rc));
-	} else {
-		refuse(r, "502 Bad Gateway", "cannot start script (%s): %s", step, strerror(rc));
-	}
-	return -1;
+	if (rc != 0)
+		return start_failed(r, e, rc, step);
+	if (atomic_exchange(&resource_shortage, false))
+		log_info("scripts can be started again");
+	activity_set_script(&r->activity, r->script.loc.filename, r->proc.pid);
+	atomic_store(&r->activity.state, r->relay.stdin_ended ? ACTIVITY_RUNNING : ACTIVITY_BODY);
+	response_name(&r->resp, r->script.loc.filename);
+	return 0;
 }
 
 /* The request's parameters, decoded once.  Returns 0, or -1 after logging
@@ -480,7 +380,7 @@ static int read_params(struct request *r)
 	}
 	if (r->params.dropped)
 		log_warnx("%s: ignored %zu parameter(s) whose name is empty or holds '=' or NUL",
-			  named_script(&r->params), r->params.dropped);
+			  request_label(r), r->params.dropped);
 	if (c->rd.role != FCGI_RESPONDER) {
 		log_warnx("FastCGI role %u refused: only the responder role is served", c->rd.role);
 		fcgi_conn_end_request(c, FCGI_UNKNOWN_ROLE);
@@ -489,11 +389,30 @@ static int read_params(struct request *r)
 	return 0;
 }
 
+/* A request for a script, through its phases: chosen and checked, its
+ * environment, a slot, the start, the relay, and its end.  Returns with
+ * e->ended when a phase before the relay ended it. */
+static void run_script(struct request *r, struct early_end *e)
+{
+	struct relay_script script;
+	enum request_end end;
+	const char *why = NULL;
+
+	if (select_script(r, e) < 0 || prepare_environment(r, e) < 0 || take_slot(r, e) < 0 ||
+	    start_script(r, e) < 0)
+		return;
+	script = (struct relay_script){ .stdin_fd = &r->proc.stdin_fd, .stdout_fd = &r->proc.stdout_fd,
+					.stderr_fd = &r->proc.stderr_fd, .pidfd = r->proc.pidfd };
+	end = relay_run(&r->relay, &script, &why);
+	request_finish(r, end, why);
+}
+
 /* Serves the request whose head c has read.  Returns true if the
  * connection can serve another. */
 static bool serve_request(struct fcgi_conn *c, struct worker_buffers *wb)
 {
 	struct request r;
+	struct early_end e = { .ended = false };
 	bool usable;
 
 	request_init(&r, c, wb);
@@ -501,16 +420,15 @@ static bool serve_request(struct fcgi_conn *c, struct worker_buffers *wb)
 		request_free(&r);
 		return false;
 	}
-	activity_begin(&r.activity, r.params.remote_addr, r.params.request_method, r.params.request_uri);
-	r.listed = true;
-	if (!serve_builtin_page(&r) && select_script(&r) == 0 && prepare_environment(&r) == 0 &&
-	    take_slot(&r) == 0 && start_script(&r) == 0) {
-		const char *why = NULL;
-		enum request_end end = relay_run(&r, &why);
-		request_finish(&r, end, why);
-	}
+	request_list(&r);
+	if (!serve_builtin_page(&r, &e))
+		run_script(&r, &e);
+	if (e.ended && e.end == END_REFUSED)
+		request_refuse(&r, e.status_line, e.why);
+	else if (e.ended)
+		request_finish(&r, e.end, e.why);
 	usable = !r.conn_broken;
-	if ((r.bytes_in > TRIM_ABOVE || r.out.stdout_bytes > TRIM_ABOVE) && c->in_pos == c->in_len)
+	if ((r.relay.bytes_in > TRIM_ABOVE || r.resp.out.stdout_bytes > TRIM_ABOVE) && c->in_pos == c->in_len)
 		worker_buffers_trim(wb);
 	request_free(&r);
 	return usable;

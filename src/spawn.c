@@ -366,7 +366,8 @@ int script_spawn(const struct script_start *st, struct script_proc *sp, const ch
 	if (sp->pidfd < 0) {
 		*failed_step = "pidfd_open";
 		rc = errno;
-		script_terminate(sp, 0);
+		script_end_group(sp, 0);
+		script_reap(sp);
 		script_proc_close(sp);
 		return rc;
 	}
@@ -659,10 +660,33 @@ long long script_cpu_usec(struct script_proc *sp)
 	return (long long)((utime + stime + cutime + cstime) * 1000000ULL / (unsigned long long)sysconf(_SC_CLK_TCK));
 }
 
-void script_terminate(struct script_proc *sp, int grace_ms)
+void script_finish(struct script_proc *sp, bool end_group, int grace_ms, struct script_usage *u)
 {
-	script_end_group(sp, grace_ms);
+	struct cgroup_usage cg;
+
+	*u = (struct script_usage){ .cpu_usec = -1, .memory_kib = -1 };
+	if (sp->pid <= 0)
+		return;
+	/* Reaped last, so that the group's id cannot have been taken by
+	 * another script when it is signalled. */
+	if (end_group)
+		script_end_group(sp, grace_ms);
 	script_reap(sp);
+	u->cpu_usec = (long long)sp->usage.ru_utime.tv_sec * 1000000 + sp->usage.ru_utime.tv_usec +
+		      (long long)sp->usage.ru_stime.tv_sec * 1000000 + sp->usage.ru_stime.tv_usec;
+	u->memory_kib = sp->usage.ru_maxrss;
+	if (!sp->cgroup)
+		return;
+	/* Its cgroup counts every process it started, not only those it
+	 * waited for. */
+	cgroup_usage(sp->cgroup, &cg);
+	u->cpu_usec = (long long)cg.cpu_usec;
+	if (cg.memory_peak_kib >= 0)
+		u->memory_kib = cg.memory_peak_kib;
+	u->oom_kills = cg.oom_kills;
+	u->forks_refused = cg.pids_max;
+	u->left_running = cgroup_release(sp->cgroup);
+	sp->cgroup = NULL;
 }
 
 void script_proc_close(struct script_proc *sp)

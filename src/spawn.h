@@ -90,8 +90,21 @@ void scripts_end_abandoned(void);
  * known. */
 long long script_cpu_usec(struct script_proc *sp);
 
-/* script_end_group(), then script_reap(). */
-void script_terminate(struct script_proc *sp, int grace_ms);
+/* What a script used, measured by script_finish(). */
+struct script_usage {
+	long long cpu_usec;      /* -1: not known */
+	long long memory_kib;    /* peak; -1: not known */
+	unsigned long long oom_kills;     /* by --script-memory-max */
+	unsigned long long forks_refused; /* by --script-pids-max */
+	unsigned left_running;   /* processes kept in its cgroup (--leftovers keep) */
+};
+
+/* The end of a script, whatever ended its request: its whole group ended
+ * first if end_group (script_end_group()), then it is reaped
+ * (script_reap()), measured (from its cgroup: every process it started;
+ * else from its exit: itself and the children it waited for), and its
+ * cgroup given back, or kept for what it left running. */
+void script_finish(struct script_proc *sp, bool end_group, int grace_ms, struct script_usage *u);
 
 /* Closes our pipe ends and the pidfd (the process must be reaped). */
 void script_proc_close(struct script_proc *sp);

@@ -19,7 +19,7 @@ show_logs() {
 ./configure -q CFLAGS="-O2 -g -Werror"
 make -j2
 make check || show_logs .
-cat tests/unit_tests.log tests/run-blackbox.log | grep -E "passed|failed" || true
+cat tests/unit_tests.log tests/unit_relay.log tests/run-blackbox.log | grep -E "passed|failed" || true
 # The guest tier: Debian 12 under qemu, systemd as PID 1 (tests/guest/).
 make check-guest
 make distcheck
@@ -28,7 +28,7 @@ rm -rf build-asan && mkdir build-asan && cd build-asan
 ../configure -q --enable-sanitizers CFLAGS="-O1 -g -Werror"
 make -j2
 make check || show_logs .
-cat tests/unit_tests.log tests/run-blackbox.log | grep -E "passed|failed" || true
+cat tests/unit_tests.log tests/unit_relay.log tests/run-blackbox.log | grep -E "passed|failed" || true
 cd ..
 # The libFuzzer targets, FUZZ_SECONDS each (60 by default).
 rm -rf build-fuzz && mkdir build-fuzz && cd build-fuzz

@@ -34,20 +34,7 @@
 #include "../src/slots.h"
 #include "../src/socket_url.h"
 #include "../src/status_query.h"
-
-static int passed, failed;
-
-#define CHECK(cond, ...)                                          \
-	do {                                                      \
-		if (cond) {                                       \
-			passed++;                                 \
-		} else {                                          \
-			failed++;                                 \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-			printf(__VA_ARGS__);                      \
-			printf("\n");                             \
-		}                                                 \
-	} while (0)
+#include "unit.h"
 
 /* ---- CGI response headers ---- */
 

@@ -1,0 +1,42 @@
+/* Admission: the script slots a request holds while its script runs,
+ * taken and given back here and nowhere else.  A script of a
+ * --script-limit class takes one of its class's slots first, then one of
+ * the -c slots; both are waited for, first come first served, within one
+ * --queue-timeout (and the request's -t). */
+#ifndef FCGIWRAP_ADMISSION_H
+#define FCGIWRAP_ADMISSION_H
+
+#include <stdbool.h>
+
+#include "relay_ports.h"
+#include "request_end.h"
+
+struct script_class;
+
+struct admission {
+	struct script_class *class; /* the script's class, or NULL */
+	bool class_slot;            /* holds one of its slots */
+	bool slot;                  /* holds one of the -c slots */
+};
+
+/* What else a wait for a slot watches: the web server's socket, read on
+ * meanwhile (service() returns -1 with how the request must end), and
+ * the daemon's stop. */
+struct admission_wait {
+	const struct body_source *peer;
+	int (*service)(void *ctx, short revents, enum request_end *end, const char **why);
+	void *ctx;
+	int stop_fd;
+};
+
+/* Takes the slots for a script of class (NULL: none), waiting for them
+ * until --queue-timeout or deadline (0: none).  Returns 1 with the slots,
+ * 0 when they stayed busy for --queue-timeout (logged once per episode),
+ * or -1 with how the request must end. */
+int admission_take(struct admission *a, struct script_class *class, long long deadline,
+		   const struct admission_wait *w, enum request_end *end, const char **why);
+
+/* Gives back the slots a holds, at once to the requests waiting. */
+void admission_give_back(struct admission *a);
+
+#endif

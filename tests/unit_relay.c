@@ -1,0 +1,585 @@
+/* Unit tests of the relay and the response, built without a daemon: the
+ * relay runs real shell scripts between a body source and an output sink
+ * that stand in for the connection and the response; the response writes
+ * its records into a socketpair read back here.
+ * Prints one line per failure and a closing "N passed, N failed". */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/pidfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fastcgi.h>
+
+#include "../src/clock.h"
+#include "../src/relay.h"
+#include "../src/response.h"
+#include "unit.h"
+
+/* ---- a script, started as the daemon starts one ---- */
+
+struct child {
+	pid_t pid;
+	int in, out, err, pidfd;
+};
+
+static int nonblocking(int fd)
+{
+	return fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+/* Starts /bin/sh -c cmd with three pipes, our ends non-blocking. */
+static int child_start(struct child *c, const char *cmd)
+{
+	int in[2], out[2], err[2];
+
+	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
+		return -1;
+	c->pid = fork();
+	if (c->pid < 0)
+		return -1;
+	if (c->pid == 0) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		dup2(err[1], 2);
+		signal(SIGPIPE, SIG_DFL);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	close(err[1]);
+	c->in = in[1];
+	c->out = out[0];
+	c->err = err[0];
+	c->pidfd = pidfd_open(c->pid, 0);
+	nonblocking(c->in);
+	nonblocking(c->out);
+	nonblocking(c->err);
+	return c->pidfd < 0 ? -1 : 0;
+}
+
+/* Ends it (if it still runs) and reaps it; its exit status. */
+static int child_end(struct child *c)
+{
+	int st = -1;
+
+	kill(c->pid, SIGKILL);
+	waitpid(c->pid, &st, 0);
+	for (int *fd = &c->in; fd <= &c->pidfd; fd++)
+		if (*fd >= 0)
+			close(*fd);
+	return st;
+}
+
+/* ---- the connection's stand-in: a body in pieces ---- */
+
+struct fake_body {
+	const char *data;   /* the whole body */
+	size_t len, piece;  /* handed over piece bytes per read */
+	size_t delivered;
+	char buf[256];      /* the body buffer, small to be filled */
+	size_t buf_len, taken;
+	bool never_ends;    /* the peer sends nothing more, ever */
+	enum body_status fail; /* what read() says from the first read */
+	int efd;            /* always readable: a peer with more to send */
+	int reads, splice_offs;
+};
+
+static short fb_poll_events(void *ctx)
+{
+	struct fake_body *b = ctx;
+
+	return b->never_ends || (b->delivered == b->len && b->fail == BODY_OK) ? 0 : POLLIN;
+}
+
+static enum body_status fb_read(void *ctx, short revents, size_t *got, const char **why)
+{
+	struct fake_body *b = ctx;
+	size_t n = b->len - b->delivered;
+
+	(void)revents;
+	b->reads++;
+	if (b->fail != BODY_OK) {
+		*why = "the fake peer failed";
+		return b->fail;
+	}
+	if (b->never_ends)
+		return BODY_OK;
+	if (n > b->piece)
+		n = b->piece;
+	if (n > sizeof(b->buf) - b->buf_len)
+		n = sizeof(b->buf) - b->buf_len;
+	memcpy(b->buf + b->buf_len, b->data + b->delivered, n);
+	b->buf_len += n;
+	b->delivered += n;
+	*got = n;
+	return BODY_OK;
+}
+
+static size_t fb_pending(void *ctx, const char **data, bool *full)
+{
+	struct fake_body *b = ctx;
+
+	*data = b->buf + b->taken;
+	*full = b->buf_len >= sizeof(b->buf);
+	return b->buf_len - b->taken;
+}
+
+static void fb_taken(void *ctx, size_t n)
+{
+	struct fake_body *b = ctx;
+
+	b->taken += n;
+	if (b->taken >= b->buf_len)
+		b->taken = b->buf_len = 0;
+}
+
+static bool fb_ended(void *ctx)
+{
+	struct fake_body *b = ctx;
+
+	return !b->never_ends && b->delivered == b->len;
+}
+
+static void fb_set_splice(void *ctx, bool on)
+{
+	struct fake_body *b = ctx;
+
+	b->splice_offs += !on;
+}
+
+static ssize_t fb_splice(void *ctx, int pipe_fd, bool *pipe_full)
+{
+	(void)ctx;
+	(void)pipe_fd;
+	*pipe_full = false;
+	errno = EINVAL; /* as a socket that cannot splice */
+	return -1;
+}
+
+static void fb_bound_sends(void *ctx, long long deadline)
+{
+	(void)ctx;
+	(void)deadline;
+}
+
+static const struct body_source_ops fake_body_ops = { fb_poll_events, fb_read,	     fb_pending,     fb_taken,
+						      fb_ended,	      fb_set_splice, fb_splice, fb_bound_sends };
+
+/* ---- the response's stand-in: what the script wrote ---- */
+
+struct fake_sink {
+	char out[1 << 16], err[4096];
+	size_t out_len, err_len;
+	bool body_ended, out_ended, err_ended;
+	bool out_before_body_end; /* stdout data came before body_ended() */
+	enum output_status verdict; /* what stdout_data() answers */
+};
+
+static void append(char *buf, size_t cap, size_t *len, const char *data, size_t n)
+{
+	if (n > cap - *len)
+		n = cap - *len;
+	memcpy(buf + *len, data, n);
+	*len += n;
+}
+
+static enum output_status fs_stdout(void *ctx, const char *data, size_t len)
+{
+	struct fake_sink *s = ctx;
+
+	s->out_before_body_end |= !s->body_ended;
+	append(s->out, sizeof(s->out), &s->out_len, data, len);
+	return s->verdict;
+}
+
+static enum output_status fs_stderr(void *ctx, const char *data, size_t len)
+{
+	struct fake_sink *s = ctx;
+
+	append(s->err, sizeof(s->err), &s->err_len, data, len);
+	return OUTPUT_OK;
+}
+
+static enum output_status fs_stdout_ended(void *ctx)
+{
+	((struct fake_sink *)ctx)->out_ended = true;
+	return OUTPUT_OK;
+}
+
+static enum output_status fs_stderr_ended(void *ctx)
+{
+	((struct fake_sink *)ctx)->err_ended = true;
+	return OUTPUT_OK;
+}
+
+static enum output_status fs_body_ended(void *ctx)
+{
+	((struct fake_sink *)ctx)->body_ended = true;
+	return OUTPUT_OK;
+}
+
+static const struct output_sink_ops fake_sink_ops = { fs_stdout, fs_stderr, fs_stdout_ended, fs_stderr_ended,
+						      fs_body_ended };
+
+static int slow_notes;
+
+static void count_slow(void *ctx)
+{
+	(void)ctx;
+	slow_notes++;
+}
+
+/* One relay: cmd run with body b and sink s, within lim (start_ms set
+ * here).  Returns its end; *why, *ms (how long it took), *rl as it
+ * ended. */
+static enum request_end relay_once(const char *cmd, struct fake_body *b, struct fake_sink *s, struct relay_limits lim,
+				   const char **why, long long *ms, struct relay *rl)
+{
+	static char io[4096];
+	struct child c = { .pid = -1, .in = -1, .out = -1, .err = -1, .pidfd = -1 };
+	struct relay_setup set;
+	struct relay_script script;
+	enum request_end end;
+	long long t0;
+
+	b->efd = eventfd(1, EFD_CLOEXEC);
+	if (!b->piece)
+		b->piece = 100;
+	lim.start_ms = t0 = monotonic_ms();
+	/* A relay that hangs fails its test instead of the run. */
+	if (!lim.deadline)
+		lim.deadline = t0 + 10000;
+	if (!lim.peer_timeout_ms)
+		lim.peer_timeout_ms = 10000;
+	set = (struct relay_setup){ .body = { .fd = b->efd, .ctx = b, .ops = &fake_body_ops },
+				    .out = { .ctx = s, .ops = &fake_sink_ops },
+				    .lim = lim,
+				    .io = io,
+				    .io_size = sizeof(io),
+				    .note_slow = count_slow };
+	*why = NULL;
+	relay_init(rl, &set);
+	if (child_start(&c, cmd) < 0) {
+		CHECK(0, "cannot start %s", cmd);
+		return END_PEER_GONE;
+	}
+	script = (struct relay_script){ .stdin_fd = &c.in, .stdout_fd = &c.out, .stderr_fd = &c.err, .pidfd = c.pidfd };
+	end = relay_run(rl, &script, why);
+	*ms = monotonic_ms() - t0;
+	child_end(&c);
+	close(b->efd);
+	return end;
+}
+
+/* The body goes to the script in pieces through a buffer smaller than
+ * it, the output to the sink, and the request ends when the script has
+ * exited, its output ended and the body been read. */
+static void test_relay_passes_through(void)
+{
+	static char body[5000];
+	struct fake_body b = { .data = body, .len = sizeof(body), .piece = 300 };
+	struct fake_sink s = { .verdict = OUTPUT_OK };
+	struct relay rl;
+	const char *why;
+	long long ms;
+
+	for (size_t i = 0; i < sizeof(body); i++)
+		body[i] = (char)('a' + i % 26);
+	CHECK(relay_once("cat; echo oops >&2", &b, &s, (struct relay_limits){ .kill_fd = -1 }, &why, &ms, &rl) ==
+		      END_COMPLETE,
+	      "cat did not complete: %s", why ? why : "");
+	CHECK(s.out_len == sizeof(body) && memcmp(s.out, body, sizeof(body)) == 0, "cat's output differs (%zu bytes)",
+	      s.out_len);
+	CHECK(s.err_len == 5 && memcmp(s.err, "oops\n", 5) == 0 && s.err_ended && s.out_ended,
+	      "stderr not passed on or not ended");
+	CHECK(rl.bytes_in == sizeof(body) && rl.stdin_ended && s.body_ended, "body counted %llu, ended %d",
+	      rl.bytes_in, rl.stdin_ended);
+	CHECK(b.splice_offs > 0, "splice never turned off after the relay");
+}
+
+/* A script that closes its stdin at once: the rest of the body is read
+ * and dropped, never a hang on a full pipe. */
+static void test_relay_script_ignores_body(void)
+{
+	static char body[200000];
+	struct fake_body b = { .data = body, .len = sizeof(body), .piece = 256 };
+	struct fake_sink s = { .verdict = OUTPUT_OK };
+	struct relay rl;
+	const char *why;
+	long long ms;
+
+	CHECK(relay_once("exec 0<&-; echo done", &b, &s, (struct relay_limits){ .kill_fd = -1, .deadline = 0 }, &why,
+			 &ms, &rl) == END_COMPLETE,
+	      "a script that closed its stdin did not complete: %s", why ? why : "");
+	CHECK(rl.bytes_in == sizeof(body) && s.out_len == 5, "body %llu bytes, output %zu", rl.bytes_in, s.out_len);
+}
+
+/* Each limit ends the relay with its own end and reason, in time. */
+static void test_relay_limits(void)
+{
+	struct fake_body b = { .data = "", .len = 0 };
+	struct fake_sink s = { .verdict = OUTPUT_OK };
+	struct relay rl;
+	const char *why;
+	long long ms;
+	int efd = eventfd(1, EFD_CLOEXEC);
+
+	CHECK(relay_once("sleep 10", &b, &s, (struct relay_limits){ .kill_fd = -1, .deadline = monotonic_ms() + 200 },
+			 &why, &ms, &rl) == END_TIMED_OUT &&
+		      why && strcmp(why, "timed out (-t)") == 0 && ms < 5000,
+	      "-t: %s after %lld ms", why ? why : "no end", ms);
+
+	b = (struct fake_body){ .data = "", .len = 0 };
+	CHECK(relay_once("sleep 10", &b, &s, (struct relay_limits){ .kill_fd = -1, .inactivity_ms = 200 }, &why, &ms,
+			 &rl) == END_TIMED_OUT &&
+		      why && strstr(why, "--inactivity-timeout") && ms < 5000,
+	      "--inactivity-timeout: %s after %lld ms", why ? why : "no end", ms);
+
+	b = (struct fake_body){ .data = "", .len = 0, .never_ends = true };
+	CHECK(relay_once("cat", &b, &s, (struct relay_limits){ .kill_fd = -1, .peer_timeout_ms = 200 }, &why, &ms,
+			 &rl) == END_PEER_GONE &&
+		      why && strstr(why, "--peer-timeout") && ms < 5000,
+	      "--peer-timeout: %s after %lld ms", why ? why : "no end", ms);
+
+	b = (struct fake_body){ .data = "", .len = 0 };
+	CHECK(relay_once("sleep 10", &b, &s, (struct relay_limits){ .kill_fd = efd }, &why, &ms, &rl) == END_STOPPING &&
+		      ms < 5000,
+	      "the daemon's stop: %s after %lld ms", why ? why : "no end", ms);
+	close(efd);
+
+	slow_notes = 0;
+	b = (struct fake_body){ .data = "", .len = 0 };
+	CHECK(relay_once("sleep 0.4", &b, &s, (struct relay_limits){ .kill_fd = -1, .slow_ms = 100 }, &why, &ms, &rl) ==
+			      END_COMPLETE &&
+		      slow_notes == 1,
+	      "--slow-log: noted %d times", slow_notes);
+}
+
+/* What the peer and the sink say ends the relay: an abort, a close, a bad
+ * header block (at once, though the script runs on), a failed output. */
+static void test_relay_ends(void)
+{
+	struct fake_body b = { .data = "x", .len = 1, .fail = BODY_ABORTED };
+	struct fake_sink s = { .verdict = OUTPUT_OK };
+	struct relay rl;
+	const char *why;
+	long long ms;
+
+	CHECK(relay_once("sleep 10", &b, &s, (struct relay_limits){ .kill_fd = -1 }, &why, &ms, &rl) == END_ABORTED,
+	      "an abort did not end the relay");
+	b = (struct fake_body){ .data = "x", .len = 1, .fail = BODY_CLOSED };
+	CHECK(relay_once("sleep 10", &b, &s, (struct relay_limits){ .kill_fd = -1 }, &why, &ms, &rl) == END_PEER_GONE &&
+		      why && strstr(why, "during the body"),
+	      "a close during the body: %s", why ? why : "no reason");
+	b = (struct fake_body){ .data = "", .len = 0 };
+	s = (struct fake_sink){ .verdict = OUTPUT_BAD_HEADER };
+	CHECK(relay_once("echo bad; sleep 10", &b, &s, (struct relay_limits){ .kill_fd = -1 }, &why, &ms, &rl) ==
+			      END_COMPLETE &&
+		      ms < 5000,
+	      "a bad header block did not end the relay at once (%lld ms)", ms);
+	b = (struct fake_body){ .data = "", .len = 0 };
+	s = (struct fake_sink){ .verdict = OUTPUT_FAILED };
+	CHECK(relay_once("echo x; sleep 10", &b, &s, (struct relay_limits){ .kill_fd = -1 }, &why, &ms, &rl) ==
+			      END_OUTPUT_FAILED &&
+		      ms < 5000,
+	      "a failed output did not end the relay");
+}
+
+/* A body that comes a byte at a time is read on until it has ended, and
+ * the sink is told so (holding output until then is the sink's job). */
+static void test_relay_body_end_reported(void)
+{
+	struct fake_body b = { .data = "abc", .len = 3, .piece = 1 };
+	struct fake_sink s = { .verdict = OUTPUT_OK };
+	struct relay rl;
+	const char *why;
+	long long ms;
+
+	CHECK(relay_once("cat", &b, &s, (struct relay_limits){ .kill_fd = -1 }, &why, &ms, &rl) == END_COMPLETE &&
+		      s.body_ended && s.out_len == 3 && b.reads >= 3,
+	      "body_ended %d, %zu bytes out, %d reads", s.body_ended, s.out_len, b.reads);
+}
+
+/* ---- the response, into a socketpair ---- */
+
+struct wire {
+	unsigned char buf[1 << 16];
+	size_t len;
+};
+
+/* Reads what is in the socket now. */
+static void wire_read(int fd, struct wire *w)
+{
+	ssize_t n;
+
+	while ((n = recv(fd, w->buf + w->len, sizeof(w->buf) - w->len, MSG_DONTWAIT)) > 0)
+		w->len += (size_t)n;
+}
+
+/* The payload of the records of type in w, joined; the records' count. */
+static int wire_stream(const struct wire *w, int type, char *out, size_t cap, size_t *out_len)
+{
+	size_t pos = 0;
+	int records = 0;
+
+	*out_len = 0;
+	while (pos + FCGI_HEADER_LEN <= w->len) {
+		const FCGI_Header *h = (const FCGI_Header *)(w->buf + pos);
+		size_t len = (size_t)h->contentLengthB1 << 8 | h->contentLengthB0;
+		if (h->type == type) {
+			records++;
+			if (*out_len + len <= cap) {
+				memcpy(out + *out_len, w->buf + pos + FCGI_HEADER_LEN, len);
+				*out_len += len;
+			}
+		}
+		pos += FCGI_HEADER_LEN + len + h->paddingLength;
+	}
+	return records;
+}
+
+static char response_io[4096];
+
+static void response_on(struct response *o, int fd, struct peer_wait *pw, uint64_t spool_max, bool stderr_fcgi)
+{
+	*pw = (struct peer_wait){ .progress_ms = 5000, .deadline = 0, .cancel_fd = -1 };
+	response_init(o, &(struct response_setup){ .fd = fd, .id = 1, .wait = pw, .spool_max = spool_max,
+						   .stderr_to_fastcgi = stderr_fcgi, .io = response_io,
+						   .io_size = sizeof(response_io) });
+}
+
+/* The header block is checked whole, nothing goes out before the body has
+ * ended, and then the CGI header as HTTP status, the body, stderr as
+ * FCGI_STDERR (-f), END_REQUEST with the exit code. */
+static void test_response_held_then_sent(void)
+{
+	static const char script_out[] = "Status: 404 Not Found\r\nContent-Type: text/plain\r\n\r\nnot here";
+	struct output_sink sink;
+	struct response o;
+	struct peer_wait pw;
+	struct wire w = { .len = 0 };
+	char got[4096];
+	size_t got_len;
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) < 0) {
+		CHECK(0, "socketpair");
+		return;
+	}
+	response_on(&o, sv[0], &pw, 0, true);
+	sink = response_sink(&o);
+	CHECK(sink.ops->stdout_data(sink.ctx, script_out, 10) == OUTPUT_OK && o.hstate == HDR_PARSING,
+	      "half a header block");
+	CHECK(sink.ops->stdout_data(sink.ctx, script_out + 10, sizeof(script_out) - 11) == OUTPUT_OK &&
+		      o.hstate == HDR_DONE && o.status == 404,
+	      "the header block: state %d, status %d", o.hstate, o.status);
+	CHECK(sink.ops->stderr_data(sink.ctx, "warn\n", 5) == OUTPUT_OK, "stderr");
+	wire_read(sv[1], &w);
+	CHECK(w.len == 0, "%zu bytes sent before the body ended", w.len);
+	CHECK(sink.ops->body_ended(sink.ctx) == OUTPUT_OK && response_end(&o, 3) == 0, "release and end");
+	wire_read(sv[1], &w);
+	wire_stream(&w, FCGI_STDOUT, got, sizeof(got), &got_len);
+	got[got_len] = '\0';
+	CHECK(strncmp(got, "Status: 404 Not Found\r\n", 23) == 0 && strstr(got, "\r\n\r\nnot here"),
+	      "stdout on the wire: %s", got);
+	CHECK(wire_stream(&w, FCGI_STDERR, got, sizeof(got), &got_len) == 2 && got_len == 5,
+	      "FCGI_STDERR: the line and the empty record");
+	CHECK(wire_stream(&w, FCGI_END_REQUEST, got, sizeof(got), &got_len) == 1 && got_len == 8 && got[3] == 3,
+	      "END_REQUEST with appStatus 3");
+	response_free(&o);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/* A header block that breaks the rules, or stdout ending before one
+ * did, is a bad header: nothing of it is sent, the daemon's 502 is. */
+static void test_response_bad_header(void)
+{
+	struct output_sink sink;
+	struct response o;
+	struct peer_wait pw;
+	struct wire w = { .len = 0 };
+	char got[4096];
+	size_t got_len;
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) < 0) {
+		CHECK(0, "socketpair");
+		return;
+	}
+	response_on(&o, sv[0], &pw, 0, false);
+	sink = response_sink(&o);
+	CHECK(sink.ops->stdout_data(sink.ctx, "no colon here\r\n\r\n", 17) == OUTPUT_BAD_HEADER &&
+		      o.hstate == HDR_FAILED,
+	      "a line without a colon passed as a header");
+	CHECK(response_release(&o) == 0 && response_page(&o, "502 Bad Gateway", "text/plain", NULL) == 0 &&
+		      o.status == 502,
+	      "the 502");
+	wire_read(sv[1], &w);
+	wire_stream(&w, FCGI_STDOUT, got, sizeof(got), &got_len);
+	got[got_len] = '\0';
+	CHECK(strstr(got, "502 Bad Gateway") && !strstr(got, "no colon"), "on the wire: %s", got);
+	response_free(&o);
+
+	response_on(&o, sv[0], &pw, 0, false);
+	sink = response_sink(&o);
+	CHECK(sink.ops->stdout_data(sink.ctx, "Content-Type: text/plain\r\n", 26) == OUTPUT_OK &&
+		      sink.ops->stdout_ended(sink.ctx) == OUTPUT_BAD_HEADER,
+	      "stdout ended inside the header block, and it passed");
+	response_free(&o);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/* Output held past --spool-limit fails the output, as the spool's
+ * failure (EFBIG), which the request answers with a 502. */
+static void test_response_spool_limit(void)
+{
+	static char big[20000];
+	struct output_sink sink;
+	struct response o;
+	struct peer_wait pw;
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) < 0) {
+		CHECK(0, "socketpair");
+		return;
+	}
+	memset(big, 'x', sizeof(big));
+	response_on(&o, sv[0], &pw, 8192, false);
+	sink = response_sink(&o);
+	CHECK(sink.ops->stdout_data(sink.ctx, "\r\n\r\n", 0) == OUTPUT_OK, "nothing");
+	CHECK(sink.ops->stdout_data(sink.ctx, "Content-Type: text/plain\r\n\r\n", 28) == OUTPUT_OK, "the header");
+	CHECK(sink.ops->stdout_data(sink.ctx, big, sizeof(big)) == OUTPUT_FAILED && o.out.spool_error == EFBIG,
+	      "past --spool-limit: spool error %d", o.out.spool_error);
+	response_discard(&o, true);
+	CHECK(o.out.error == 0 && o.out.spool_error == 0, "the spool's failure not forgotten");
+	response_free(&o);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	test_relay_passes_through();
+	test_relay_script_ignores_body();
+	test_relay_limits();
+	test_relay_ends();
+	test_relay_body_end_reported();
+	test_response_held_then_sent();
+	test_response_bad_header();
+	test_response_spool_limit();
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
