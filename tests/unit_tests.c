@@ -1,7 +1,7 @@
 /* Table-driven unit tests of the parts that do no I/O: CGI header parsing,
  * socket URLs, environment building, script path resolution, the FastCGI
  * record reader and parameter decoding, rlimit specs, --allow-from rules,
- * --interpreter mappings, the status page's query,
+ * --interpreter mappings, the status page's query, the main loop's timers,
  * access log formats, (through a socketpair) the record writer, and the
  * slot pools' queue.
  * Prints one line per failure and a closing "N passed, N failed". */
@@ -34,6 +34,7 @@
 #include "../src/slots.h"
 #include "../src/socket_url.h"
 #include "../src/status_query.h"
+#include "../src/timers.h"
 #include "unit.h"
 
 /* ---- CGI response headers ---- */
@@ -1141,6 +1142,70 @@ static void test_status_query(void)
 	}
 }
 
+/* ---- the main loop's timers ---- */
+
+/* Which timer wakes the loop, and when: the nearest armed one, a due
+ * time past is 0, none armed is -1 (poll() waits for ever). */
+static void test_timers_timeout(void)
+{
+	static const struct {
+		struct timer t[3];
+		long long now;
+		int timeout;
+	} cases[] = {
+		{ { { false, 100, TIMER_ONCE }, { false, 5, 10 }, { false, 0, 0 } }, 0, -1 },
+		{ { { true, 100, TIMER_ONCE }, { false, 5, 10 }, { false, 0, 0 } }, 0, 100 },
+		{ { { true, 100, TIMER_ONCE }, { true, 40, 10 }, { false, 5, 0 } }, 0, 40 },
+		{ { { true, 100, TIMER_ONCE }, { true, 40, 10 }, { true, 70, 0 } }, 30, 10 },
+		{ { { true, 100, TIMER_ONCE }, { true, 0, 2000 }, { false, 0, 0 } }, 30, 0 },  /* overdue */
+		{ { { true, 1030, TIMER_ONCE }, { false, 0, 0 }, { false, 0, 0 } }, 1030, 0 }, /* due now */
+		{ { { true, 5000000000LL, 0 }, { false, 0, 0 }, { false, 0, 0 } }, 7, 2147483647 },
+		{ { { true, -20, 0 }, { true, 1LL << 62, 0 }, { false, 0, 0 } }, -30, 10 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int got = timers_poll_timeout(cases[i].t, 3, cases[i].now);
+		CHECK(got == cases[i].timeout, "timers case %zu: timeout %d, not %d", i, got, cases[i].timeout);
+	}
+}
+
+/* A timer fires when armed and due; a periodic one is due again a period
+ * after it fired (not after it was due: a late wake-up does not bunch the
+ * next ones), one of TIMER_ONCE is disarmed. */
+static void test_timer_fire(void)
+{
+	static const struct {
+		struct timer t;
+		long long now;
+		bool fired;
+		struct timer after;
+	} cases[] = {
+		{ { false, 0, 2000 }, 10, false, { false, 0, 2000 } },         /* disarmed: kept due */
+		{ { true, 0, 2000 }, 10, true, { true, 2010, 2000 } },         /* first time, at once */
+		{ { true, 2010, 2000 }, 2009, false, { true, 2010, 2000 } },
+		{ { true, 2010, 2000 }, 2010, true, { true, 4010, 2000 } },
+		{ { true, 2010, 2000 }, 3500, true, { true, 5500, 2000 } },    /* late */
+		{ { true, 500, TIMER_ONCE }, 499, false, { true, 500, TIMER_ONCE } },
+		{ { true, 500, TIMER_ONCE }, 600, true, { false, 500, TIMER_ONCE } },
+		{ { true, 7, 0 }, 9, true, { true, 9, 0 } },                   /* no period: due again now */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct timer t = cases[i].t;
+		bool fired = timer_fire(&t, cases[i].now);
+		CHECK(fired == cases[i].fired && t.armed == cases[i].after.armed && t.due == cases[i].after.due &&
+			      t.period == cases[i].after.period,
+		      "timer case %zu: %s, %s, due %lld", i, fired ? "fired" : "not fired",
+		      t.armed ? "armed" : "disarmed", t.due);
+	}
+	{
+		struct timer t = { false, 0, 5000 };
+
+		timer_start(&t, 1234);
+		CHECK(t.armed && t.due == 1234 && t.period == 5000, "timer_start");
+		timer_stop(&t);
+		CHECK(!t.armed && t.due == 1234, "timer_stop");
+	}
+}
+
 /* ---- access log lines ---- */
 
 static void test_access_format(void)
@@ -1298,6 +1363,8 @@ int main(void)
 	test_dotdot();
 	test_interpreters();
 	test_status_query();
+	test_timers_timeout();
+	test_timer_fire();
 	test_escape();
 	test_escape_json();
 	test_access_format();
