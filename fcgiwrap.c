@@ -38,6 +38,7 @@
 #include "src/spawn.h"
 #include "src/stats.h"
 #include "src/stopping.h"
+#include "src/timers.h"
 #include "src/upgrade.h"
 #include "src/workers.h"
 
@@ -91,48 +92,6 @@ static int setup_signals(void)
 	if (fd < 0)
 		fatal("signalfd");
 	return fd;
-}
-
-/* Under systemd: STATUS= with live counts when they change (at most every
- * 2 s), and WATCHDOG=1 at half the WatchdogSec interval.  Lowers *timeout
- * so the main loop wakes up for them. */
-static void notify_systemd(int *timeout)
-{
-	static bool checked, enabled;
-	static uint64_t watchdog_usec;
-	static long long next_status, next_watchdog;
-	static char last[160];
-	long long now = monotonic_ms();
-	long long next;
-
-	if (!checked) {
-		checked = true;
-		enabled = getenv("NOTIFY_SOCKET") != NULL;
-		if (sdl_watchdog_enabled(0, &watchdog_usec) <= 0)
-			watchdog_usec = 0;
-	}
-	if (!enabled)
-		return;
-	if (now >= next_status) {
-		char status[160];
-		snprintf(status, sizeof(status), "STATUS=%u connections, %u scripts running, %u queued, %llu requests",
-			 atomic_load(&stats.connections), atomic_load(&stats.scripts), atomic_load(&stats.queued),
-			 (unsigned long long)atomic_load(&stats.requests));
-		if (strcmp(status, last) != 0) {
-			sdl_notify(0, status);
-			strcpy(last, status);
-		}
-		next_status = now + 2000;
-	}
-	if (watchdog_usec && now >= next_watchdog) {
-		sdl_notify(0, "WATCHDOG=1");
-		next_watchdog = now + (long long)(watchdog_usec / 2000);
-	}
-	next = next_status;
-	if (watchdog_usec && next_watchdog < next)
-		next = next_watchdog;
-	if (*timeout < 0 || next - now < *timeout)
-		*timeout = (int)(next - now > 0 ? next - now : 0);
 }
 
 /* Opened before privileges are dropped, like the sockets, and given to
@@ -225,15 +184,61 @@ static void accept_connections(size_t i, bool *backoff)
 
 /* How often the subtree is read for the cgroups of a copy that is gone. */
 #define ADOPTION_INTERVAL_MS 5000
+/* How often, at most, STATUS= tells systemd the live counts. */
+#define STATUS_INTERVAL_MS 2000
+/* How long the loop sleeps, at most, while leftovers or scripts wait to
+ * be reaped. */
+#define LEFTOVER_CHECK_MS 1000
 
+/* The main loop's timers, and what is done when each is due.  The loop
+ * waits for the nearest armed one (timers_poll_timeout()). */
+enum loop_timer {
+	STOP_DEADLINE,    /* --shutdown-timeout is up: running requests are
+			   * ended; armed by begin_stop() until then */
+	UPGRADE_STEP,     /* the upgrade's own deadline: upgrade_handle() */
+	SYSTEMD_STATUS,   /* STATUS= with live counts when they changed, every
+			   * STATUS_INTERVAL_MS */
+	SYSTEMD_WATCHDOG, /* WATCHDOG=1 at half the WatchdogSec interval */
+	LEFTOVER_CHECK,   /* a wake-up: kept leftovers' cgroups and abandoned
+			   * scripts are reaped on every turn of the loop */
+	ADOPT_ORPHANS,    /* the cgroups of a copy that is gone are taken in,
+			   * every ADOPTION_INTERVAL_MS */
+	IDLE_EXIT,        /* --idle-exit: idle that long, the daemon exits */
+	N_LOOP_TIMERS
+};
+
+/* The main loop's state. */
 struct life {
 	bool signalled;      /* SIGTERM or SIGINT came */
-	bool stopping, killed;
+	bool stopping;       /* requests ended once STOP_DEADLINE has fired */
 	bool handed_over;    /* stopping after an upgrade: the new copy serves */
-	long long kill_at;   /* when running requests are ended */
-	long long idle_since; /* --idle-exit: idle since then, or 0 */
-	long long next_adoption; /* when to look for orphaned cgroups */
+	bool notify;         /* NOTIFY_SOCKET: systemd hears how it goes */
+	bool watchdog;       /* and wants WATCHDOG=1 */
+	char last_status[160]; /* the last STATUS= sent */
+	struct timer timers[N_LOOP_TIMERS];
 };
+
+/* The pollfds the loop waits on, in this order. */
+enum { PFD_SIGNALS, PFD_WORKERS_DONE, PFD_UPGRADE, PFD_LISTENERS };
+
+/* The loop's state at its start.  Whether systemd listens, and wants a
+ * watchdog, is read once: the environment that says so stays as it is. */
+static void life_init(struct life *st)
+{
+	uint64_t watchdog_usec;
+
+	memset(st, 0, sizeof(*st));
+	for (size_t i = 0; i < N_LOOP_TIMERS; i++)
+		st->timers[i].period = TIMER_ONCE;
+	/* The periodic ones are due at once, the first time. */
+	st->timers[SYSTEMD_STATUS].period = STATUS_INTERVAL_MS;
+	st->timers[ADOPT_ORPHANS].period = ADOPTION_INTERVAL_MS;
+	st->notify = getenv("NOTIFY_SOCKET") != NULL;
+	if (sdl_watchdog_enabled(0, &watchdog_usec) <= 0)
+		watchdog_usec = 0;
+	st->watchdog = watchdog_usec != 0;
+	st->timers[SYSTEMD_WATCHDOG].period = (long long)(watchdog_usec / 2000);
+}
 
 /* Stops accepting and lets requests finish, at most --shutdown-timeout.
  * After an upgrade the sockets and their files stay for the new copy, and
@@ -253,7 +258,7 @@ static void begin_stop(struct life *st, bool handed_over)
 		upgrade_abort();
 	st->stopping = true;
 	st->handed_over = handed_over;
-	st->kill_at = monotonic_ms() + cfg.shutdown_timeout_ms;
+	timer_start(&st->timers[STOP_DEADLINE], monotonic_ms() + cfg.shutdown_timeout_ms);
 	listeners_close(!handed_over);
 	workers_stop();
 }
@@ -297,9 +302,10 @@ static void handle_signals(int sig_fd, struct life *st)
 			st->signalled = true;
 			if (!st->stopping)
 				begin_stop(st, false);
-		} else if (!st->killed) {
+		} else if (st->timers[STOP_DEADLINE].armed) {
+			/* Stopping, and the requests not ended yet. */
 			log_info("second signal: ending running requests now");
-			st->kill_at = monotonic_ms();
+			timer_start(&st->timers[STOP_DEADLINE], monotonic_ms());
 		}
 	}
 }
@@ -323,27 +329,111 @@ static void handle_upgrade(struct life *st)
 	}
 }
 
-/* --idle-exit: whether the daemon has been idle long enough, with no
- * connection, no kept leftover, no upgrade under way.  Lowers *timeout to
- * wake up when it will have been. */
-static bool idle_long_enough(struct life *st, int *timeout)
+/* --idle-exit: due once the daemon has been idle that long, with no
+ * connection, no kept leftover, no abandoned script, no upgrade under way.
+ * Idle from when it was first seen so (a connection closed or accepted
+ * since disarms it). */
+static void arm_idle_exit(struct life *st, long long now)
 {
-	long long now = monotonic_ms(), left;
+	struct timer *t = &st->timers[IDLE_EXIT];
 
-	if (!cfg.idle_exit_ms)
-		return false;
-	if (workers_active() > 0 || cgroups_leftovers() > 0 || scripts_abandoned() > 0 || upgrade_fd() >= 0) {
-		st->idle_since = 0;
-		return false;
+	if (!cfg.idle_exit_ms || st->stopping || workers_active() > 0 || cgroups_leftovers() > 0 ||
+	    scripts_abandoned() > 0 || upgrade_fd() >= 0)
+		timer_stop(t);
+	else if (!t->armed)
+		timer_start(t, now + cfg.idle_exit_ms);
+}
+
+/* Arms the timers that count in this turn of the loop, from the daemon's
+ * state.  Those to systemd keep their due times while this copy is not
+ * the main process (an upgrade's new copy, until it takes over; the old
+ * one, once it has handed over). */
+static void arm_timers(struct life *st, long long now)
+{
+	struct timer *t = st->timers;
+	int up = upgrade_timeout_ms();
+	bool to_systemd = st->notify && !st->handed_over && upgrade_is_main();
+
+	if (up >= 0)
+		timer_start(&t[UPGRADE_STEP], now + up);
+	else
+		timer_stop(&t[UPGRADE_STEP]);
+	t[SYSTEMD_STATUS].armed = to_systemd;
+	t[SYSTEMD_WATCHDOG].armed = to_systemd && st->watchdog;
+	if (cgroups_leftovers() > 0 || scripts_abandoned() > 0)
+		timer_start(&t[LEFTOVER_CHECK], now + LEFTOVER_CHECK_MS);
+	else
+		timer_stop(&t[LEFTOVER_CHECK]);
+	t[ADOPT_ORPHANS].armed = cgroups_on() && !st->stopping;
+	arm_idle_exit(st, now);
+}
+
+/* STATUS= with the live counts, if they changed since the last one. */
+static void send_status(struct life *st)
+{
+	char status[sizeof(st->last_status)];
+
+	snprintf(status, sizeof(status), "STATUS=%u connections, %u scripts running, %u queued, %llu requests",
+		 atomic_load(&stats.connections), atomic_load(&stats.scripts), atomic_load(&stats.queued),
+		 (unsigned long long)atomic_load(&stats.requests));
+	if (strcmp(status, st->last_status) != 0) {
+		sdl_notify(0, status);
+		strcpy(st->last_status, status);
 	}
-	if (!st->idle_since)
-		st->idle_since = now;
-	left = st->idle_since + cfg.idle_exit_ms - now;
-	if (left <= 0)
-		return true;
-	if (*timeout < 0 || left < *timeout)
-		*timeout = (int)left;
-	return false;
+}
+
+/* Does what is due before the loop waits: what systemd is to hear.
+ * Returns true when --idle-exit is due: the daemon exits. */
+static bool run_timers_before_wait(struct life *st, long long now)
+{
+	if (timer_fire(&st->timers[SYSTEMD_STATUS], now))
+		send_status(st);
+	if (timer_fire(&st->timers[SYSTEMD_WATCHDOG], now))
+		sdl_notify(0, "WATCHDOG=1");
+	return timer_fire(&st->timers[IDLE_EXIT], now);
+}
+
+/* Fills pfd with what the loop waits on: signals, workers done, the
+ * upgrade's channel, and the listening sockets while it accepts.
+ * Returns how many. */
+static nfds_t watch_fds(int sig_fd, const struct life *st, struct pollfd *pfd)
+{
+	bool accepting = !st->stopping && workers_active() < cfg.max_connections;
+	nfds_t np = PFD_LISTENERS;
+
+	pfd[PFD_SIGNALS] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
+	pfd[PFD_WORKERS_DONE] = (struct pollfd){ .fd = workers_done_fd(), .events = POLLIN };
+	pfd[PFD_UPGRADE] = (struct pollfd){ .fd = upgrade_fd(), .events = POLLIN };
+	for (size_t i = 0; accepting && i < listeners_count(); i++)
+		pfd[np++] = (struct pollfd){ .fd = listeners_fd(i), .events = POLLIN };
+	return np;
+}
+
+/* Kept leftovers' cgroups are removed once empty (looked at every second
+ * at least); those of a copy that is gone are adopted (every 5 s). */
+static void look_after_leftovers(struct life *st)
+{
+	if (timer_fire(&st->timers[ADOPT_ORPHANS], monotonic_ms()))
+		cgroups_adopt_orphans();
+	if (cgroups_leftovers() > 0)
+		cgroups_reap_leftovers();
+	if (scripts_abandoned() > 0)
+		scripts_reap_abandoned();
+}
+
+/* Accepts on the listening sockets that are ready.  Returns true when
+ * fds or threads ran out. */
+static bool accept_ready(struct life *st, const struct pollfd *pfd, nfds_t np)
+{
+	bool backoff = false;
+
+	for (nfds_t i = PFD_LISTENERS; i < np; i++) {
+		if (pfd[i].revents) {
+			accept_connections(i - PFD_LISTENERS, &backoff);
+			timer_stop(&st->timers[IDLE_EXIT]); /* even if already closed */
+		}
+	}
+	return backoff;
 }
 
 /* The main loop: accepts connections, and on SIGTERM or SIGINT, or once an
@@ -352,83 +442,44 @@ static bool idle_long_enough(struct life *st, int *timeout)
  * them.  Returns true after a hand-over. */
 static bool serve(int sig_fd)
 {
-	struct life st = { 0 };
-	struct pollfd pfd[LISTENERS_MAX + 3];
+	struct life st;
+	struct pollfd pfd[PFD_LISTENERS + LISTENERS_MAX];
 
+	life_init(&st);
 	for (;;) {
-		bool backoff = false, accepting = !st.stopping && workers_active() < cfg.max_connections;
-		nfds_t np = 0, first_listener;
-		int timeout = -1, up = upgrade_timeout_ms();
-		long long now;
+		nfds_t np = watch_fds(sig_fd, &st, pfd);
+		long long now = monotonic_ms();
 
-		pfd[np++] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
-		pfd[np++] = (struct pollfd){ .fd = workers_done_fd(), .events = POLLIN };
-		pfd[np++] = (struct pollfd){ .fd = upgrade_fd(), .events = POLLIN };
-		first_listener = np;
-		for (size_t i = 0; accepting && i < listeners_count(); i++)
-			pfd[np++] = (struct pollfd){ .fd = listeners_fd(i), .events = POLLIN };
-		if (st.stopping && !st.killed) {
-			long long left = st.kill_at - monotonic_ms();
-			timeout = left > 0 ? (int)left : 0;
-		}
-		if (up >= 0 && (timeout < 0 || up < timeout))
-			timeout = up;
-		if (!st.handed_over && upgrade_is_main())
-			notify_systemd(&timeout);
-		/* Kept leftovers' cgroups are removed once empty (looked at
-		 * every second); those of a copy that is gone are adopted
-		 * (every 5 s). */
-		if ((cgroups_leftovers() > 0 || scripts_abandoned() > 0) && (timeout < 0 || timeout > 1000))
-			timeout = 1000;
-		if (cgroups_on() && !st.stopping) {
-			long long left = st.next_adoption - monotonic_ms();
-			if (timeout < 0 || left < timeout)
-				timeout = left > 0 ? (int)left : 0;
-		}
-		if (!st.stopping && idle_long_enough(&st, &timeout)) {
+		arm_timers(&st, now);
+		if (run_timers_before_wait(&st, now)) {
 			log_info("idle for %d s (--idle-exit): exiting; systemd starts fcgiwrap again on the next "
 				 "connection", cfg.idle_exit_ms / 1000);
 			return false;
 		}
-		if (poll(pfd, np, timeout) < 0) {
+		if (poll(pfd, np, timers_poll_timeout(st.timers, N_LOOP_TIMERS, now)) < 0) {
 			if (errno != EINTR)
 				fatal("poll");
 			continue;
 		}
-		if (pfd[1].revents) {
+		if (pfd[PFD_WORKERS_DONE].revents) {
 			workers_ack_done();
-			st.idle_since = 0; /* idle from the last close on */
+			timer_stop(&st.timers[IDLE_EXIT]); /* idle from the last close on */
 		}
-		now = monotonic_ms();
-		if (cgroups_on() && !st.stopping && now >= st.next_adoption) {
-			cgroups_adopt_orphans();
-			st.next_adoption = now + ADOPTION_INTERVAL_MS;
-		}
-		if (cgroups_leftovers() > 0)
-			cgroups_reap_leftovers();
-		if (scripts_abandoned() > 0)
-			scripts_reap_abandoned();
-		if (pfd[2].revents || up >= 0)
+		look_after_leftovers(&st);
+		if (pfd[PFD_UPGRADE].revents || st.timers[UPGRADE_STEP].armed)
 			handle_upgrade(&st);
-		if (pfd[0].revents)
+		if (pfd[PFD_SIGNALS].revents)
 			handle_signals(sig_fd, &st);
 		if (st.stopping) {
 			if (workers_active() == 0)
 				return st.handed_over;
-			if (!st.killed && monotonic_ms() >= st.kill_at) {
+			if (timer_fire(&st.timers[STOP_DEADLINE], monotonic_ms())) {
 				log_warnx("ending %u connection(s) still running", workers_active());
 				workers_kill();
-				st.killed = true;
 			}
 			continue;
 		}
-		for (nfds_t i = first_listener; i < np; i++) {
-			if (pfd[i].revents) {
-				accept_connections(i - first_listener, &backoff);
-				st.idle_since = 0; /* even if already closed */
-			}
-		}
-		if (backoff)
+		if (accept_ready(&st, pfd, np))
 			poll(NULL, 0, 100); /* let fds or threads come back */
 	}
 }
