@@ -304,47 +304,62 @@ static pid_t start_child(struct child_args *ca)
 	return pid;
 }
 
-int script_spawn(const struct script_start *st, struct script_proc *sp, const char **failed_step)
+/* The three pipes a script gets on its fds 0-2: both ends of each, -1
+ * when closed.  Its ends are [0] of in, [1] of out and err. */
+struct script_pipes {
+	int in[2], out[2], err[2];
+};
+
+/* Opens the pipes, close-on-exec, our ends non-blocking.  Returns 0, or
+ * -1 with errno (some pipes may be open then: close_pipes()). */
+static int open_pipes(struct script_pipes *p, int stdin_pipe_size)
 {
-	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 };
+	if (pipe2(p->in, O_CLOEXEC) < 0 || pipe2(p->out, O_CLOEXEC) < 0 || pipe2(p->err, O_CLOEXEC) < 0)
+		return -1;
+	/* A larger pipe for a large body: fewer wake-ups of the script and of
+	 * the relay, which splices the body into it (best effort: the
+	 * system's pipe limits may refuse). */
+	if (stdin_pipe_size > 0)
+		fcntl(p->in[1], F_SETPIPE_SZ, stdin_pipe_size);
+	/* Only our ends are non-blocking; the script sees ordinary pipes. */
+	if (fcntl(p->in[1], F_SETFL, O_NONBLOCK) < 0 || fcntl(p->out[0], F_SETFL, O_NONBLOCK) < 0 ||
+	    fcntl(p->err[0], F_SETFL, O_NONBLOCK) < 0)
+		return -1;
+	return 0;
+}
+
+static void close_pipes(struct script_pipes *p)
+{
+	fd_close(&p->in[0]);
+	fd_close(&p->in[1]);
+	fd_close(&p->out[0]);
+	fd_close(&p->out[1]);
+	fd_close(&p->err[0]);
+	fd_close(&p->err[1]);
+}
+
+/* Starts the script's process on the pipes; it has run the script, or
+ * failed to, when this returns (the parent of a vfork waits for the
+ * exec).  Returns its pid, or -1 with errno and *failed_step naming what
+ * failed, no process left. */
+static pid_t start_process(const struct script_start *st, const struct script_pipes *p, const char **failed_step)
+{
 	/* Never more: CGI/1.1 lets a query without '=' become arguments,
 	 * which made "?-s" show php-cgi's sources (CVE-2012-1823). */
 	char *const argv[] = { (char *)(st->interpreter ? st->interpreter : st->path),
 			       st->interpreter ? (char *)st->path : NULL, NULL };
+	const int child_fds[3] = { p->in[0], p->out[1], p->err[1] };
 	volatile int child_errno = 0;
 	/* Written by the vfork child: volatile, or the compiler may assume
 	 * they still hold their initial values. */
 	const char *volatile child_step = NULL;
+	struct child_args ca = { st, argv, child_fds, -1, &child_errno, &child_step };
+	pid_t pid = start_child(&ca);
 	int rc;
-	pid_t pid;
 
-	script_proc_init(sp);
-	*failed_step = "pipe";
-	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
-		rc = errno;
-		goto fail;
-	}
-	/* A larger pipe for a large body: fewer wake-ups of the script and of
-	 * the relay, which splices the body into it (best effort: the
-	 * system's pipe limits may refuse). */
-	if (st->stdin_pipe_size > 0)
-		fcntl(in[1], F_SETPIPE_SZ, st->stdin_pipe_size);
-	/* Only our ends are non-blocking; the script sees ordinary pipes. */
-	if (fcntl(in[1], F_SETFL, O_NONBLOCK) < 0 || fcntl(out[0], F_SETFL, O_NONBLOCK) < 0 ||
-	    fcntl(err[0], F_SETFL, O_NONBLOCK) < 0) {
-		rc = errno;
-		goto fail;
-	}
-
-	{
-		const int child_fds[3] = { in[0], out[1], err[1] };
-		struct child_args ca = { st, argv, child_fds, -1, &child_errno, &child_step };
-		pid = start_child(&ca);
-	}
 	if (pid < 0) {
 		*failed_step = "fork";
-		rc = errno;
-		goto fail;
+		return -1;
 	}
 	if (child_step) {
 		/* The child never ran the script: it has exited already. */
@@ -352,15 +367,43 @@ int script_spawn(const struct script_start *st, struct script_proc *sp, const ch
 		rc = child_errno;
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
+		errno = rc;
+		return -1;
+	}
+	return pid;
+}
+
+/* The script holds its ends of the pipes now: they are closed here, and
+ * ours go to sp. */
+static void keep_our_ends(struct script_proc *sp, struct script_pipes *p)
+{
+	fd_close(&p->in[0]);
+	fd_close(&p->out[1]);
+	fd_close(&p->err[1]);
+	sp->stdin_fd = p->in[1];
+	sp->stdout_fd = p->out[0];
+	sp->stderr_fd = p->err[0];
+}
+
+int script_spawn(const struct script_start *st, struct script_proc *sp, const char **failed_step)
+{
+	struct script_pipes p = { { -1, -1 }, { -1, -1 }, { -1, -1 } };
+	int rc;
+	pid_t pid;
+
+	script_proc_init(sp);
+	*failed_step = "pipe";
+	if (open_pipes(&p, st->stdin_pipe_size) < 0) {
+		rc = errno;
+		goto fail;
+	}
+	pid = start_process(st, &p, failed_step);
+	if (pid < 0) {
+		rc = errno;
 		goto fail;
 	}
 	sp->pid = pid;
-	fd_close(&in[0]);
-	fd_close(&out[1]);
-	fd_close(&err[1]);
-	sp->stdin_fd = in[1];
-	sp->stdout_fd = out[0];
-	sp->stderr_fd = err[0];
+	keep_our_ends(sp, &p);
 	/* The pid cannot be reused before we reap it, so this is race-free. */
 	sp->pidfd = pidfd_open(sp->pid, 0);
 	if (sp->pidfd < 0) {
@@ -374,12 +417,7 @@ int script_spawn(const struct script_start *st, struct script_proc *sp, const ch
 	return 0;
 
 fail:
-	fd_close(&in[0]);
-	fd_close(&in[1]);
-	fd_close(&out[0]);
-	fd_close(&out[1]);
-	fd_close(&err[0]);
-	fd_close(&err[1]);
+	close_pipes(&p);
 	return rc;
 }
 
