@@ -307,6 +307,7 @@ static int spawn_contained(struct request *r, struct script_start *st, const cha
 		*step = "cgroup";
 		return EAGAIN;
 	}
+	st->cgroup = cg;
 	if (cg && (st->cgroup_dir_fd = cgroup_open(cg)) < 0) {
 		*step = "cgroup";
 		rc = errno;
@@ -316,9 +317,7 @@ static int spawn_contained(struct request *r, struct script_start *st, const cha
 	rc = script_spawn(st, &r->proc, step);
 	if (st->cgroup_dir_fd >= 0)
 		close(st->cgroup_dir_fd);
-	if (rc == 0)
-		r->proc.cgroup = cg;
-	else if (cg)
+	if (rc != 0 && cg)
 		cgroup_release(cg);
 	return rc;
 }

@@ -414,6 +414,7 @@ int script_spawn(const struct script_start *st, struct script_proc *sp, const ch
 		script_proc_close(sp);
 		return rc;
 	}
+	sp->cgroup = st->cgroup;
 	return 0;
 
 fail:

@@ -46,6 +46,8 @@ struct script_start {
 	char *const *envp;
 	const char *dir;        /* where it runs; NULL: stay */
 	int cgroup_dir_fd;      /* its cgroup (a directory fd), or -1 */
+	struct script_cgroup *cgroup; /* that cgroup, the script's once it
+				       * has started (sp->cgroup) */
 	int stdin_pipe_size;    /* 0: the system's default */
 	const struct rlimit_setting *rlimits; /* --rlimit, set in the new process */
 	size_t n_rlimits;
