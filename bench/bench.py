@@ -4,10 +4,11 @@
 Both daemons run behind one nginx on 127.0.0.1 and are measured in the same
 run, interleaved (machines here are shared and noisy: medians of several
 runs).  Measured: requests/s of a small compiled CGI at 1, 32 and 256
-clients (wrk) with p50/p99 latency and each daemon's own CPU time per
-request (user + system of its processes, from /proc; scripts not counted);
-download and upload throughput; RSS idle and under many concurrent slow
-requests; p99 of fast requests while 8 slow ones run; and the spawn floor
+clients (wrk) with p50/p99/p99.9 latency (wrk's histogram, through
+bench/latency.lua) and each daemon's own CPU time per request (user +
+system of its processes, from /proc; scripts not counted); download and
+upload throughput; RSS idle and under many concurrent slow requests; p99
+of fast requests while 8 slow ones run; and the spawn floor
 (bench/spawn_floor: the same CGI started and read directly, one thread
 per core, no FastCGI; measured in each round at 32 clients).  Prints a
 table with ratios and the targets, and writes bench/out/results.txt and
@@ -16,6 +17,7 @@ bench/out/chart.png (gnuplot).
 Usage: bench/bench.py [--smoke] [--rounds N] [--seconds S] [--clients 1,32,256]"""
 
 import argparse
+import collections
 import os
 import re
 import resource
@@ -34,6 +36,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MiB = 1 << 20
+LATENCY_SCRIPT = os.path.join(HERE, "latency.lua")
 
 NGINX_CONF = """
 daemon off;
@@ -155,19 +158,29 @@ def rss_kib(pids):
     return total
 
 
+class Load(collections.namedtuple("Load", "rps total failures latency")):
+    """One wrk run: requests/s, requests answered, failed ones, and latency
+    percentiles as {percentile: ms}."""
+
+    def ms(self, p):
+        """The latency at percentile p in ms; nan where nothing was answered."""
+        return self.latency.get(p, float("nan"))
+
+
 def wrk(url, clients, seconds):
-    out = subprocess.run(["wrk", "-t%d" % min(clients, 2), "-c%d" % clients, "-d%ds" % seconds, "--latency", url],
-                         capture_output=True, text=True, check=True).stdout
+    """Runs wrk.  Failed: non-2xx or 3xx answers and socket errors, wrk's
+    2 s timeouts among them.  Latency: every answer wrk got, 5xx included,
+    from wrk's own histogram, printed by bench/latency.lua (--latency
+    stops at 99%); a request past the timeout is failed and not in it."""
+    out = subprocess.run(["wrk", "-t%d" % min(clients, 2), "-c%d" % clients, "-d%ds" % seconds,
+                          "-s", LATENCY_SCRIPT, url], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-
-    def ms(label):
-        v = re.search(r"%s%%\s+([\d.]+)(us|ms|s)\b" % label, out)
-        return float(v.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[v.group(2)]
     failures = (int(bad.group(1)) if bad else 0) + (sum(map(int, errors.groups())) if errors else 0)
-    return rps, total, failures, ms("50"), ms("99")
+    latency = {float(p): int(us) / 1000 for p, us in re.findall(r"^latency-us ([\d.]+) (\d+)$", out, re.M)}
+    return Load(rps, total, failures, latency)
 
 
 def transfer(url, size, upload):
@@ -272,14 +285,12 @@ def main():
             results[("rss_idle", n)] = rss_kib(pids[n])
         for n in names:  # warm up
             wrk(url(n, "/hello"), 4, 1)
-        # Requests/s, latency and CPU per request, interleaved.
+        # Requests/s, latency and CPU, interleaved.
         for c in clients:
             for rnd in range(args.rounds):
                 for n in (names if rnd % 2 == 0 else names[::-1]):
-                    c0 = cpu_seconds(pids[n])
-                    rps, total, failures, p50, p99 = wrk(url(n, "/hello"), c, args.seconds)
-                    cpu = (cpu_seconds(pids[n]) - c0) / max(total, 1) * 1e6
-                    results.setdefault(("rps", c, n), []).append((rps, cpu, failures, p50, p99))
+                    row = measure_load(url(n, "/hello"), c, args.seconds, pids[n])
+                    results.setdefault(("rps", c, n), []).append(row)
                 # The spawn floor in each round at the clients it is
                 # compared at: a single measurement at the end moved the
                 # ratio by a fifth between runs on this shared machine.
@@ -317,22 +328,22 @@ def main():
                 for t in threads:
                     t.start()
                 time.sleep(0.5)
-                rps, total, failures, p50, p99 = wrk(url(n, "/hello"), 4, 3)
+                load = wrk(url(n, "/hello"), 4, 3)
                 # No answer at all while the slow ones run: blocked.
-                results.setdefault(("p99_busy", n), []).append(p99 if total > 0 else float("inf"))
+                results.setdefault(("p99_busy", n), []).append(load.ms(99) if load.total > 0 else float("inf"))
                 for t in threads:
                     t.join()
         # Containment's cost: requests/s at 32 clients with and without a
         # cgroup per script, interleaved.
         for rnd in range(args.rounds if cgroup else 0):
             for n in (("ours", "ours-cgroup") if rnd % 2 == 0 else ("ours-cgroup", "ours")):
-                rps = wrk(url(n, "/hello"), 32 if 32 in clients else clients[-1], args.seconds)[0]
+                rps = wrk(url(n, "/hello"), 32 if 32 in clients else clients[-1], args.seconds).rps
                 results.setdefault(("containment", n), []).append(rps)
         # Isolation's cost (a Landlock domain per script): the same with
         # and without it.
         for rnd in range(args.rounds):
             for n in (("ours", "ours-noiso") if rnd % 2 == 0 else ("ours-noiso", "ours")):
-                rps = wrk(url(n, "/hello"), 32 if 32 in clients else clients[-1], args.seconds)[0]
+                rps = wrk(url(n, "/hello"), 32 if 32 in clients else clients[-1], args.seconds).rps
                 results.setdefault(("isolation", n), []).append(rps)
     finally:
         nginx.send_signal(signal.SIGQUIT)
@@ -348,6 +359,20 @@ def main():
         if cgroup:
             remove_cgroup(cgroup)
     report(args, names, clients, results)
+
+
+Round = collections.namedtuple("Round", "rps cpu_us failures p50 p99 p999")
+
+
+def measure_load(url, clients, seconds, pids):
+    """One wrk run against a daemon (pids: its processes), as a Round with
+    the daemon's CPU per request."""
+    before = cpu_seconds(pids)
+    load = wrk(url, clients, seconds)
+    daemon = cpu_seconds(pids) - before
+    row = Round(load.rps, daemon / max(load.total, 1) * 1e6, load.failures, load.ms(50), load.ms(99),
+                load.ms(99.9))
+    return row
 
 
 def make_cgroup():
@@ -382,8 +407,11 @@ def spawn_floor(args):
     return float(out.stdout)
 
 
-def median(rows, i):
-    return statistics.median(r[i] for r in rows)
+def median(rows, field):
+    """The median over rounds of one field of their figures; None where a
+    round has none."""
+    values = [getattr(r, field) for r in rows]
+    return None if None in values else statistics.median(values)
 
 
 def report(args, names, clients, results):
@@ -413,11 +441,7 @@ def report(args, names, clients, results):
         return None if i == 1 and v == 0 else v
 
     for c in clients:
-        row("req/s, %d clients" % c, lambda n, c=c: median(results[("rps", c, n)], 0), "%12.0f")
-        row("  cpu us/request", lambda n, c=c: median(results[("rps", c, n)], 1))
-        row("  p50 ms", lambda n, c=c: median(results[("rps", c, n)], 3), "%12.2f")
-        row("  p99 ms", lambda n, c=c: median(results[("rps", c, n)], 4), "%12.2f")
-        row("  failed requests", lambda n, c=c: sum(r[2] for r in results[("rps", c, n)]), "%12d")
+        request_rows(row, results, c)
     for way, label in (("down", "download"), ("up", "upload")):
         row("%s MiB/s" % label, lambda n, way=way: statistics.median(results[(way, n)]))
         for i, part in enumerate(("daemon", "script", "nginx", "curl")):
@@ -426,6 +450,7 @@ def report(args, names, clients, results):
     row("RSS, %d slow KiB" % args.slow, lambda n: results[("rss_slow", n)], "%12d")
     row("p99 ms beside 8 slow", lambda n: statistics.median(results[("p99_busy", n)]), "%12.2f")
     say("(inf: no fast request was answered while the 8 slow ones ran)")
+    say("(latency: every answer, 5xx included; a request past wrk's 2 s timeout is failed, not in it)")
     if ("containment", "ours") in results:
         plain = statistics.median(results[("containment", "ours")])
         contained = statistics.median(results[("containment", "ours-cgroup")])
@@ -438,7 +463,7 @@ def report(args, names, clients, results):
             32 if 32 in clients else clients[-1], isolated, bare, isolated / bare))
     if "floor" in results:
         c32 = 32 if 32 in clients else clients[-1]
-        ratios = [row[0] / f for row, f in zip(results[("rps", c32, "ours")], results["floor"])]
+        ratios = [r.rps / f for r, f in zip(results[("rps", c32, "ours")], results["floor"])]
         say("spawn floor /s %18.0f   ours at %d clients: %.2fx of the floor (median of the rounds' ratios)" % (
             statistics.median(results["floor"]), c32, statistics.median(ratios)))
     text = "\n".join(lines) + "\n"
@@ -447,6 +472,18 @@ def report(args, names, clients, results):
     with open(os.path.join(args.out, "results.txt"), "w") as f:
         f.write(text)
     chart(args, names, clients, results)
+
+
+def request_rows(row, results, c):
+    """The rows of c clients."""
+    def rounds(n):
+        return results[("rps", c, n)]
+    row("req/s, %d clients" % c, lambda n: median(rounds(n), "rps"), "%12.0f")
+    row("  cpu us/request", lambda n: median(rounds(n), "cpu_us"))
+    row("  p50 ms", lambda n: median(rounds(n), "p50"), "%12.2f")
+    row("  p99 ms", lambda n: median(rounds(n), "p99"), "%12.2f")
+    row("  p99.9 ms", lambda n: median(rounds(n), "p999"), "%12.2f")
+    row("  failed requests", lambda n: sum(r.failures for r in rounds(n)), "%12d")
 
 
 def chart(args, names, clients, results):
@@ -458,7 +495,7 @@ def chart(args, names, clients, results):
     with open(data, "w") as f:
         f.write("clients " + " ".join(names) + (" floor" if "floor" in results else "") + "\n")
         for c in clients:
-            f.write("%d %s%s\n" % (c, " ".join("%.0f" % median(results[("rps", c, n)], 0) for n in names),
+            f.write("%d %s%s\n" % (c, " ".join("%.0f" % median(results[("rps", c, n)], "rps") for n in names),
                                    " %.0f" % statistics.median(results["floor"]) if "floor" in results else ""))
     cols = len(names) + (1 if "floor" in results else 0)
     script = """

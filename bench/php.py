@@ -146,9 +146,9 @@ def main():
             for rnd in range(args.rounds):
                 for n in (names if rnd % 2 == 0 else names[::-1]):
                     c0 = server_cpu(servers[n].pid)
-                    rps, total, failures, p50, p99 = wrk(url(n), c, args.seconds)
-                    cpu = (server_cpu(servers[n].pid) - c0) / max(total, 1) * 1e3
-                    results.setdefault((c, n), []).append((rps, p50, p99, cpu, failures))
+                    load = wrk(url(n), c, args.seconds)
+                    cpu = (server_cpu(servers[n].pid) - c0) / max(load.total, 1) * 1e3
+                    results.setdefault((c, n), []).append((load.rps, load.ms(50), load.ms(99), cpu, load.failures))
         # Idle: what each keeps resident once the load is over.
         time.sleep(2 if args.smoke else 12)
         for n in names:
