@@ -5,10 +5,12 @@ Both daemons run behind one nginx on 127.0.0.1 and are measured in the same
 run, interleaved (machines here are shared and noisy: medians of several
 runs).  Measured: requests/s of a small compiled CGI at 1, 32 and 256
 clients (wrk) with p50/p99/p99.9 latency (wrk's histogram, through
-bench/latency.lua) and each daemon's own CPU time per request (user +
-system of its processes, from /proc; scripts not counted); download and
-upload throughput; RSS idle and under many concurrent slow requests; p99
-of fast requests while 8 slow ones run; and the spawn floor
+bench/latency.lua), each daemon's own CPU time per request (user + system
+of its processes, from /proc; scripts not counted) and its share of the
+whole machine's CPU time, and its scripts' share where they reach its
+counters; download and upload throughput; RSS idle and under many
+concurrent slow requests; p99 of fast requests while 8 slow ones run; and
+the spawn floor
 (bench/spawn_floor: the same CGI started and read directly, one thread
 per core, no FastCGI; measured in each round at 32 clients).  Prints a
 table with ratios and the targets, and writes bench/out/results.txt and
@@ -156,6 +158,13 @@ def rss_kib(pids):
         except (OSError, StopIteration):
             pass
     return total
+
+
+def machine_cpu_seconds():
+    """CPU time the whole machine has had so far, busy or idle, all cores
+    (/proc/stat: user to steal; guest time is inside user already)."""
+    with open("/proc/stat") as f:
+        return sum(int(v) for v in f.readline().split()[1:9]) / CLK_TCK
 
 
 class Load(collections.namedtuple("Load", "rps total failures latency")):
@@ -361,17 +370,19 @@ def main():
     report(args, names, clients, results)
 
 
-Round = collections.namedtuple("Round", "rps cpu_us failures p50 p99 p999")
+Round = collections.namedtuple("Round", "rps cpu_us failures p50 p99 p999 share_daemon share_scripts")
 
 
 def measure_load(url, clients, seconds, pids):
-    """One wrk run against a daemon (pids: its processes), as a Round with
-    the daemon's CPU per request."""
-    before = cpu_seconds(pids)
+    """One wrk run against a daemon (pids: its processes), as a Round: the
+    daemon's CPU per request and its share (and its scripts', None where
+    they never reach its counters) of the machine's CPU time over the run."""
+    before = machine_cpu_seconds(), cpu_seconds(pids), cpu_seconds(pids, children=True)
     load = wrk(url, clients, seconds)
-    daemon = cpu_seconds(pids) - before
+    machine, daemon, scripts = (b - a for a, b in zip(before, (
+        machine_cpu_seconds(), cpu_seconds(pids), cpu_seconds(pids, children=True))))
     row = Round(load.rps, daemon / max(load.total, 1) * 1e6, load.failures, load.ms(50), load.ms(99),
-                load.ms(99.9))
+                load.ms(99.9), 100 * daemon / machine, 100 * scripts / machine if scripts else None)
     return row
 
 
@@ -451,6 +462,7 @@ def report(args, names, clients, results):
     row("p99 ms beside 8 slow", lambda n: statistics.median(results[("p99_busy", n)]), "%12.2f")
     say("(inf: no fast request was answered while the 8 slow ones ran)")
     say("(latency: every answer, 5xx included; a request past wrk's 2 s timeout is failed, not in it)")
+    say("(machine cpu: share of all cores' time during the run; scripts: those the daemon reaps)")
     if ("containment", "ours") in results:
         plain = statistics.median(results[("containment", "ours")])
         contained = statistics.median(results[("containment", "ours-cgroup")])
@@ -480,6 +492,8 @@ def request_rows(row, results, c):
         return results[("rps", c, n)]
     row("req/s, %d clients" % c, lambda n: median(rounds(n), "rps"), "%12.0f")
     row("  cpu us/request", lambda n: median(rounds(n), "cpu_us"))
+    row("  machine cpu %, daemon", lambda n: median(rounds(n), "share_daemon"))
+    row("  machine cpu %, scripts", lambda n: median(rounds(n), "share_scripts"))
     row("  p50 ms", lambda n: median(rounds(n), "p50"), "%12.2f")
     row("  p99 ms", lambda n: median(rounds(n), "p99"), "%12.2f")
     row("  p99.9 ms", lambda n: median(rounds(n), "p999"), "%12.2f")
