@@ -3,12 +3,15 @@
 
 Both daemons run behind one nginx on 127.0.0.1 and are measured in the same
 run, interleaved (machines here are shared and noisy: medians of several
-runs).  Measured: requests/s of a small compiled CGI at 1, 32 and 256
+runs).  Measured: requests/s of a small compiled CGI at 1, 32, 256 and 1000
 clients (wrk) with p50/p99/p99.9 latency (wrk's histogram, through
 bench/latency.lua), each daemon's own CPU time per request (user + system
 of its processes, from /proc; scripts not counted) and its share of the
 whole machine's CPU time, and its scripts' share where they reach its
-counters; download and upload throughput; RSS idle and under many
+counters; at the largest client count (the burst), the requests/s
+answered 2xx or 3xx, the daemon's peak RSS and threads during it and both
+again after --settle seconds, with the time its RSS took to get back
+under 2.5 MiB; download and upload throughput; RSS idle and under many
 concurrent slow requests; p99 of fast requests while 8 slow ones run; and
 the spawn floor
 (bench/spawn_floor: the same CGI started and read directly, one thread
@@ -16,7 +19,8 @@ per core, no FastCGI; measured in each round at 32 clients).  Prints a
 table with ratios and the targets, and writes bench/out/results.txt and
 bench/out/chart.png (gnuplot).
 
-Usage: bench/bench.py [--smoke] [--rounds N] [--seconds S] [--clients 1,32,256]"""
+Usage: bench/bench.py [--smoke] [--rounds N] [--seconds S] [--settle S]
+                      [--clients 1,32,256,1000]"""
 
 import argparse
 import collections
@@ -39,6 +43,8 @@ TOP = os.path.dirname(HERE)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MiB = 1 << 20
 LATENCY_SCRIPT = os.path.join(HERE, "latency.lua")
+# The RSS a daemon should be back under after the burst (issue 22).
+SETTLED_KIB = 2560
 
 NGINX_CONF = """
 daemon off;
@@ -149,15 +155,24 @@ def chain_cpu(daemon, nginx):
             own.ru_utime + own.ru_stime)
 
 
-def rss_kib(pids):
+def status_sum(pids, field):
+    """The sum over pids of a number field of /proc/PID/status."""
     total = 0
     for pid in pids:
         try:
             with open("/proc/%d/status" % pid) as f:
-                total += int(next(line for line in f if line.startswith("VmRSS:")).split()[1])
+                total += int(next(line for line in f if line.startswith(field + ":")).split()[1])
         except (OSError, StopIteration):
             pass
     return total
+
+
+def rss_kib(pids):
+    return status_sum(pids, "VmRSS")
+
+
+def thread_count(pids):
+    return status_sum(pids, "Threads")
 
 
 def machine_cpu_seconds():
@@ -167,9 +182,9 @@ def machine_cpu_seconds():
         return sum(int(v) for v in f.readline().split()[1:9]) / CLK_TCK
 
 
-class Load(collections.namedtuple("Load", "rps total failures latency")):
-    """One wrk run: requests/s, requests answered, failed ones, and latency
-    percentiles as {percentile: ms}."""
+class Load(collections.namedtuple("Load", "rps rps_ok total failures latency")):
+    """One wrk run: requests/s, those of them answered 2xx or 3xx, requests
+    answered, failed ones, and latency percentiles as {percentile: ms}."""
 
     def ms(self, p):
         """The latency at percentile p in ms; nan where nothing was answered."""
@@ -187,9 +202,10 @@ def wrk(url, clients, seconds):
     total = int(re.search(r"(\d+) requests in", out).group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    failures = (int(bad.group(1)) if bad else 0) + (sum(map(int, errors.groups())) if errors else 0)
+    bad = int(bad.group(1)) if bad else 0
+    failures = bad + (sum(map(int, errors.groups())) if errors else 0)
     latency = {float(p): int(us) / 1000 for p, us in re.findall(r"^latency-us ([\d.]+) (\d+)$", out, re.M)}
-    return Load(rps, total, failures, latency)
+    return Load(rps, rps * (total - bad) / total if total else 0, total, failures, latency)
 
 
 def transfer(url, size, upload):
@@ -227,7 +243,8 @@ def main():
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: seconds, checks that the bench runs")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=5)
-    ap.add_argument("--clients", default="1,32,256")
+    ap.add_argument("--clients", default="1,32,256,1000", help="client counts; the largest is the burst")
+    ap.add_argument("--settle", type=int, default=30, help="seconds the daemon is watched after each burst")
     ap.add_argument("--transfer-mib", type=int, default=256)
     ap.add_argument("--slow", type=int, default=256, help="concurrent slow requests for the RSS figure")
     ap.add_argument("--theirs-c", default="4", help="-c for Debian's fcgiwrap")
@@ -240,7 +257,7 @@ def main():
     # nginx passes SCRIPT_FILENAME as given; fcgiwrap 1.1.0 needs it absolute.
     args.hello = os.path.abspath(args.hello)
     if args.smoke:
-        args.rounds, args.seconds, args.clients, args.transfer_mib, args.slow = 1, 1, "1,8", 4, 16
+        args.rounds, args.seconds, args.clients, args.transfer_mib, args.slow, args.settle = 1, 1, "1,8", 4, 16, 2
     clients = [int(c) for c in args.clients.split(",")]
     for tool in ("wrk", "curl", "nginx"):
         if not shutil.which(tool) and not os.path.exists("/usr/sbin/" + tool):
@@ -294,12 +311,18 @@ def main():
             results[("rss_idle", n)] = rss_kib(pids[n])
         for n in names:  # warm up
             wrk(url(n, "/hello"), 4, 1)
-        # Requests/s, latency and CPU, interleaved.
+        # Requests/s, latency and CPU, interleaved; the largest client
+        # count is the burst, after which each daemon is watched settling
+        # before the other's turn.
         for c in clients:
+            burst = c == max(clients)
             for rnd in range(args.rounds):
                 for n in (names if rnd % 2 == 0 else names[::-1]):
-                    row = measure_load(url(n, "/hello"), c, args.seconds, pids[n])
+                    row, peak = measure_load(url(n, "/hello"), c, args.seconds, pids[n], burst)
                     results.setdefault(("rps", c, n), []).append(row)
+                    if burst:
+                        settled = watch_settle(pids[n], args.settle)
+                        results.setdefault(("burst", n), []).append(Burst(*peak, *settled))
                 # The spawn floor in each round at the clients it is
                 # compared at: a single measurement at the end moved the
                 # ratio by a fifth between runs on this shared machine.
@@ -370,20 +393,54 @@ def main():
     report(args, names, clients, results)
 
 
-Round = collections.namedtuple("Round", "rps cpu_us failures p50 p99 p999 share_daemon share_scripts")
+Round = collections.namedtuple("Round", "rps rps_ok cpu_us failures p50 p99 p999 share_daemon share_scripts")
+Burst = collections.namedtuple("Burst", "rss_peak threads_peak settled_s rss_after threads_after")
 
 
-def measure_load(url, clients, seconds, pids):
+def measure_load(url, clients, seconds, pids, burst):
     """One wrk run against a daemon (pids: its processes), as a Round: the
     daemon's CPU per request and its share (and its scripts', None where
-    they never reach its counters) of the machine's CPU time over the run."""
+    they never reach its counters) of the machine's CPU time over the run.
+    Also returns, with burst, the daemon's peak RSS and thread count during
+    the run (sampled), else None."""
+    peak = [0, 0]
+    stop = threading.Event()
+    sampler = threading.Thread(target=sample_peak, args=(pids, stop, peak))
+    if burst:
+        sampler.start()
     before = machine_cpu_seconds(), cpu_seconds(pids), cpu_seconds(pids, children=True)
     load = wrk(url, clients, seconds)
     machine, daemon, scripts = (b - a for a, b in zip(before, (
         machine_cpu_seconds(), cpu_seconds(pids), cpu_seconds(pids, children=True))))
-    row = Round(load.rps, daemon / max(load.total, 1) * 1e6, load.failures, load.ms(50), load.ms(99),
+    if burst:
+        stop.set()
+        sampler.join()
+    row = Round(load.rps, load.rps_ok, daemon / max(load.total, 1) * 1e6, load.failures, load.ms(50), load.ms(99),
                 load.ms(99.9), 100 * daemon / machine, 100 * scripts / machine if scripts else None)
-    return row
+    return row, peak if burst else None
+
+
+def sample_peak(pids, stop, peak):
+    """Until stop is set, keeps in peak the largest RSS (KiB) and thread
+    count of pids seen, sampled every 0.1 s."""
+    while not stop.wait(0.1):
+        peak[0] = max(peak[0], rss_kib(pids))
+        peak[1] = max(peak[1], thread_count(pids))
+
+
+def watch_settle(pids, seconds):
+    """After a burst: the seconds until the RSS of pids was at most
+    SETTLED_KIB (inf: not within the watch), then their RSS and thread
+    count once the watch of the given seconds is over."""
+    start = time.monotonic()
+    settled = float("inf")
+    while True:
+        elapsed = time.monotonic() - start
+        if settled == float("inf") and rss_kib(pids) <= SETTLED_KIB:
+            settled = elapsed
+        if elapsed >= seconds:
+            return settled, rss_kib(pids), thread_count(pids)
+        time.sleep(0.25)
 
 
 def make_cgroup():
@@ -452,7 +509,7 @@ def report(args, names, clients, results):
         return None if i == 1 and v == 0 else v
 
     for c in clients:
-        request_rows(row, results, c)
+        request_rows(row, results, c, args.settle if c == max(clients) else None)
     for way, label in (("down", "download"), ("up", "upload")):
         row("%s MiB/s" % label, lambda n, way=way: statistics.median(results[(way, n)]))
         for i, part in enumerate(("daemon", "script", "nginx", "curl")):
@@ -463,6 +520,9 @@ def report(args, names, clients, results):
     say("(inf: no fast request was answered while the 8 slow ones ran)")
     say("(latency: every answer, 5xx included; a request past wrk's 2 s timeout is failed, not in it)")
     say("(machine cpu: share of all cores' time during the run; scripts: those the daemon reaps)")
+    say("(at %d clients, the burst: threads of all the daemon's processes; inf: RSS not back under %.1f MiB"
+        % (max(clients), SETTLED_KIB / 1024))
+    say(" within the %d s after it)" % args.settle)
     if ("containment", "ours") in results:
         plain = statistics.median(results[("containment", "ours")])
         contained = statistics.median(results[("containment", "ours-cgroup")])
@@ -486,10 +546,14 @@ def report(args, names, clients, results):
     chart(args, names, clients, results)
 
 
-def request_rows(row, results, c):
-    """The rows of c clients."""
+def request_rows(row, results, c, settle):
+    """The rows of c clients; settle: the seconds watched after the burst
+    when c is the burst, else None."""
     def rounds(n):
         return results[("rps", c, n)]
+
+    def bursts(n):
+        return results[("burst", n)]
     row("req/s, %d clients" % c, lambda n: median(rounds(n), "rps"), "%12.0f")
     row("  cpu us/request", lambda n: median(rounds(n), "cpu_us"))
     row("  machine cpu %, daemon", lambda n: median(rounds(n), "share_daemon"))
@@ -498,6 +562,15 @@ def request_rows(row, results, c):
     row("  p99 ms", lambda n: median(rounds(n), "p99"), "%12.2f")
     row("  p99.9 ms", lambda n: median(rounds(n), "p999"), "%12.2f")
     row("  failed requests", lambda n: sum(r.failures for r in rounds(n)), "%12d")
+    if settle is None:
+        return
+    # At the burst, a daemon that gives up answers quickly with errors.
+    row("  req/s answered 2xx/3xx", lambda n: median(rounds(n), "rps_ok"), "%12.0f")
+    row("  RSS peak KiB", lambda n: median(bursts(n), "rss_peak"), "%12d")
+    row("  RSS %d s after KiB" % settle, lambda n: median(bursts(n), "rss_after"), "%12d")
+    row("  s to RSS <= %.1f MiB" % (SETTLED_KIB / 1024), lambda n: median(bursts(n), "settled_s"))
+    row("  threads, peak", lambda n: median(bursts(n), "threads_peak"), "%12d")
+    row("  threads, %d s after" % settle, lambda n: median(bursts(n), "threads_after"), "%12d")
 
 
 def chart(args, names, clients, results):
