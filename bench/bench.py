@@ -16,8 +16,9 @@ concurrent slow requests; p99 of fast requests while 8 slow ones run; and
 the spawn floor
 (bench/spawn_floor: the same CGI started and read directly, one thread
 per core, no FastCGI; measured in each round at 32 clients).  Prints a
-table with ratios and the targets, and writes bench/out/results.txt and
-bench/out/chart.png (gnuplot).
+table with ratios and the targets, and writes bench/out/results.txt,
+bench/out/chart.png (requests/s) and bench/out/latency.png (latency CDF)
+with gnuplot.
 
 Usage: bench/bench.py [--smoke] [--rounds N] [--seconds S] [--settle S]
                       [--clients 1,32,256,1000]"""
@@ -318,8 +319,9 @@ def main():
             burst = c == max(clients)
             for rnd in range(args.rounds):
                 for n in (names if rnd % 2 == 0 else names[::-1]):
-                    row, peak = measure_load(url(n, "/hello"), c, args.seconds, pids[n], burst)
+                    row, latency, peak = measure_load(url(n, "/hello"), c, args.seconds, pids[n], burst)
                     results.setdefault(("rps", c, n), []).append(row)
+                    results.setdefault(("latency", c, n), []).append(latency)
                     if burst:
                         settled = watch_settle(pids[n], args.settle)
                         results.setdefault(("burst", n), []).append(Burst(*peak, *settled))
@@ -401,8 +403,8 @@ def measure_load(url, clients, seconds, pids, burst):
     """One wrk run against a daemon (pids: its processes), as a Round: the
     daemon's CPU per request and its share (and its scripts', None where
     they never reach its counters) of the machine's CPU time over the run.
-    Also returns, with burst, the daemon's peak RSS and thread count during
-    the run (sampled), else None."""
+    Also returns the latency percentiles, and with burst the daemon's peak
+    RSS and thread count during the run (sampled), else None."""
     peak = [0, 0]
     stop = threading.Event()
     sampler = threading.Thread(target=sample_peak, args=(pids, stop, peak))
@@ -417,7 +419,7 @@ def measure_load(url, clients, seconds, pids, burst):
         sampler.join()
     row = Round(load.rps, load.rps_ok, daemon / max(load.total, 1) * 1e6, load.failures, load.ms(50), load.ms(99),
                 load.ms(99.9), 100 * daemon / machine, 100 * scripts / machine if scripts else None)
-    return row, peak if burst else None
+    return row, load.latency, peak if burst else None
 
 
 def sample_peak(pids, stop, peak):
@@ -544,6 +546,7 @@ def report(args, names, clients, results):
     with open(os.path.join(args.out, "results.txt"), "w") as f:
         f.write(text)
     chart(args, names, clients, results)
+    latency_chart(args, names, clients, results)
 
 
 def request_rows(row, results, c, settle):
@@ -599,14 +602,55 @@ set yrange [0:*]
 plot '%s' using 2:xtic(1) title columnheader(2)%s
 """ % (os.path.join(args.out, "chart.png"), data,
        "".join(", '' using %d title columnheader(%d)" % (i, i) for i in range(3, cols + 2)))
+    gnuplot(script)
+    print("chart: %s" % os.path.join(args.out, "chart.png"))
+
+
+def latency_chart(args, names, clients, results):
+    """A PNG of the latency CDF of both daemons at 32 and 256 clients (at
+    the others but 1 where those were not run), with gnuplot, log x: at
+    each percentile, the median over the rounds.  Not at 1000 clients:
+    there a daemon that gives up answers errors, and quickly."""
+    if not shutil.which("gnuplot"):
+        return
+    shown = [c for c in clients if c in (32, 256)] or [c for c in clients if c > 1] or clients
+    series = [(c, n) for c in shown for n in names if all(results[("latency", c, n)])]
+    if not series:
+        return
+    points = sorted(results[("latency", series[0][0], series[0][1])][0])
+    data = os.path.join(args.out, "latency.dat")
+    with open(data, "w") as f:
+        f.write("# percentile, then ms: " + " ".join("%s/%d" % (n, c) for c, n in series) + "\n")
+        for p in points:
+            f.write("%g %s\n" % (p, " ".join("%.3f" % statistics.median(r[p] for r in results[("latency", c, n)])
+                                             for c, n in series)))
+    # One colour per daemon, one dash pattern per client count.
+    plots = ["'%s' using %d:1 with lines lw 2 lc %d dt %d title '%s, %d clients'" % (
+        data, i + 2, names.index(n) + 1, shown.index(c) + 1, n, c) for i, (c, n) in enumerate(series)]
+    gnuplot("""
+set terminal pngcairo size 800,480 noenhanced
+set output '%s'
+set title 'latency CDF, small compiled CGI through nginx (further left is better)'
+set logscale x
+set grid
+set key top left
+set xlabel 'latency, ms (log scale)'
+set ylabel 'requests answered within it, %%'
+set yrange [0:100]
+plot %s
+""" % (os.path.join(args.out, "latency.png"), ", ".join(plots)))
+    print("latency chart: %s" % os.path.join(args.out, "latency.png"))
+
+
+def gnuplot(script):
+    """Runs a gnuplot script, with the plain png terminal where there is no
+    pngcairo."""
     r = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
     if r.returncode != 0:
         if "pngcairo" in r.stderr:
-            script = script.replace("pngcairo", "png")
-            subprocess.run(["gnuplot"], input=script, text=True, check=True)
+            subprocess.run(["gnuplot"], input=script.replace("pngcairo", "png"), text=True, check=True)
         else:
             raise SystemExit("gnuplot failed: " + r.stderr)
-    print("chart: %s" % os.path.join(args.out, "chart.png"))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 # One command for the benchmark: installs what it needs (Debian: wrk,
 # gnuplot, and Debian's fcgiwrap to compare with), builds, and runs
 # bench/bench.py.  Arguments go to bench.py (--smoke for a quick run).
-# Results: bench/out/results.txt and bench/out/chart.png.
+# Results: bench/out/results.txt, bench/out/chart.png and
+# bench/out/latency.png.
 # With --php first: PHP through fcgiwrap and php-cgi against PHP-FPM
 # (bench/php.py, which prints its table).
 set -eu
