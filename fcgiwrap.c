@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "src/access_log.h"
+#include "src/admission.h"
 #include "src/cgi_env.h"
 #include "src/cgroup.h"
 #include "src/interpreters.h"
@@ -160,6 +161,11 @@ static void start_slots(void)
 	if (script_policy_resolve(&cfg.policy, why, sizeof(why)) < 0)
 		fatalx("%s%s", why, cfg.chroot_dir ? " (a path inside the --chroot)" : "");
 	slot_pool_init(&script_slots, cfg.max_active);
+	if (!cfg.start_limit) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		cfg.start_limit = START_LIMIT_PER_CPU * (unsigned)(cpus > 0 ? cpus : 1);
+	}
+	admission_init(cfg.start_limit);
 	if (script_classes_init(why, sizeof(why)) < 0)
 		fatalx("%s", why);
 }
@@ -525,7 +531,7 @@ int main(int argc, char **argv)
 	privileges_drop();
 	start_containment();
 	start_slots();
-	if (stopping_init() < 0 || workers_init(cfg.max_connections) < 0)
+	if (stopping_init() < 0 || workers_init(cfg.max_connections, cfg.max_active) < 0)
 		fatal("cannot start workers");
 	log_info("serving %zu socket(s): up to %u scripts and %u connections at once; containment: %s (leftovers: %s); "
 		 "sandbox: %s",

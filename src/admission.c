@@ -17,6 +17,15 @@
 
 /* Set while requests time out waiting for a -c slot. */
 static atomic_bool overloaded;
+/* Places of the scripts starting (--start-limit): CPU-bound starts take
+ * their turns in arrival order instead of all competing at once, which
+ * leaves the unlucky ones of a burst waiting longest (the p99). */
+static struct slot_pool start_gate;
+
+void admission_init(unsigned start_limit)
+{
+	slot_pool_init(&start_gate, start_limit);
+}
 
 /* Takes one of pool's slots, waiting in its queue until `until` if none is
  * free, with w watched meanwhile.  Returns 1 with the slot, 0 when the
@@ -73,8 +82,9 @@ static void note_overload(atomic_bool *flag, bool now, const struct script_class
 			log_warnx("all %u slots of --script-limit %s stayed busy for --queue-timeout; answering 503 "
 				  "until one frees in time", class->pool.limit, class->path);
 		else
-			log_warnx("all %u script slots (-c) stayed busy for --queue-timeout; answering 503 "
-				  "until one frees in time", cfg.max_active);
+			log_warnx("all %u script slots (-c) stayed busy for --queue-timeout (or %u scripts kept "
+				  "starting: --start-limit); answering 503 until one frees in time",
+				  cfg.max_active, start_gate.limit);
 	} else if (!now && atomic_exchange(flag, false)) {
 		log_info("%s slots are available again", class ? class->path : "script");
 	}
@@ -107,6 +117,12 @@ int admission_take(struct admission *a, struct script_class *class, long long de
 		if (class)
 			note_overload(&class->overloaded, false, class);
 		rc = take_from(&script_slots, until, w, end, why);
+		if (rc > 0) {
+			a->slot = true;
+			count_running();
+			rc = take_from(&start_gate, until, w, end, why);
+			a->starting = rc > 0;
+		}
 		if (rc <= 0)
 			admission_give_back(a);
 	}
@@ -122,14 +138,20 @@ int admission_take(struct admission *a, struct script_class *class, long long de
 	}
 	if (rc < 0)
 		return -1;
-	a->slot = true;
-	count_running();
 	note_overload(&overloaded, false, NULL);
 	return 1;
 }
 
+void admission_started(struct admission *a)
+{
+	if (a->starting)
+		slot_release(&start_gate);
+	a->starting = false;
+}
+
 void admission_give_back(struct admission *a)
 {
+	admission_started(a);
 	if (a->class_slot)
 		slot_release(&a->class->pool);
 	if (a->slot) {

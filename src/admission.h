@@ -17,7 +17,20 @@ struct admission {
 	struct script_class *class; /* the script's class, or NULL */
 	bool class_slot;            /* holds one of its slots */
 	bool slot;                  /* holds one of the -c slots */
+	bool starting;              /* holds a --start-limit place */
 };
+
+/* How long a started script may hold its --start-limit place at most:
+ * long enough for a small program's start (a few ms) and a shell's, short
+ * enough that a script that sleeps or waits on I/O never blocks others'
+ * starts for long. */
+#define START_WINDOW_MS 50
+
+/* --start-limit's default, a CPU. */
+#define START_LIMIT_PER_CPU 2
+
+/* Sets the --start-limit (once, before any request). */
+void admission_init(unsigned start_limit);
 
 /* What else a wait for a slot watches: the web server's socket, read on
  * meanwhile (service() returns -1 with how the request must end), and
@@ -29,12 +42,17 @@ struct admission_wait {
 	int stop_fd;
 };
 
-/* Takes the slots for a script of class (NULL: none), waiting for them
- * until --queue-timeout or deadline (0: none).  Returns 1 with the slots,
+/* Takes the slots for a script of class (NULL: none), then a place among
+ * the scripts starting (--start-limit), waiting for them in arrival order
+ * until --queue-timeout or deadline (0: none).  Returns 1 with them all,
  * 0 when they stayed busy for --queue-timeout (logged once per episode),
  * or -1 with how the request must end. */
 int admission_take(struct admission *a, struct script_class *class, long long deadline,
 		   const struct admission_wait *w, enum request_end *end, const char **why);
+
+/* The script has started: its first output, its exit, or START_WINDOW_MS
+ * since its start.  Its --start-limit place goes to the next in line. */
+void admission_started(struct admission *a);
 
 /* Gives back the slots a holds, at once to the requests waiting. */
 void admission_give_back(struct admission *a);

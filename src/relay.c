@@ -37,6 +37,17 @@ void relay_init(struct relay *rl, const struct relay_setup *setup)
 	rl->last_activity = rl->body_wait_since = setup->lim.start_ms;
 }
 
+/* The script has started: it wrote, it exited, or its start window is
+ * over (told once). */
+static void note_started(struct relay *rl)
+{
+	if (rl->start_noted)
+		return;
+	rl->start_noted = true;
+	if (rl->set.started)
+		rl->set.started(rl->set.ctx);
+}
+
 static void set_state(struct relay *rl, enum activity_state state)
 {
 	if (rl->set.activity)
@@ -178,6 +189,7 @@ static enum output_status read_pipe(struct relay *rl, int *fd,
 
 	if (n > 0) {
 		rl->last_activity = monotonic_ms();
+		note_started(rl);
 		return handler(rl->set.out.ctx, rl->set.io, (size_t)n);
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -215,6 +227,13 @@ static int time_left(struct relay *rl, enum request_end *end, const char **why)
 	*why = NULL;
 	if (rl->output_ended_at)
 		left = rl->output_ended_at + EXIT_AFTER_EOF_MS - now;
+	if (!rl->start_noted) {
+		long long at = rl->script_start + lim->start_window_ms;
+		if (now >= at)
+			note_started(rl);
+		else if (left < 0 || at - now < left)
+			left = at - now;
+	}
 	if (lim->slow_ms && !rl->slow_noted) {
 		if (now >= lim->start_ms + lim->slow_ms) {
 			rl->slow_noted = true;
@@ -276,8 +295,10 @@ static int service_script(struct relay *rl, const struct pollfd *pfd, const int 
 		if (rc != 0)
 			return rc;
 	}
-	if (at[3] >= 0 && pfd[at[3]].revents)
+	if (at[3] >= 0 && pfd[at[3]].revents) {
 		rl->exited = true;
+		note_started(rl);
+	}
 	return 0;
 }
 
@@ -332,8 +353,10 @@ static bool script_gone(struct relay *rl)
 {
 	struct pollfd pfd = { .fd = rl->script.pidfd, .events = POLLIN };
 
-	if (!rl->exited && poll(&pfd, 1, 0) > 0)
+	if (!rl->exited && poll(&pfd, 1, 0) > 0) {
 		rl->exited = true;
+		note_started(rl);
+	}
 	return rl->exited;
 }
 
@@ -386,6 +409,7 @@ enum request_end relay_run(struct relay *rl, const struct relay_script *script, 
 	enum request_end end = END_COMPLETE;
 
 	rl->script = *script;
+	rl->script_start = monotonic_ms();
 	for (;;) {
 		int timeout = time_left(rl, &end, why), rc;
 		bool moved;

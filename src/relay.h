@@ -19,6 +19,8 @@ struct relay_limits {
 	int inactivity_ms;     /* --inactivity-timeout */
 	int peer_timeout_ms;   /* --peer-timeout: body bytes awaited */
 	int slow_ms;           /* --slow-log */
+	int start_window_ms;   /* a script counts as starting until its first
+				* output, its exit, or this long */
 	int kill_fd;           /* readable: the daemon stops its requests */
 };
 
@@ -38,6 +40,8 @@ struct relay_setup {
 	size_t io_size;
 	struct activity *activity; /* on the status page, or NULL */
 	void (*note_slow)(void *ctx); /* past --slow-log, once */
+	void (*started)(void *ctx);   /* the script has started (see
+				       * start_window_ms), once; or NULL */
 	void *ctx;
 };
 
@@ -48,6 +52,8 @@ struct relay {
 	bool pipe_full;         /* the script's stdin pipe took no more */
 	bool exited;            /* the script's pidfd turned readable */
 	bool slow_noted;
+	bool start_noted;
+	long long script_start; /* when relay_run() began */
 	unsigned long long bytes_in; /* request body bytes read */
 	long long last_activity; /* last byte to or from the script */
 	long long body_wait_since; /* since when the script waits on the peer */

@@ -40,6 +40,14 @@ static void note_slow(void *ctx)
 		  (monotonic_ms() - r->start_ms) / 1000, (int)r->proc.pid, used);
 }
 
+/* The script has started: its --start-limit place goes on. */
+static void script_started(void *ctx)
+{
+	struct request *r = ctx;
+
+	admission_started(&r->slots);
+}
+
 void request_init(struct request *r, struct fcgi_conn *conn, struct worker_buffers *wb)
 {
 	struct relay_setup rs;
@@ -62,11 +70,12 @@ void request_init(struct request *r, struct fcgi_conn *conn, struct worker_buffe
 		.out = response_sink(&r->resp),
 		.lim = { .start_ms = r->start_ms, .deadline = r->deadline, .inactivity_ms = cfg.inactivity_timeout_ms,
 			 .peer_timeout_ms = cfg.peer_timeout_ms, .slow_ms = cfg.slow_log_ms,
-			 .kill_fd = stopping_kill_fd() },
+			 .start_window_ms = START_WINDOW_MS, .kill_fd = stopping_kill_fd() },
 		.io = wb->io,
 		.io_size = WB_IO_SIZE,
 		.activity = &r->activity,
 		.note_slow = note_slow,
+		.started = script_started,
 		.ctx = r,
 	};
 	/* The head's deadline ends with the head: from here on -t is the only

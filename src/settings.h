@@ -20,6 +20,8 @@ struct settings {
 	struct script_limit { const char *path; unsigned limit; } *script_limits; /* --script-limit */
 	size_t n_script_limits;
 	unsigned max_connections;  /* connections served at once */
+	unsigned start_limit;      /* --start-limit: scripts starting at once
+				    * (0 until set: START_LIMIT_PER_CPU a CPU) */
 	bool stderr_to_fastcgi;    /* -f */
 	struct script_policy policy; /* -p, --root, --allow-*: what may run */
 	struct interpreters interpreters; /* --interpreter: what runs files */

@@ -28,12 +28,18 @@
 #define WORKER_STACK_SIZE (256 * 1024)
 /* A worker idle this long exits. */
 #define WORKER_IDLE_EXIT_S 10
+/* Threads beyond -c: for the requests that run no script (the status
+ * page, refusals) and those about to.  A thread per connection without
+ * a bound would let a burst of connections (1000 at once) cost a thread
+ * each, with its stack and buffers, only to wait for a script slot; they
+ * wait as accepted sockets instead, in arrival order. */
+#define WORKERS_SPARE 64
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t work_ready;
 static int *queue; /* ring of accepted fds waiting for a worker */
 static unsigned queue_cap, queue_head, queue_len;
-static unsigned active, threads;
+static unsigned active, threads, max_threads;
 /* Workers inside a connection that is not ending yet.  threads - busy are
  * idle, just started, or about to loop back: all about to take work. */
 static unsigned busy;
@@ -44,10 +50,11 @@ static bool buffers_short;
 /* Set while threads cannot be started (one line an episode). */
 static bool threads_short;
 
-int workers_init(unsigned max_connections)
+int workers_init(unsigned max_connections, unsigned max_scripts)
 {
 	pthread_condattr_t ca;
 
+	max_threads = max_scripts + WORKERS_SPARE;
 	queue = calloc(max_connections, sizeof(*queue));
 	queue_cap = max_connections;
 	/* Waits are timed on the monotonic clock, as every timeout. */
@@ -207,7 +214,7 @@ int workers_submit(int fd)
 	/* A new thread only if the threads not busy cannot take the queue:
 	 * a worker finishing its connection takes the next one within
 	 * microseconds, and starting a thread for it would only add one. */
-	if (threads - busy < queue_len) {
+	if (threads - busy < queue_len && threads < max_threads) {
 		rc = start_worker();
 		if (rc != 0 && threads == 0) {
 			/* No thread at all to take it: give it back. */

@@ -4,9 +4,10 @@
 
 #include <stdbool.h>
 
-/* Prepares the pool for up to max_connections connections at once.
- * Returns 0 or -1. */
-int workers_init(unsigned max_connections);
+/* Prepares the pool for up to max_connections connections at once, served
+ * by at most max_scripts + WORKERS_SPARE threads (a connection beyond
+ * waits for one, first come, first served).  Returns 0 or -1. */
+int workers_init(unsigned max_connections, unsigned max_scripts);
 
 /* Hands an accepted connection to a worker, starting one if none is idle.
  * Returns 0, or -1 if no worker could take it (the caller closes it). */

@@ -231,12 +231,20 @@ static enum output_status fs_body_ended(void *ctx)
 static const struct output_sink_ops fake_sink_ops = { fs_stdout, fs_stderr, fs_stdout_ended, fs_stderr_ended,
 						      fs_body_ended };
 
-static int slow_notes;
+static int slow_notes, starts;
+static long long started_at;
 
 static void count_slow(void *ctx)
 {
 	(void)ctx;
 	slow_notes++;
+}
+
+static void note_start(void *ctx)
+{
+	(void)ctx;
+	if (!starts++)
+		started_at = monotonic_ms();
 }
 
 /* One relay: cmd run with body b and sink s, within lim (start_ms set
@@ -261,12 +269,16 @@ static enum request_end relay_once(const char *cmd, struct fake_body *b, struct 
 		lim.deadline = t0 + 10000;
 	if (!lim.peer_timeout_ms)
 		lim.peer_timeout_ms = 10000;
+	if (!lim.start_window_ms)
+		lim.start_window_ms = 10000;
+	starts = 0;
 	set = (struct relay_setup){ .body = { .fd = b->efd, .ctx = b, .ops = &fake_body_ops },
 				    .out = { .ctx = s, .ops = &fake_sink_ops },
 				    .lim = lim,
 				    .io = io,
 				    .io_size = sizeof(io),
-				    .note_slow = count_slow };
+				    .note_slow = count_slow,
+				    .started = note_start };
 	*why = NULL;
 	relay_init(rl, &set);
 	if (child_start(&c, cmd) < 0) {
@@ -408,6 +420,33 @@ static void test_relay_body_end_reported(void)
 	CHECK(relay_once("cat", &b, &s, (struct relay_limits){ .kill_fd = -1 }, &why, &ms, &rl) == END_COMPLETE &&
 		      s.body_ended && s.out_len == 3 && b.reads >= 3,
 	      "body_ended %d, %zu bytes out, %d reads", s.body_ended, s.out_len, b.reads);
+}
+
+/* A script counts as starting until its first output, its exit, or its
+ * start window, whichever comes first, and is told so once. */
+static void test_relay_start_window(void)
+{
+	struct fake_body b = { .data = "", .len = 0 };
+	struct fake_sink s = { .verdict = OUTPUT_OK };
+	struct relay rl;
+	const char *why;
+	long long ms, t0 = monotonic_ms();
+
+	CHECK(relay_once("echo x; sleep 0.5", &b, &s, (struct relay_limits){ .kill_fd = -1 }, &why, &ms, &rl) ==
+			      END_COMPLETE &&
+		      starts == 1 && started_at - t0 < 400,
+	      "first output: started %d times, after %lld ms", starts, started_at - t0);
+	b = (struct fake_body){ .data = "", .len = 0 };
+	t0 = monotonic_ms();
+	CHECK(relay_once("exit 0", &b, &s, (struct relay_limits){ .kill_fd = -1 }, &why, &ms, &rl) == END_COMPLETE &&
+		      starts == 1 && started_at - t0 < 5000,
+	      "exit: started %d times", starts);
+	b = (struct fake_body){ .data = "", .len = 0 };
+	t0 = monotonic_ms();
+	CHECK(relay_once("sleep 0.6; echo x", &b, &s, (struct relay_limits){ .kill_fd = -1, .start_window_ms = 100 },
+			 &why, &ms, &rl) == END_COMPLETE &&
+		      starts == 1 && started_at - t0 >= 100 && started_at - t0 < 550,
+	      "window: started %d times, after %lld ms", starts, started_at - t0);
 }
 
 /* ---- the response, into a socketpair ---- */
@@ -577,6 +616,7 @@ int main(void)
 	test_relay_limits();
 	test_relay_ends();
 	test_relay_body_end_reported();
+	test_relay_start_window();
 	test_response_held_then_sent();
 	test_response_bad_header();
 	test_response_spool_limit();
