@@ -38,6 +38,72 @@ static size_t put_field(char *buf, size_t size, size_t pos, const char *s)
 	return pos + escape_bytes(buf + pos, size - pos, s, strlen(s), "\"");
 }
 
+/* %a, %m, %u and %s: the fields that come from the request, "-" when
+ * absent.  NULL for any other directive. */
+static const char *request_field(char c, const struct access_entry *e)
+{
+	const char *s;
+
+	switch (c) {
+	case 'a': s = e->peer; break;
+	case 'm': s = e->method; break;
+	case 'u': s = e->uri; break;
+	case 's': s = e->script; break;
+	default: return NULL;
+	}
+	return s ? s : "-";
+}
+
+/* v printed into tmp, or "-" for a figure the request does not have. */
+static const char *number_or_dash(char *tmp, size_t size, long long v, bool known)
+{
+	if (!known)
+		return "-";
+	snprintf(tmp, size, "%lld", v);
+	return tmp;
+}
+
+/* %x: how the script ended, from its wait status. */
+static const char *exit_text(char *tmp, size_t size, int status)
+{
+	if (status < 0)
+		return "-";
+	if (WIFSIGNALED(status))
+		snprintf(tmp, size, "sig%d", WTERMSIG(status));
+	else
+		snprintf(tmp, size, "%d", WEXITSTATUS(status));
+	return tmp;
+}
+
+/* The text of directive c (any but the request's fields), printed into
+ * tmp or a constant. */
+static const char *directive_text(char c, const struct access_entry *e, time_t now, char *tmp, size_t size)
+{
+	struct tm tm;
+
+	switch (c) {
+	case 't':
+		localtime_r(&now, &tm);
+		strftime(tmp, size, "%d/%b/%Y:%H:%M:%S %z", &tm);
+		return tmp;
+	case 'S': return number_or_dash(tmp, size, e->status, e->status != 0);
+	case 'I': snprintf(tmp, size, "%llu", e->bytes_in); return tmp;
+	case 'O': snprintf(tmp, size, "%llu", e->bytes_out); return tmp;
+	case 'D': snprintf(tmp, size, "%lld", e->duration_ms); return tmp;
+	case 'x': return exit_text(tmp, size, e->exit_status);
+	case 'C': return number_or_dash(tmp, size, e->cpu_ms, e->cpu_ms >= 0);
+	case 'M': return number_or_dash(tmp, size, e->memory_kib, e->memory_kib >= 0);
+	case 'p': return number_or_dash(tmp, size, (int)e->pid, e->pid != 0);
+	case '%': return "%";
+	default:
+		/* Unknown: printed as it is, so a typo shows. */
+		tmp[0] = '%';
+		tmp[1] = c;
+		tmp[2] = '\0';
+		return tmp;
+	}
+}
+
 size_t access_format(char *buf, size_t size, const char *fmt, const struct access_entry *e, time_t now)
 {
 	size_t pos = 0;
@@ -46,63 +112,16 @@ size_t access_format(char *buf, size_t size, const char *fmt, const struct acces
 	if (size < 2)
 		return 0;
 	for (const char *f = fmt; *f && pos < size - 2; f++) {
-		const char *s = tmp;
-		bool from_request = false;
+		const char *s;
 		if (*f != '%' || !f[1]) {
 			buf[pos++] = *f;
 			continue;
 		}
-		switch (*++f) {
-		case 't': {
-			struct tm tm;
-			localtime_r(&now, &tm);
-			strftime(tmp, sizeof(tmp), "%d/%b/%Y:%H:%M:%S %z", &tm);
-			break;
-		}
-		case 'a': s = e->peer ? e->peer : "-"; from_request = true; break;
-		case 'm': s = e->method ? e->method : "-"; from_request = true; break;
-		case 'u': s = e->uri ? e->uri : "-"; from_request = true; break;
-		case 's': s = e->script ? e->script : "-"; from_request = true; break;
-		case 'S':
-			if (e->status)
-				snprintf(tmp, sizeof(tmp), "%d", e->status);
-			else
-				s = "-";
-			break;
-		case 'I': snprintf(tmp, sizeof(tmp), "%llu", e->bytes_in); break;
-		case 'O': snprintf(tmp, sizeof(tmp), "%llu", e->bytes_out); break;
-		case 'D': snprintf(tmp, sizeof(tmp), "%lld", e->duration_ms); break;
-		case 'x':
-			if (e->exit_status < 0)
-				s = "-";
-			else if (WIFSIGNALED(e->exit_status))
-				snprintf(tmp, sizeof(tmp), "sig%d", WTERMSIG(e->exit_status));
-			else
-				snprintf(tmp, sizeof(tmp), "%d", WEXITSTATUS(e->exit_status));
-			break;
-		case 'C':
-		case 'M': {
-			long long v = *f == 'C' ? e->cpu_ms : e->memory_kib;
-			if (v < 0)
-				s = "-";
-			else
-				snprintf(tmp, sizeof(tmp), "%lld", v);
-			break;
-		}
-		case 'p':
-			if (e->pid)
-				snprintf(tmp, sizeof(tmp), "%d", (int)e->pid);
-			else
-				s = "-";
-			break;
-		case '%': s = "%"; break;
-		default:
-			/* Unknown: printed as it is, so a typo shows. */
-			tmp[0] = '%';
-			tmp[1] = *f;
-			tmp[2] = '\0';
-		}
-		pos = from_request ? put_field(buf, size - 1, pos, s) : put(buf, size - 1, pos, s);
+		f++;
+		if ((s = request_field(*f, e)))
+			pos = put_field(buf, size - 1, pos, s);
+		else
+			pos = put(buf, size - 1, pos, directive_text(*f, e, now, tmp, sizeof(tmp)));
 	}
 	buf[pos++] = '\n';
 	buf[pos] = '\0';
