@@ -176,41 +176,46 @@ static bool name_set_add(struct name_set *set, const char *name, size_t len)
 	return true;
 }
 
-char **cgi_env_build(char *const *params, char *const *inherited, const struct env_override *ov,
-		     size_t nov)
+/* Sizes the set for about twice entries names, so probes stay short.
+ * Returns false if an allocation failed (name_set_free() still applies). */
+static bool name_set_init(struct name_set *set, size_t entries)
 {
-	size_t nparams = 0, ninh = 0, strbytes = 0, total, cap = 16, k = 0;
-	struct name_set set;
-	char **env, *strings;
+	size_t cap = 16;
 
-	while (params && params[nparams])
-		nparams++;
-	while (inherited && inherited[ninh])
-		ninh++;
-	for (size_t i = 0; i < nov; i++) {
-		if (ov[i].value)
-			strbytes += strlen(ov[i].name) + strlen(ov[i].value) + 2;
-	}
-	total = nparams + ninh + nov + 1; /* + the default PATH */
-	while (cap < total * 2)
+	while (cap < entries * 2)
 		cap *= 2;
-	set.slot = calloc(cap, sizeof(*set.slot));
-	set.slot_len = malloc(cap * sizeof(*set.slot_len));
-	set.mask = cap - 1;
-	env = malloc((total + 1) * sizeof(*env) + strbytes);
-	if (!set.slot || !set.slot_len || !env) {
-		free(set.slot);
-		free(set.slot_len);
-		free(env);
-		return NULL;
-	}
-	strings = (char *)(env + total + 1);
+	set->slot = calloc(cap, sizeof(*set->slot));
+	set->slot_len = malloc(cap * sizeof(*set->slot_len));
+	set->mask = cap - 1;
+	return set->slot && set->slot_len;
+}
 
-	/* An override with a NULL value still claims its name, which is how
-	 * a variable is removed. */
+static void name_set_free(struct name_set *set)
+{
+	free(set->slot);
+	free(set->slot_len);
+}
+
+static size_t count_entries(char *const *v)
+{
+	size_t n = 0;
+
+	while (v && v[n])
+		n++;
+	return n;
+}
+
+/* Copies the overrides into env as "NAME=value" strings laid out from
+ * strings on.  An override with a NULL value still claims its name, which
+ * is how a variable is removed.  Returns how many entries it added. */
+static size_t put_overrides(struct name_set *set, const struct env_override *ov, size_t nov, char **env,
+			    char *strings)
+{
+	size_t k = 0;
+
 	for (size_t i = 0; i < nov; i++) {
 		size_t nl = strlen(ov[i].name);
-		if (!name_set_add(&set, ov[i].name, nl) || !ov[i].value)
+		if (!name_set_add(set, ov[i].name, nl) || !ov[i].value)
 			continue;
 		env[k++] = strings;
 		memcpy(strings, ov[i].name, nl);
@@ -218,6 +223,30 @@ char **cgi_env_build(char *const *params, char *const *inherited, const struct e
 		strcpy(strings + nl + 1, ov[i].value);
 		strings += nl + strlen(ov[i].value) + 2;
 	}
+	return k;
+}
+
+char **cgi_env_build(char *const *params, char *const *inherited, const struct env_override *ov,
+		     size_t nov)
+{
+	size_t nparams = count_entries(params), ninh = count_entries(inherited), strbytes = 0, total, k;
+	struct name_set set;
+	char **env;
+	bool set_ok;
+
+	for (size_t i = 0; i < nov; i++) {
+		if (ov[i].value)
+			strbytes += strlen(ov[i].name) + strlen(ov[i].value) + 2;
+	}
+	total = nparams + ninh + nov + 1; /* + the default PATH */
+	set_ok = name_set_init(&set, total);
+	env = malloc((total + 1) * sizeof(*env) + strbytes);
+	if (!set_ok || !env) {
+		name_set_free(&set);
+		free(env);
+		return NULL;
+	}
+	k = put_overrides(&set, ov, nov, env, (char *)(env + total + 1));
 	for (size_t i = 0; i < nparams; i++) {
 		size_t nl = name_len(params[i]);
 		if (params[i][nl] != '=' || nl == 0 || cgi_env_param_unsafe(params[i], nl))
@@ -233,7 +262,6 @@ char **cgi_env_build(char *const *params, char *const *inherited, const struct e
 	if (name_set_add(&set, "PATH", 4))
 		env[k++] = (char *)"PATH=" CGI_DEFAULT_PATH;
 	env[k] = NULL;
-	free(set.slot);
-	free(set.slot_len);
+	name_set_free(&set);
 	return env;
 }
