@@ -161,16 +161,11 @@ static enum cgi_header_result parse_block(struct cgi_header *h, size_t block_len
 	return CGI_HEADER_DONE;
 }
 
-enum cgi_header_result cgi_header_feed(struct cgi_header *h, const char *data, size_t len,
-				       size_t *consumed)
+/* Appends take bytes to raw, growing it by doubling up to
+ * CGI_HEADER_MAX (take never goes past it).  Returns 0, or -1 with
+ * error set. */
+static int append_raw(struct cgi_header *h, const char *data, size_t take)
 {
-	size_t take = len;
-
-	*consumed = 0;
-	if (h->error)
-		return CGI_HEADER_ERROR;
-	if (h->raw_len + take > CGI_HEADER_MAX)
-		take = CGI_HEADER_MAX - h->raw_len;
 	if (h->raw_len + take > h->raw_cap) {
 		size_t cap = h->raw_cap ? h->raw_cap : 1024;
 		char *n;
@@ -181,22 +176,23 @@ enum cgi_header_result cgi_header_feed(struct cgi_header *h, const char *data, s
 		n = realloc(h->raw, cap);
 		if (!n) {
 			h->error = "out of memory";
-			return CGI_HEADER_ERROR;
+			return -1;
 		}
 		h->raw = n;
 		h->raw_cap = cap;
 	}
 	memcpy(h->raw + h->raw_len, data, take);
 	h->raw_len += take;
+	return 0;
+}
 
-	/* A blank first line means no headers at all, which CGI forbids. */
-	if (h->raw_len > 0 && (h->raw[0] == '\n' || (h->raw[0] == '\r' && h->raw_len > 1 && h->raw[1] == '\n'))) {
-		h->error = "blank first line: no CGI headers";
-		return CGI_HEADER_ERROR;
-	}
-	/* Look for LF (CR) LF, resuming where the last call stopped, so a
-	 * block fed in small pieces is still scanned once. */
+/* Looks for LF (CR) LF, resuming where the last call stopped, so a block
+ * fed in small pieces is still scanned once.  Returns the block's length,
+ * blank line included, or 0 with scan set where the next call resumes. */
+static size_t find_blank_line(struct cgi_header *h)
+{
 	size_t i = h->scan;
+
 	while (i < h->raw_len) {
 		const char *nl = memchr(h->raw + i, '\n', h->raw_len - i);
 		size_t j;
@@ -210,15 +206,38 @@ enum cgi_header_result cgi_header_feed(struct cgi_header *h, const char *data, s
 			j++;
 		if (j >= h->raw_len)
 			break; /* the next byte decides: resume at this LF */
-		if (h->raw[j] == '\n') {
-			size_t block_len = j + 1;
-			*consumed = take - (h->raw_len - block_len);
-			h->raw_len = block_len;
-			return parse_block(h, block_len);
-		}
+		if (h->raw[j] == '\n')
+			return j + 1;
 		i++;
 	}
 	h->scan = i;
+	return 0;
+}
+
+enum cgi_header_result cgi_header_feed(struct cgi_header *h, const char *data, size_t len,
+				       size_t *consumed)
+{
+	size_t take = len, block_len;
+
+	*consumed = 0;
+	if (h->error)
+		return CGI_HEADER_ERROR;
+	if (h->raw_len + take > CGI_HEADER_MAX)
+		take = CGI_HEADER_MAX - h->raw_len;
+	if (append_raw(h, data, take) < 0)
+		return CGI_HEADER_ERROR;
+
+	/* A blank first line means no headers at all, which CGI forbids. */
+	if (h->raw_len > 0 && (h->raw[0] == '\n' || (h->raw[0] == '\r' && h->raw_len > 1 && h->raw[1] == '\n'))) {
+		h->error = "blank first line: no CGI headers";
+		return CGI_HEADER_ERROR;
+	}
+	block_len = find_blank_line(h);
+	if (block_len > 0) {
+		*consumed = take - (h->raw_len - block_len);
+		h->raw_len = block_len;
+		return parse_block(h, block_len);
+	}
 	*consumed = take;
 	if (h->raw_len >= CGI_HEADER_MAX) {
 		h->error = "header block longer than 65536 bytes";
