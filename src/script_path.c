@@ -89,6 +89,79 @@ static enum script_result refused_unseen(const char *script_filename, const char
 	return SCRIPT_FOUND;
 }
 
+/* SCRIPT_FILENAME names the script itself: no walk, no PATH_INFO. */
+static enum script_result resolve_named(const char *script_filename, file_probe_fn probe, void *ctx,
+					struct script_location *out, const char **why)
+{
+	enum file_kind kind = probe(script_filename, ctx);
+
+	if (kind != FILE_EXECUTABLE)
+		return refuse(kind, why);
+	out->filename = strdup(script_filename);
+	if (!out->filename) {
+		*why = "out of memory";
+		return SCRIPT_FORBIDDEN;
+	}
+	return SCRIPT_FOUND;
+}
+
+/* DOCUMENT_ROOT and SCRIPT_NAME joined in a new string, *root_len bytes
+ * of it DOCUMENT_ROOT's.  Returns NULL when out of memory. */
+static char *join_document_root(const char *document_root, const char *script_name, size_t *root_len)
+{
+	size_t n = strlen(document_root);
+	char *path;
+
+	/* "/srv/www/" + "/x.cgi": one slash, for tidy paths in logs. */
+	while (n > 1 && document_root[n - 1] == '/' && script_name[0] == '/')
+		n--;
+	path = malloc(n + strlen(script_name) + 1);
+	if (!path)
+		return NULL;
+	memcpy(path, document_root, n);
+	strcpy(path + n, script_name);
+	*root_len = n;
+	return path;
+}
+
+/* Walk up: cut the last segment of the SCRIPT_NAME part while the path
+ * does not exist.  Never above DOCUMENT_ROOT (its first root_len bytes).
+ * Returns what the path, now *len bytes long, is; FILE_MISSING when the
+ * walk reached DOCUMENT_ROOT. */
+static enum file_kind walk_up(char *path, size_t root_len, size_t *len, file_probe_fn probe, void *ctx)
+{
+	enum file_kind kind;
+
+	for (;;) {
+		kind = probe(path, ctx);
+		if (kind != FILE_MISSING)
+			return kind;
+		while (*len > root_len && path[*len - 1] != '/')
+			(*len)--;
+		while (*len > root_len && path[*len - 1] == '/')
+			(*len)--;
+		if (*len <= root_len)
+			return FILE_MISSING;
+		path[*len] = '\0';
+	}
+}
+
+/* The walk stopped name_len bytes into SCRIPT_NAME: that much is the
+ * script's name, the rest PATH_INFO.  Returns SCRIPT_FOUND, or
+ * SCRIPT_FORBIDDEN with out freed and *why. */
+static enum script_result split_path_info(const char *script_name, size_t name_len, struct script_location *out,
+					  const char **why)
+{
+	out->script_name = strndup(script_name, name_len);
+	out->path_info = strdup(script_name + name_len);
+	if (!out->script_name || !out->path_info) {
+		script_location_free(out);
+		*why = "out of memory";
+		return SCRIPT_FORBIDDEN;
+	}
+	return SCRIPT_FOUND;
+}
+
 enum script_result script_resolve(const char *script_filename, const char *document_root,
 				  const char *script_name, file_probe_fn probe, void *ctx,
 				  struct script_location *out, const char **why)
@@ -104,64 +177,25 @@ enum script_result script_resolve(const char *script_filename, const char *docum
 		return result;
 	/* An empty SCRIPT_FILENAME counts as unset: nginx sends one when the
 	 * configuration names a variable that is empty. */
-	if (script_filename && *script_filename) {
-		kind = probe(script_filename, ctx);
-		if (kind != FILE_EXECUTABLE)
-			return refuse(kind, why);
-		out->filename = strdup(script_filename);
-		if (!out->filename) {
-			*why = "out of memory";
-			return SCRIPT_FORBIDDEN;
-		}
-		return SCRIPT_FOUND;
-	}
-	root_len = strlen(document_root);
-	/* "/srv/www/" + "/x.cgi": one slash, for tidy paths in logs. */
-	while (root_len > 1 && document_root[root_len - 1] == '/' && script_name[0] == '/')
-		root_len--;
-	full_len = root_len + strlen(script_name);
-	path = malloc(full_len + 1);
+	if (script_filename && *script_filename)
+		return resolve_named(script_filename, probe, ctx, out, why);
+	path = join_document_root(document_root, script_name, &root_len);
 	if (!path) {
 		*why = "out of memory";
 		return SCRIPT_FORBIDDEN;
 	}
-	memcpy(path, document_root, root_len);
-	strcpy(path + root_len, script_name);
-
-	/* Walk up: cut the last segment of the SCRIPT_NAME part while the
-	 * path does not exist.  Never above DOCUMENT_ROOT. */
-	len = full_len;
-	for (;;) {
-		kind = probe(path, ctx);
-		if (kind != FILE_MISSING)
-			break;
-		while (len > root_len && path[len - 1] != '/')
-			len--;
-		while (len > root_len && path[len - 1] == '/')
-			len--;
-		if (len <= root_len) {
-			free(path);
-			return refuse(FILE_MISSING, why);
-		}
-		path[len] = '\0';
-	}
+	full_len = len = root_len + strlen(script_name);
+	kind = walk_up(path, root_len, &len, probe, ctx);
 	if (kind != FILE_EXECUTABLE) {
 		/* A directory reached by walking up means the file below it is
-		 * missing; named directly, it is a directory. */
+		 * missing; named directly, it is a directory.  A walk that
+		 * reached DOCUMENT_ROOT is FILE_MISSING either way. */
 		free(path);
 		return refuse(len < full_len && kind == FILE_DIRECTORY ? FILE_MISSING : kind, why);
 	}
 	out->filename = path;
-	if (len < full_len) {
-		size_t name_len = len - root_len;
-		out->script_name = strndup(script_name, name_len);
-		out->path_info = strdup(script_name + name_len);
-		if (!out->script_name || !out->path_info) {
-			script_location_free(out);
-			*why = "out of memory";
-			return SCRIPT_FORBIDDEN;
-		}
-	}
+	if (len < full_len)
+		return split_path_info(script_name, len - root_len, out, why);
 	return SCRIPT_FOUND;
 }
 
