@@ -42,48 +42,42 @@ static void fail(struct fcgi_reader *rd, const char *fmt, ...)
 	rd->error = rd->error_buf;
 }
 
-/* Decides, from a record's header, what its content is for. */
-static void start_record(struct fcgi_reader *rd)
+/* A management record, whatever its type (specification 3.3). */
+static void start_management_record(struct fcgi_reader *rd)
 {
-	struct fcgi_header_fields h = fcgi_header_decode(rd->hdr);
+	rd->use = rd->type == FCGI_GET_VALUES ? FCGI_USE_GET_VALUES : FCGI_USE_UNKNOWN_MGMT;
+	memset(&rd->gv, 0, sizeof(rd->gv));
+	rd->gv_asked = 0;
+}
 
-	rd->type = h.type;
-	rd->rec_id = h.id;
-	rd->content_len = rd->content_left = h.content_len;
-	rd->padding_left = h.padding_len;
-	rd->in_record = true;
-	rd->use = FCGI_USE_SKIP;
-	if (h.version != FCGI_VERSION_1) {
-		fail(rd, "unsupported FastCGI version %u (not a FastCGI peer?)", h.version);
-		return;
+/* FCGI_BEGIN_REQUEST: starts a request when none is active; another id
+ * is refused with CANT_MPX_CONN, the active one again is an error. */
+static void start_begin_request(struct fcgi_reader *rd)
+{
+	if (rd->content_len != sizeof(FCGI_BeginRequestBody))
+		fail(rd, "malformed BEGIN_REQUEST record (%zu bytes of content, not 8)", rd->content_len);
+	else if (rd->state == FCGI_READER_IDLE)
+		rd->use = FCGI_USE_BEGIN;
+	else if (rd->rec_id == rd->id)
+		fail(rd, "BEGIN_REQUEST for request %u, which is active already", rd->rec_id);
+	else
+		rd->use = FCGI_USE_BEGIN_MPX;
+}
+
+/* "While a request ID R is inactive, the application ignores records
+ * with requestId == R" (specification 3.3): counted, the first noted. */
+static void ignore_record(struct fcgi_reader *rd)
+{
+	if (rd->ignored++ == 0) {
+		rd->ignored_id = rd->rec_id;
+		rd->ignored_type = rd->type;
 	}
-	if (rd->rec_id == FCGI_NULL_REQUEST_ID) {
-		/* A management record, whatever its type (specification 3.3). */
-		rd->use = rd->type == FCGI_GET_VALUES ? FCGI_USE_GET_VALUES : FCGI_USE_UNKNOWN_MGMT;
-		memset(&rd->gv, 0, sizeof(rd->gv));
-		rd->gv_asked = 0;
-		return;
-	}
-	if (rd->type == FCGI_BEGIN_REQUEST) {
-		if (rd->content_len != sizeof(FCGI_BeginRequestBody))
-			fail(rd, "malformed BEGIN_REQUEST record (%zu bytes of content, not 8)", rd->content_len);
-		else if (rd->state == FCGI_READER_IDLE)
-			rd->use = FCGI_USE_BEGIN;
-		else if (rd->rec_id == rd->id)
-			fail(rd, "BEGIN_REQUEST for request %u, which is active already", rd->rec_id);
-		else
-			rd->use = FCGI_USE_BEGIN_MPX;
-		return;
-	}
-	if (rd->state == FCGI_READER_IDLE || rd->rec_id != rd->id) {
-		/* "While a request ID R is inactive, the application ignores
-		 * records with requestId == R" (specification 3.3). */
-		if (rd->ignored++ == 0) {
-			rd->ignored_id = rd->rec_id;
-			rd->ignored_type = rd->type;
-		}
-		return;
-	}
+}
+
+/* A record of the active request, other than BEGIN_REQUEST: whether it
+ * fits the stream's state. */
+static void start_request_record(struct fcgi_reader *rd)
+{
 	switch (rd->type) {
 	case FCGI_PARAMS:
 		if (rd->state != FCGI_READER_PARAMS)
@@ -110,6 +104,29 @@ static void start_record(struct fcgi_reader *rd)
 		else
 			fail(rd, "unexpected record of type %u for the active request", rd->type);
 	}
+}
+
+/* Decides, from a record's header, what its content is for. */
+static void start_record(struct fcgi_reader *rd)
+{
+	struct fcgi_header_fields h = fcgi_header_decode(rd->hdr);
+
+	rd->type = h.type;
+	rd->rec_id = h.id;
+	rd->content_len = rd->content_left = h.content_len;
+	rd->padding_left = h.padding_len;
+	rd->in_record = true;
+	rd->use = FCGI_USE_SKIP;
+	if (h.version != FCGI_VERSION_1)
+		fail(rd, "unsupported FastCGI version %u (not a FastCGI peer?)", h.version);
+	else if (rd->rec_id == FCGI_NULL_REQUEST_ID)
+		start_management_record(rd);
+	else if (rd->type == FCGI_BEGIN_REQUEST)
+		start_begin_request(rd);
+	else if (rd->state == FCGI_READER_IDLE || rd->rec_id != rd->id)
+		ignore_record(rd);
+	else
+		start_request_record(rd);
 }
 
 static void note_value_name(struct fcgi_reader *rd)
