@@ -114,6 +114,34 @@ static void render_text(FILE *m, const struct figure *f, size_t nf, const struct
 	}
 }
 
+/* The page in format ("json", "openmetrics", anything else is text),
+ * with its Content-Type in *type.  Returns a malloc'd string, or NULL. */
+static char *render_page(const char *format, const struct figure *f, size_t nf, const struct status_inputs *in,
+			 const char **type)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&out, &len);
+
+	if (!m)
+		return NULL;
+	if (strcmp(format, "json") == 0) {
+		*type = "application/json";
+		render_json(m, f, nf, in);
+	} else if (strcmp(format, "openmetrics") == 0) {
+		*type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+		render_openmetrics(m, f, nf, in);
+	} else {
+		*type = "text/plain";
+		render_text(m, f, nf, in);
+	}
+	if (fclose(m) != 0) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
 char *stats_render(const char *format, const struct status_inputs *in, const char **type)
 {
 	struct figure f[] = {
@@ -152,26 +180,5 @@ char *stats_render(const char *format, const struct status_inputs *in, const cha
 		{ "script cpu ms", "scripts_cpu_ms", "counter", "CPU time of all scripts, in milliseconds",
 		  atomic_load(&stats.cpu_usec) / 1000 },
 	};
-	size_t nf = sizeof(f) / sizeof(f[0]);
-	char *out = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&out, &len);
-
-	if (!m)
-		return NULL;
-	if (strcmp(format, "json") == 0) {
-		*type = "application/json";
-		render_json(m, f, nf, in);
-	} else if (strcmp(format, "openmetrics") == 0) {
-		*type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-		render_openmetrics(m, f, nf, in);
-	} else {
-		*type = "text/plain";
-		render_text(m, f, nf, in);
-	}
-	if (fclose(m) != 0) {
-		free(out);
-		return NULL;
-	}
-	return out;
+	return render_page(format, f, sizeof(f) / sizeof(f[0]), in, type);
 }
