@@ -21,10 +21,12 @@ struct admission {
 };
 
 /* How long a started script may hold its --start-limit place at most:
- * long enough for a small program's start (a few ms) and a shell's, short
- * enough that a script that sleeps or waits on I/O never blocks others'
- * starts for long. */
+ * long enough for a small program's start (a few ms) and a shell's.  One
+ * that waits (sleeps, waits on I/O or a child) gives it back when seen
+ * so, looked at every START_CHECK_MS, so that it never holds back
+ * others' starts for long. */
 #define START_WINDOW_MS 50
+#define START_CHECK_MS 5
 
 /* --start-limit's default, a CPU. */
 #define START_LIMIT_PER_CPU 2

@@ -38,14 +38,14 @@ void relay_init(struct relay *rl, const struct relay_setup *setup)
 }
 
 /* The script has started: it wrote, it exited, or its start window is
- * over (told once). */
-static void note_started(struct relay *rl)
+ * over and it waits (told once). */
+static void note_started(struct relay *rl, bool waits)
 {
 	if (rl->start_noted)
 		return;
 	rl->start_noted = true;
 	if (rl->set.started)
-		rl->set.started(rl->set.ctx);
+		rl->set.started(rl->set.ctx, waits);
 }
 
 static void set_state(struct relay *rl, enum activity_state state)
@@ -189,7 +189,7 @@ static enum output_status read_pipe(struct relay *rl, int *fd,
 
 	if (n > 0) {
 		rl->last_activity = monotonic_ms();
-		note_started(rl);
+		note_started(rl, false);
 		return handler(rl->set.out.ctx, rl->set.io, (size_t)n);
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -227,13 +227,14 @@ static int time_left(struct relay *rl, enum request_end *end, const char **why)
 	*why = NULL;
 	if (rl->output_ended_at)
 		left = rl->output_ended_at + EXIT_AFTER_EOF_MS - now;
-	if (!rl->start_noted) {
-		long long at = rl->script_start + lim->start_window_ms;
-		if (now >= at)
-			note_started(rl);
-		else if (left < 0 || at - now < left)
-			left = at - now;
+	if (!rl->start_noted && now >= rl->start_check) {
+		if (now >= rl->script_start + lim->start_window_ms || !rl->set.on_cpu(rl->set.ctx))
+			note_started(rl, true);
+		else
+			rl->start_check = now + lim->start_check_ms;
 	}
+	if (!rl->start_noted && (left < 0 || rl->start_check - now < left))
+		left = rl->start_check - now;
 	if (lim->slow_ms && !rl->slow_noted) {
 		if (now >= lim->start_ms + lim->slow_ms) {
 			rl->slow_noted = true;
@@ -297,7 +298,7 @@ static int service_script(struct relay *rl, const struct pollfd *pfd, const int 
 	}
 	if (at[3] >= 0 && pfd[at[3]].revents) {
 		rl->exited = true;
-		note_started(rl);
+		note_started(rl, false);
 	}
 	return 0;
 }
@@ -355,7 +356,7 @@ static bool script_gone(struct relay *rl)
 
 	if (!rl->exited && poll(&pfd, 1, 0) > 0) {
 		rl->exited = true;
-		note_started(rl);
+		note_started(rl, false);
 	}
 	return rl->exited;
 }
@@ -410,6 +411,7 @@ enum request_end relay_run(struct relay *rl, const struct relay_script *script, 
 
 	rl->script = *script;
 	rl->script_start = monotonic_ms();
+	rl->start_check = rl->script_start + rl->set.lim.start_check_ms;
 	for (;;) {
 		int timeout = time_left(rl, &end, why), rc;
 		bool moved;

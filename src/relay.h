@@ -20,7 +20,10 @@ struct relay_limits {
 	int peer_timeout_ms;   /* --peer-timeout: body bytes awaited */
 	int slow_ms;           /* --slow-log */
 	int start_window_ms;   /* a script counts as starting until its first
-				* output, its exit, or this long */
+				* output, its exit, or this long, or until it
+				* is seen waiting (a look every
+				* start_check_ms) */
+	int start_check_ms;
 	int kill_fd;           /* readable: the daemon stops its requests */
 };
 
@@ -40,8 +43,10 @@ struct relay_setup {
 	size_t io_size;
 	struct activity *activity; /* on the status page, or NULL */
 	void (*note_slow)(void *ctx); /* past --slow-log, once */
-	void (*started)(void *ctx);   /* the script has started (see
-				       * start_window_ms), once; or NULL */
+	void (*started)(void *ctx, bool waits); /* the script has started (see
+				       * start_window_ms), once (waits: without
+				       * output yet); or NULL */
+	bool (*on_cpu)(void *ctx);    /* whether the script is on a CPU now */
 	void *ctx;
 };
 
@@ -54,6 +59,7 @@ struct relay {
 	bool slow_noted;
 	bool start_noted;
 	long long script_start; /* when relay_run() began */
+	long long start_check;  /* the next look at whether it waits */
 	unsigned long long bytes_in; /* request body bytes read */
 	long long last_activity; /* last byte to or from the script */
 	long long body_wait_since; /* since when the script waits on the peer */

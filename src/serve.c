@@ -186,11 +186,19 @@ static int select_script(struct request *r, struct early_end *e)
  * after the change of directory. */
 static int absolutize(struct request *r)
 {
-	char cwd[PATH_MAX], *abs;
+	char *cwd, *abs;
+	int rc;
 
 	if (r->script.loc.filename[0] == '/')
 		return 0;
-	if (!getcwd(cwd, sizeof(cwd)) || asprintf(&abs, "%s/%s", cwd, r->script.loc.filename) < 0)
+	/* Allocated, not PATH_MAX on the stack: a worker's stack pages stay
+	 * with it (see worker_stack_trim()). */
+	cwd = getcwd(NULL, 0);
+	if (!cwd)
+		return -1;
+	rc = asprintf(&abs, "%s/%s", cwd, r->script.loc.filename);
+	free(cwd);
+	if (rc < 0)
 		return -1;
 	free(r->script.loc.filename);
 	r->script.loc.filename = abs;

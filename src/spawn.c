@@ -551,6 +551,18 @@ static const char *proc_stat_fields(const char *pid, char *buf, size_t size)
 	return p + 1;
 }
 
+bool script_on_cpu(struct script_proc *sp)
+{
+	char pid[24], buf[512], state = 0;
+	const char *fields;
+
+	if (sp->pid <= 0 || sp->exited)
+		return false;
+	snprintf(pid, sizeof(pid), "%d", (int)sp->pid);
+	return (fields = proc_stat_fields(pid, buf, sizeof(buf))) && sscanf(fields, " %c", &state) == 1 &&
+	       state == 'R';
+}
+
 /* Whether process group pgid has a member other than the script's zombie
  * that is not a zombie itself.  kill(-pgid, 0) cannot tell: it counts the
  * script's zombie, kept on purpose, and killed members that init has not

@@ -108,6 +108,10 @@ struct script_usage {
  * cgroup given back, or kept for what it left running. */
 void script_finish(struct script_proc *sp, bool end_group, int grace_ms, struct script_usage *u);
 
+/* Whether the script is running or ready to run on a CPU now (state R),
+ * rather than waiting for something (a child, a timer, I/O). */
+bool script_on_cpu(struct script_proc *sp);
+
 /* Closes our pipe ends and the pidfd (the process must be reaped). */
 void script_proc_close(struct script_proc *sp);
 

@@ -8,6 +8,8 @@
  * mappings of the same kind), where a test finds it by its size. */
 #include "config.h"
 
+#include <pthread.h>
+#include <stdint.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -53,10 +55,42 @@ void worker_buffers_trim(struct worker_buffers *wb)
 	madvise(wb->io, buffers_span(), MADV_DONTNEED);
 }
 
+void worker_buffers_trim_idle(struct worker_buffers *wb, bool input_empty)
+{
+	madvise(wb->io, WB_IO_SIZE, MADV_DONTNEED);
+	if (input_empty)
+		madvise(wb->in, WB_IN_SIZE, MADV_DONTNEED);
+}
+
 void worker_buffers_free(struct worker_buffers *wb)
 {
 	if (wb->io)
 		munmap(wb->io - page_size(), buffers_span() + 2 * page_size());
 	wb->io = wb->body = NULL;
 	wb->head = wb->in = NULL;
+}
+
+void worker_stack_trim(void)
+{
+	static __thread char *low; /* the thread's stack's lowest address */
+	char here;
+	size_t page = page_size();
+	char *end;
+
+	if (!low) {
+		pthread_attr_t attr;
+		void *addr;
+		size_t size;
+		if (pthread_getattr_np(pthread_self(), &attr) != 0)
+			return;
+		if (pthread_attr_getstack(&attr, &addr, &size) == 0)
+			low = addr;
+		pthread_attr_destroy(&attr);
+		if (!low)
+			return;
+	}
+	/* The page of this frame stays, for the calls about to follow. */
+	end = (char *)((uintptr_t)&here & ~(uintptr_t)(page - 1));
+	if (end > low)
+		madvise(low, (size_t)(end - low), MADV_DONTNEED);
 }

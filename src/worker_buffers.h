@@ -3,6 +3,7 @@
 #ifndef FCGIWRAP_WORKER_BUFFERS_H
 #define FCGIWRAP_WORKER_BUFFERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Sizes.  The request head is limited to what its buffer holds. */
@@ -26,6 +27,16 @@ int worker_buffers_init(struct worker_buffers *wb);
  * upload would keep them resident for as long as it lives. */
 void worker_buffers_trim(struct worker_buffers *wb);
 
+/* While a request waits: gives back the scratch buffer's pages, and the
+ * input buffer's when nothing unread is in it. */
+void worker_buffers_trim_idle(struct worker_buffers *wb, bool input_empty);
+
 void worker_buffers_free(struct worker_buffers *wb);
+
+/* Gives back the pages of the calling thread's stack below its caller's
+ * frames, what deeper calls left there: a request that waits long (a
+ * script that sleeps, a long poll) keeps only the frames it stands on.
+ * Their next use faults them in again, zeroed. */
+void worker_stack_trim(void);
 
 #endif

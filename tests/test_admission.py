@@ -9,11 +9,16 @@ import time
 import fcgi_client as fc
 from conftest import HELLO_CGI, cgi_params, wait_for
 
-# Writes a line (its start, in ns) when it starts, then waits before its
-# first output: a script "starting" for all of --start-limit's window.
+# Writes a line (its start, in ns) when it starts, then, before its first
+# output, spins on the CPU ("spin": well past --start-limit's 50 ms
+# window) or sleeps QUERY_STRING seconds (waiting, as scripts on I/O do).
 STAMPING = """#!/bin/sh
 date +%%s%%N >> %s
-sleep "${QUERY_STRING:-1}"
+if [ "$QUERY_STRING" = spin ]; then
+    i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done
+else
+    sleep "${QUERY_STRING:-1}"
+fi
 printf 'Content-Type: text/plain\\n\\nok\\n'
 """
 
@@ -46,12 +51,12 @@ def fetch_all(d, params_list, timeout=60):
 
 
 def test_start_limit_takes_starts_in_turn(tmp_path, start_daemon):
-    # One place: each script holds it for the 50 ms window (it writes
-    # nothing before), so the next starts no sooner.  Without the limit
-    # the three start within milliseconds of each other.
+    # One place: each script, on the CPU and silent, holds it for the
+    # 50 ms window, so the next starts no sooner.  Without the limit the
+    # three start within milliseconds of each other.
     script, log = stamping_script(tmp_path)
     d = start_daemon(["--start-limit", "1"])
-    params = cgi_params(SCRIPT_FILENAME=str(script), SCRIPT_NAME="/stamp.sh", query="1")
+    params = cgi_params(SCRIPT_FILENAME=str(script), SCRIPT_NAME="/stamp.sh", query="spin")
     assert fetch_all(d, [params] * 3) == [200] * 3
     starts = sorted(int(x) for x in log.read_text().split())
     gaps_ms = [(b - a) / 1e6 for a, b in zip(starts, starts[1:])]
@@ -59,8 +64,9 @@ def test_start_limit_takes_starts_in_turn(tmp_path, start_daemon):
 
 
 def test_start_limit_never_holds_back_waiting_scripts(tmp_path, start_daemon):
-    # Eight scripts that sleep 3 s hold no place past their window: a fast
-    # request beside them is answered at once, with one place for all.
+    # Eight scripts that sleep 3 s give their place back once seen
+    # waiting: they all start within a moment, and a fast request beside
+    # them is answered at once, with one place for all.
     script, _ = stamping_script(tmp_path)
     d = start_daemon(["--start-limit", "1"])
     slow = cgi_params(SCRIPT_FILENAME=str(script), SCRIPT_NAME="/stamp.sh", query="3")

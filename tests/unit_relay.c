@@ -233,6 +233,7 @@ static const struct output_sink_ops fake_sink_ops = { fs_stdout, fs_stderr, fs_s
 
 static int slow_notes, starts;
 static long long started_at;
+static bool started_waiting, fake_on_cpu;
 
 static void count_slow(void *ctx)
 {
@@ -240,11 +241,19 @@ static void count_slow(void *ctx)
 	slow_notes++;
 }
 
-static void note_start(void *ctx)
+static void note_start(void *ctx, bool waits)
 {
 	(void)ctx;
-	if (!starts++)
+	if (!starts++) {
 		started_at = monotonic_ms();
+		started_waiting = waits;
+	}
+}
+
+static bool on_cpu(void *ctx)
+{
+	(void)ctx;
+	return fake_on_cpu;
 }
 
 /* One relay: cmd run with body b and sink s, within lim (start_ms set
@@ -271,6 +280,8 @@ static enum request_end relay_once(const char *cmd, struct fake_body *b, struct 
 		lim.peer_timeout_ms = 10000;
 	if (!lim.start_window_ms)
 		lim.start_window_ms = 10000;
+	if (!lim.start_check_ms)
+		lim.start_check_ms = 10000;
 	starts = 0;
 	set = (struct relay_setup){ .body = { .fd = b->efd, .ctx = b, .ops = &fake_body_ops },
 				    .out = { .ctx = s, .ops = &fake_sink_ops },
@@ -278,7 +289,8 @@ static enum request_end relay_once(const char *cmd, struct fake_body *b, struct 
 				    .io = io,
 				    .io_size = sizeof(io),
 				    .note_slow = count_slow,
-				    .started = note_start };
+				    .started = note_start,
+				    .on_cpu = on_cpu };
 	*why = NULL;
 	relay_init(rl, &set);
 	if (child_start(&c, cmd) < 0) {
@@ -443,10 +455,21 @@ static void test_relay_start_window(void)
 	      "exit: started %d times", starts);
 	b = (struct fake_body){ .data = "", .len = 0 };
 	t0 = monotonic_ms();
-	CHECK(relay_once("sleep 0.6; echo x", &b, &s, (struct relay_limits){ .kill_fd = -1, .start_window_ms = 100 },
-			 &why, &ms, &rl) == END_COMPLETE &&
-		      starts == 1 && started_at - t0 >= 100 && started_at - t0 < 550,
+	fake_on_cpu = true;
+	CHECK(relay_once("sleep 0.6; echo x", &b, &s,
+			 (struct relay_limits){ .kill_fd = -1, .start_window_ms = 100, .start_check_ms = 20 }, &why, &ms,
+			 &rl) == END_COMPLETE &&
+		      starts == 1 && started_waiting && started_at - t0 >= 100 && started_at - t0 < 550,
 	      "window: started %d times, after %lld ms", starts, started_at - t0);
+	/* Seen waiting at the first look. */
+	b = (struct fake_body){ .data = "", .len = 0 };
+	t0 = monotonic_ms();
+	fake_on_cpu = false;
+	CHECK(relay_once("sleep 0.6; echo x", &b, &s,
+			 (struct relay_limits){ .kill_fd = -1, .start_window_ms = 5000, .start_check_ms = 20 }, &why,
+			 &ms, &rl) == END_COMPLETE &&
+		      starts == 1 && started_waiting && started_at - t0 >= 20 && started_at - t0 < 550,
+	      "seen waiting: started %d times, after %lld ms", starts, started_at - t0);
 }
 
 /* ---- the response, into a socketpair ---- */
