@@ -233,7 +233,7 @@ static const struct option_def options[] = {
 	{ "max-connections", 0, "N", OPT_COUNT, AT(max_connections), NULL, "1024", "serve up to N connections at once",
 	  false },
 	{ "start-limit", 0, "N", OPT_COUNT, AT(start_limit), NULL, NULL,
-	  "let at most N scripts start at once: until their\nfirst output, exit or 50 ms (default: 2 per CPU)", false },
+	  "let at most N scripts start at once: until their\nfirst output, exit, 50 ms, or seen waiting\n(default: 2 per CPU)", false },
 	{ "stderr-to-fastcgi", 'f', NULL, OPT_FLAG, AT(stderr_to_fastcgi), NULL, NULL,
 	  "send scripts' stderr to the web server (FCGI_STDERR)\ninstead of fcgiwrap's own log", false },
 	{ "socket", 's', "URL", OPT_CUSTOM, 0, set_socket, NULL, "listen on URL (repeatable; '-s help' lists the forms)",
