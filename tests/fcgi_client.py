@@ -9,6 +9,7 @@ import time
 
 VERSION = 1
 BEGIN_REQUEST, ABORT_REQUEST, END_REQUEST, PARAMS, STDIN, STDOUT, STDERR = 1, 2, 3, 4, 5, 6, 7
+GET_VALUES, GET_VALUES_RESULT, UNKNOWN_TYPE = 9, 10, 11
 RESPONDER = 1
 KEEP_CONN = 1
 
@@ -36,6 +37,21 @@ def stream_records(rtype, request_id, data, chunk=65535):
     for i in range(0, len(data), chunk):
         out += record(rtype, request_id, data[i:i + chunk])
     return out + record(rtype, request_id)
+
+
+def begin_record(request_id=1, keep_conn=False, role=RESPONDER, padding=0):
+    body = struct.pack(">HB5x", role, KEEP_CONN if keep_conn else 0)
+    return record(BEGIN_REQUEST, request_id, body, padding)
+
+
+def request_head(params, request_id=1, **kw):
+    """A request's BEGIN_REQUEST and its whole PARAMS stream."""
+    return begin_record(request_id, **kw) + stream_records(PARAMS, request_id, encode_params(params))
+
+
+def get_values(*names):
+    """A GET_VALUES management record asking for names."""
+    return record(GET_VALUES, 0, b"".join(encode_params({n: ""}) for n in names))
 
 
 class Response:
@@ -105,9 +121,7 @@ class Client:
         self.sock.sendall(data)
 
     def begin(self, params, request_id=1, keep_conn=False, role=RESPONDER):
-        body = struct.pack(">HB5x", role, KEEP_CONN if keep_conn else 0)
-        self.send(record(BEGIN_REQUEST, request_id, body)
-                  + stream_records(PARAMS, request_id, encode_params(params)))
+        self.send(request_head(params, request_id, keep_conn=keep_conn, role=role))
 
     def send_stdin(self, data, request_id=1, end=True):
         for i in range(0, len(data), 65535):
