@@ -1,16 +1,24 @@
-"""Fixtures for the black-box tests: the real daemon on a temporary socket,
-and a real nginx on 127.0.0.1 in front of it."""
+"""The one set of helpers of the black-box tests: the real daemon on a
+temporary socket, what it is asked over FastCGI, what /proc says of its
+processes, and real web servers on 127.0.0.1 in front of it.  The tests
+are grouped by subject, a file each (README.md, "Building and testing",
+lists them)."""
 
+import contextlib
 import json
 import os
+import pathlib
 import pwd
 import secrets
 import shlex
 import shutil
 import signal
 import socket
+import struct
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 import uuid
 
@@ -26,6 +34,13 @@ HELLO_STATIC = os.environ.get("HELLO_STATIC", os.path.abspath("tests/cgi/hello-s
 # (tests/fault_mmap.c).
 FAULT_MMAP = os.environ.get("FAULT_MMAP", os.path.abspath("tests/fault_mmap.so"))
 NGINX = os.environ.get("NGINX") or shutil.which("nginx") or "/usr/sbin/nginx"
+PHP_CGI = "/usr/bin/php-cgi"
+PERL = "/usr/bin/perl"
+PYTHON = "/usr/bin/python3"
+
+# The benchmark's free_port(): bench/bench.py does nothing when imported.
+sys.path.insert(0, os.path.join(TOP_SRCDIR, "bench"))
+from bench import free_port  # noqa: E402,F401
 
 
 def wait_for(predicate, timeout=10.0, interval=0.02):
@@ -50,53 +65,69 @@ def can_connect(address):
         return False
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+def need(program):
+    """Skips the test if program (an interpreter) is not installed."""
+    if not os.access(program, os.X_OK):
+        pytest.skip("%s is not installed (apt-get install %s)" % (
+            program, {PHP_CGI: "php-cgi", PERL: "perl", PYTHON: "python3"}[program]))
 
 
-def children_of(pid):
-    """Pids whose parent is pid (zombies included)."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.append((int(entry), fields[0]))
-    return out
+def run_fcgiwrap(*args, timeout=10, **kw):
+    """Runs fcgiwrap with args to its exit (a refusal, --help...)."""
+    return subprocess.run([FCGIWRAP] + list(args), capture_output=True, text=True, timeout=timeout, **kw)
+
+
+# ---- what /proc says ----
+
+def all_pids():
+    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+
+
+def proc_stat(pid):
+    """The fields of /proc/PID/stat after the command name (the state
+    first), or None once the pid is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def proc_state(pid):
+    fields = proc_stat(pid)
+    return fields[0] if fields else None
 
 
 def pid_alive(pid):
+    return proc_state(pid) not in (None, "Z")
+
+
+def children_of(pid):
+    """(pid, state) of the processes whose parent is pid (zombies included)."""
+    out = []
+    for child in all_pids():
+        fields = proc_stat(child)
+        if fields and int(fields[1]) == pid:
+            out.append((child, fields[0]))
+    return out
+
+
+def real_uid(pid):
     try:
-        with open("/proc/%d/stat" % pid) as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        return state != "Z"
-    except OSError:
-        return False
+        with open("/proc/%d/status" % pid) as f:
+            return int(next(line for line in f if line.startswith("Uid:")).split()[1])
+    except (OSError, StopIteration):
+        return None
 
 
 def processes_of(uid):
     """Pids whose real user is uid (zombies included)."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/status" % entry) as f:
-                uids = next(line for line in f if line.startswith("Uid:")).split()
-        except (OSError, StopIteration):
-            continue
-        if int(uids[1]) == uid:
-            out.append(int(entry))
-    return out
+    return [pid for pid in all_pids() if real_uid(pid) == uid]
+
+
+def all_gone(pids, timeout=5):
+    """Waits until none of pids is alive (a zombie is gone)."""
+    return wait_for(lambda: not any(pid_alive(p) for p in pids), timeout)
 
 
 @pytest.fixture
@@ -157,7 +188,7 @@ def cgroup_dir():
 
 
 class Daemon:
-    def __init__(self, tmp_path, args=(), socket_url=None, env=None, name="fcgiwrap", user=None):
+    def __init__(self, tmp_path, args=(), socket_url=None, env=None, name="fcgiwrap", user=None, binary=FCGIWRAP):
         self.tmp_path = tmp_path
         self.socket_path = str(tmp_path / (name + ".sock"))
         self.url = socket_url or "unix:" + self.socket_path
@@ -174,23 +205,24 @@ class Daemon:
         # Started directly as this user (as systemd's User= does), not
         # dropped to it with --user.
         self.user = user
+        self.binary = binary
         self.proc = None
 
-    def start(self, wait=True):
+    def start(self, wait=True, preexec_fn=None):
         self.log_file = open(self.log_path, "ab")
         # Tests run as root: a daemon started as root must be told so.
         extra = [] if "--user" in self.args else ["--allow-root"]
-        binary, as_user = FCGIWRAP, {}
+        binary, as_user = self.binary, {}
         if self.user:
             # The build tree may be closed to others (under /root): the
             # binary runs from a directory of the test's, which
             # self.public_path() also fills with what the user must reach.
             self.public = tempfile.mkdtemp(prefix="fcgiwrap-public.")
             os.chmod(self.public, 0o755)
-            binary = self.public_path(FCGIWRAP)
+            binary = self.public_path(self.binary)
             as_user = {"user": self.user, "group": pwd.getpwnam(self.user).pw_gid, "extra_groups": []}
         self.proc = subprocess.Popen([binary, "-s", self.url] + extra + self.args, stdout=self.log_file,
-                                     stderr=subprocess.STDOUT, env=self.env, **as_user)
+                                     stderr=subprocess.STDOUT, env=self.env, preexec_fn=preexec_fn, **as_user)
         if wait:
             # "serving" is logged once the daemon is fully started (it
             # accepts from listen() on, before its workers are up); waiting
@@ -244,6 +276,29 @@ def daemon(start_daemon):
     return start_daemon()
 
 
+def start_refused(tmp_path, args, name="fcgiwrap"):
+    """Starts the daemon with args, which must stop its start (exit
+    status 1); returns its log."""
+    d = Daemon(tmp_path, args, name=name).start(wait=False)
+    try:
+        assert d.proc.wait(10) == 1
+    finally:
+        d.stop()
+    return d.log()
+
+
+@pytest.fixture
+def nobodys_dir():
+    """A directory nobody owns, in a place nobody can reach (pytest's own
+    temporary directories are root's alone)."""
+    nobody = pwd.getpwnam("nobody")
+    d = tempfile.mkdtemp(prefix="fcgiwrap-test.")
+    os.chmod(d, 0o755)
+    os.chown(d, nobody.pw_uid, nobody.pw_gid)
+    yield pathlib.Path(d)
+    shutil.rmtree(d)
+
+
 def status(d, query=""):
     """The status page of a daemon started with --status-path /status,
     with query (json, openmetrics, full...)."""
@@ -282,19 +337,86 @@ def cgi_params(script="behave.sh", query="", method="GET", **extra):
     return params
 
 
+def timed_request(address, params):
+    """A request; returns the response and how long it took (s)."""
+    start = time.monotonic()
+    r = fcgi_client.request(address, params)
+    return r, time.monotonic() - start
 
-def start_script(d, tmp_path, query, script="behave.sh", request_id=1, **params):
+
+def start_script(d, tmp_path, query, script="behave.sh", request_id=1, body=b"", end=True, **params):
     """Starts script (in tests/cgi) with query and a PIDFILE it writes,
-    ending with a newline, before it answers; returns the open client and
-    the words of that file (pids as ints)."""
+    ending with a newline, before it answers, and sends body (and its end
+    unless end is False); returns the open client and the words of that
+    file (pids as ints)."""
     pidfile = tmp_path / ("pids-%s-%s-%d" % (script, query, request_id))
     if pidfile.exists():
         pidfile.unlink()
     c = fcgi_client.Client(d.address, timeout=30)
     c.begin(cgi_params(script, query=query, PIDFILE=str(pidfile), **params), request_id=request_id)
-    c.send_stdin(b"")
+    c.send_stdin(body, end=end)
     assert wait_for(lambda: pidfile.exists() and pidfile.read_text().endswith("\n"), 10), d.log()
     return c, [int(w) if w.isdigit() else w for w in pidfile.read_text().split()]
+
+
+def read_until_end(c, request_id=1):
+    """Reads records up to the END_REQUEST of request_id; returns the
+    response and the other records seen on the way, in order."""
+    resp, others = fcgi_client.Response(), []
+    while True:
+        rtype, rid, content = c.read_record()
+        if rid == request_id and rtype in (fcgi_client.STDOUT, fcgi_client.STDERR, fcgi_client.END_REQUEST):
+            if rtype == fcgi_client.STDOUT:
+                resp.stdout += content
+            elif rtype == fcgi_client.STDERR:
+                resp.stderr += content
+            else:
+                resp.app_status, resp.protocol_status = struct.unpack(">IB3x", content)
+                return resp, others
+        else:
+            others.append((rtype, rid, content))
+
+
+def assert_still_serving(d):
+    assert d.proc.poll() is None, "the daemon died: " + d.log()
+    start = time.monotonic()
+    r = fcgi_client.request(d.address, cgi_params(query="hello"))
+    assert r.status == 200 and r.body == b"hello\n"
+    assert time.monotonic() - start < 10
+
+
+@contextlib.contextmanager
+def trickling_into_body(d, what):
+    """A POST whose body stalls, its connection kept busy (for up to 20 s)
+    with bytes that do not move the body on: records of another request id
+    (what="other-id") or the padding of a STDIN record (what="padding").
+    Yields the client; stops the trickle and closes it after."""
+    c = fcgi_client.Client(d.address, timeout=30)
+    c.send(fcgi_client.request_head(cgi_params(query="count", method="POST", CONTENT_LENGTH="1000")))
+    if what == "other-id":
+        c.send(fcgi_client.record(fcgi_client.STDIN, 1, b"ab"))
+        piece = fcgi_client.record(fcgi_client.STDIN, 2, b"x")
+    else:
+        # One STDIN record with 255 bytes of padding, sent a byte at a time.
+        c.send(struct.pack(">BBHHBB", 1, fcgi_client.STDIN, 1, 2, 255, 0) + b"ab")
+        piece = b"\0"
+    stop = threading.Event()
+
+    def run():
+        for _ in range(200):
+            if stop.wait(0.1):
+                return
+            try:
+                c.send(piece)
+            except OSError:
+                return
+
+    threading.Thread(target=run, daemon=True).start()
+    try:
+        yield c
+    finally:
+        stop.set()
+        c.close()
 
 NGINX_CONF = """
 daemon off;

@@ -104,7 +104,7 @@ def accelerator(image, work):
 def checks_disk(work, deb, image):
     """The second disk: checks.py and its client, the packages, and the
     tree's build with its tests (for the cgroup tests that need the
-    guest's controllers)."""
+    guest's controllers) and bench/bench.py, which they import."""
     top = os.path.join(work, "disk")
     os.makedirs(os.path.join(top, "debs"))
     for f in ("checks.py", "run.sh"):
@@ -120,6 +120,9 @@ def checks_disk(work, deb, image):
     tree = os.path.join(top, "tree")
     shutil.copytree(os.path.join(TOP_SRCDIR, "tests"), os.path.join(tree, "tests"),
                     ignore=shutil.ignore_patterns("guest", "fuzz", "__pycache__", "*.o", "*.log", "*.trs"))
+    # conftest.py takes free_port() from the benchmark.
+    os.makedirs(os.path.join(tree, "bench"))
+    shutil.copy(os.path.join(TOP_SRCDIR, "bench", "bench.py"), os.path.join(tree, "bench"))
     shutil.copy(FCGIWRAP, os.path.join(tree, "fcgiwrap"))
     for built, name in ((HELLO_CGI, "hello"), (HELLO_STATIC, "hello-static")):
         shutil.copy(built, os.path.join(tree, "tests", "cgi", name))
