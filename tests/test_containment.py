@@ -10,7 +10,8 @@ import time
 
 import fcgi_client as fc
 import pytest
-from conftest import CGI_DIR, Daemon, cgi_params, cgroup2_mount, pid_alive, start_script, status, wait_for
+from conftest import (CGI_DIR, Daemon, all_gone, cgi_params, cgroup2_mount, pid_alive, start_refused, start_script,
+                      status, status_json, wait_for)
 
 
 def controllers(path):
@@ -37,7 +38,7 @@ def test_a_script_that_left_its_group_is_ended_with_it(tmp_path, start_daemon, c
         r = c.read_response()
         assert r.status == 504
     start = time.monotonic()
-    assert wait_for(lambda: not any(pid_alive(p) for p in pids), 10), "left running"
+    assert all_gone(pids, 10), "left running"
     assert time.monotonic() - start < 1.5
     c.close()
     if end == "stop":
@@ -68,7 +69,7 @@ def test_leftovers_kept_by_default_and_their_cgroup_removed(tmp_path, start_daem
     assert pid_alive(left)
     with open("/proc/%d/cgroup" % left) as f:
         cgroup = next(line for line in f if line.startswith("0::")).strip()[3:]
-    figures = json.loads(status(d, "json").body)
+    figures = status_json(d)
     assert figures["leftover processes"] == 1 and figures["leftover cgroups"] == 1
     assert figures["containment"] == "cgroup " + cgroup_dir
     assert wait_for(lambda: "1 process(es) left running in the script's cgroup" in d.log())
@@ -76,7 +77,7 @@ def test_leftovers_kept_by_default_and_their_cgroup_removed(tmp_path, start_daem
     os.kill(left, signal.SIGKILL)
     leftover_dir = cgroup2_mount() + cgroup
     assert wait_for(lambda: not os.path.exists(leftover_dir), 10), leftover_dir
-    assert json.loads(status(d, "json").body)["leftover cgroups"] == 0
+    assert status_json(d)["leftover cgroups"] == 0
 
 
 def test_leftovers_killed_when_asked(tmp_path, start_daemon, cgroup_dir):
@@ -93,23 +94,20 @@ def test_limits_need_their_controllers(tmp_path, cgroup_dir):
     have = controllers(cgroup_dir)
     for option, value, controller in [("--script-memory-max", "64M", "memory"), ("--script-pids-max", "20", "pids"),
                                       ("--script-cpu-max", "50", "cpu")]:
-        d = Daemon(tmp_path, ["--cgroup", cgroup_dir, option, value], name="limit-" + controller)
-        d.start(wait=False)
+        args, name = ["--cgroup", cgroup_dir, option, value], "limit-" + controller
         if controller in have:
+            d = Daemon(tmp_path, args, name=name).start(wait=False)
             assert wait_for(lambda: "serving " in d.log(), 10), d.log()
             d.stop()
         else:
-            assert d.proc.wait(10) == 1
-            d.log_file.close()
-            assert "%s needs the %s controller in %s" % (option, controller, cgroup_dir) in d.log()
-            assert "Delegate=%s" % controller in d.log()
+            log = start_refused(tmp_path, args, name=name)
+            assert "%s needs the %s controller in %s" % (option, controller, cgroup_dir) in log
+            assert "Delegate=%s" % controller in log
 
 
 def test_limits_without_any_cgroup_refused(tmp_path):
-    d = Daemon(tmp_path, ["--cgroup", "none", "--script-pids-max", "20"]).start(wait=False)
-    assert d.proc.wait(10) == 1
-    d.log_file.close()
-    assert "need one" in d.log()
+    log = start_refused(tmp_path, ["--cgroup", "none", "--script-pids-max", "20"])
+    assert "need one" in log
 
 
 def needs(cgroup_dir, controller):
@@ -222,7 +220,5 @@ def test_script_read_confines_reads(start_daemon, sandbox_dirs):
 def test_no_landlock_no_start(tmp_path, sandbox_dirs):
     # Never unconfined when told to confine: a directory that cannot be
     # opened stops the start too.
-    d = Daemon(tmp_path, ["--script-write", str(tmp_path / "missing")]).start(wait=False)
-    assert d.proc.wait(10) == 1
-    d.log_file.close()
-    assert "missing: No such file or directory" in d.log()
+    log = start_refused(tmp_path, ["--script-write", str(tmp_path / "missing")])
+    assert "missing: No such file or directory" in log

@@ -1,58 +1,17 @@
-"""Operations: systemd notify, access log, slow log, status and ping
-pages, SIGHUP, and several instances behind one nginx."""
+"""Operations: the access log (its format, reopened on SIGHUP, owned by the
+--user, never opened through a link), the daemon's log (escaped, so a
+client cannot forge a line), the slow log, the status and ping pages, and
+several instances behind one nginx."""
 
 import json
 import os
+import pwd
 import re
-import shutil
 import signal
-import socket
-import subprocess
-import time
 
 import fcgi_client as fc
-from conftest import (CGI_DIR, Daemon, FCGIWRAP, TOP_SRCDIR, can_connect, cgi_params, curl, free_port, nginx_with,
-                      status, stop_nginx, wait_for)
-
-
-def test_notify_under_socket_activation(tmp_path):
-    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    notify.bind(str(tmp_path / "notify"))
-    notify.settimeout(5)
-    a, b = str(tmp_path / "a.sock"), str(tmp_path / "b.sock")
-    # systemd-socket-activate passes on only the variables given with -E,
-    # and starts the daemon at the first connection.
-    p = subprocess.Popen(["systemd-socket-activate", "-l", a, "-l", b,
-                          "-E", "NOTIFY_SOCKET=%s" % (tmp_path / "notify"), "-E", "WATCHDOG_USEC=400000",
-                          FCGIWRAP, "--allow-root"], stderr=subprocess.DEVNULL)
-    messages = []
-
-    def receive_until(text):
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                messages.append(notify.recv(4096).decode())
-            except socket.timeout:
-                break
-            if any(text in m for m in messages):
-                return True
-        return False
-
-    try:
-        assert wait_for(lambda: can_connect(a))
-        assert receive_until("READY=1")
-        for path in (a, b):
-            assert fc.request(path, cgi_params(query="hello")).status == 200
-        assert receive_until("2 requests")
-        assert receive_until("WATCHDOG=1")
-        p.send_signal(signal.SIGTERM)
-        assert receive_until("STOPPING=1")
-        assert p.wait(10) == 0
-    finally:
-        if p.poll() is None:
-            p.kill()
-    statuses = [m for m in messages if m.startswith("STATUS=")]
-    assert statuses and "connections" in statuses[0]
+from conftest import (CGI_DIR, Daemon, TOP_SRCDIR, cgi_params, curl, free_port, nginx_with, start_refused, status,
+                      status_json, stop_nginx, wait_for)
 
 
 def test_access_log(tmp_path, start_daemon):
@@ -100,6 +59,91 @@ def test_sighup_reopens_access_log(tmp_path, start_daemon):
     assert "access log reopened" in d.log()
 
 
+def test_access_log_belongs_to_the_user_and_reopens(nobodys_dir, start_daemon):
+    nobody = pwd.getpwnam("nobody")
+    logs = nobodys_dir
+    access = logs / "access.log"
+    d = start_daemon(["--user", "nobody", "--access-log", str(access)])
+    assert os.stat(access).st_uid == nobody.pw_uid
+    fc.request(d.address, cgi_params("missing.cgi"))
+    assert wait_for(lambda: access.read_text().count("\n") == 1)
+    # Reopened as nobody, in place, and after a rotation.
+    d.proc.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: "access log reopened" in d.log())
+    os.rename(access, logs / "access.log.1")
+    d.proc.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: d.log().count("access log reopened") == 2)
+    fc.request(d.address, cgi_params("missing.cgi"))
+    assert wait_for(lambda: access.exists() and access.read_text().count("\n") == 1)
+    assert (logs / "access.log.1").read_text().count("\n") == 1
+    assert "cannot reopen" not in d.log()
+
+
+def test_access_log_is_never_opened_through_a_symlink(nobodys_dir, tmp_path):
+    # Started as root for --user nobody, the log's directory is nobody's:
+    # what nobody puts there must not make root append to, or create, any
+    # other file (nginx's CVE-2016-1247), nor hang the start (a FIFO).
+    target = tmp_path / "ld.so.preload"
+    target.write_text("precious\n")
+    created = tmp_path / "created-by-root"
+    cases = [("link", lambda p: os.symlink(target, p), "a symbolic link"),
+             ("dangling", lambda p: os.symlink(created, p), "a symbolic link"),
+             ("hardlink", lambda p: os.link(target, p), "has other hard links"),
+             ("fifo", os.mkfifo, "not a regular file"),
+             ("dir", os.mkdir, "not a regular file")]
+    for name, make, why in cases:
+        path = nobodys_dir / name
+        make(path)
+        log = start_refused(tmp_path, ["--user", "nobody", "--access-log", str(path)], name=name)
+        assert "--access-log %s: %s" % (path, why) in log, log
+    assert target.read_text() == "precious\n"
+    assert not created.exists()
+
+
+def test_sighup_never_reopens_the_access_log_through_a_symlink(tmp_path, start_daemon):
+    target = tmp_path / "target"
+    target.write_text("precious\n")
+    access = tmp_path / "access.log"
+    d = start_daemon(["--access-log", str(access)])
+    os.rename(access, tmp_path / "access.log.1")
+    os.symlink(target, access)
+    d.proc.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: "cannot reopen the access log %s: a symbolic link" % access in d.log()), d.log()
+    # Still written to the file it had.
+    fc.request(d.address, cgi_params("missing.cgi"))
+    assert wait_for(lambda: (tmp_path / "access.log.1").read_text().count("\n") == 1)
+    assert target.read_text() == "precious\n"
+
+
+def test_no_log_line_forged_through_the_uri(tmp_path, start_daemon):
+    # nginx decodes %0A into SCRIPT_NAME and SCRIPT_FILENAME: without
+    # escaping, the daemon's log gets a line of the client's making, with
+    # a journal priority of its choosing, and so does the access log.
+    access = tmp_path / "access.log"
+    d = start_daemon(["--access-log", str(access)], env=dict(os.environ, JOURNAL_STREAM="8:1234"))
+    # The usual cgi-bin location: $fastcgi_script_name is the decoded URI.
+    site = """
+        location /cgi-bin/ {
+            include fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME %s$fastcgi_script_name;
+            fastcgi_pass unix:%s;
+        }""" % (CGI_DIR, d.address)
+    p, port, _ = nginx_with(tmp_path, site, "inject")
+    try:
+        code, _ = curl("http://127.0.0.1:%d/cgi-bin/x%%0A%%3C0%%3Eforged%%5Cline%%0D%%1B%%7F" % port)
+    finally:
+        stop_nginx(p)
+    assert code == 404
+    assert wait_for(lambda: "script not found" in d.log())
+    lines = d.log().splitlines()
+    assert not any(line.startswith("<0>") or line.startswith("forged") for line in lines), lines
+    assert any(line.startswith("<4>") and "/cgi-bin/x\\x0a<0>forged\\x5cline\\x0d\\x1b\\x7f: script not found"
+               in line for line in lines), lines
+    assert wait_for(lambda: access.exists() and access.read_text().count("\n") == 1)
+    entry = access.read_text()
+    assert "/x\\x0a<0>forged\\x5cline\\x0d\\x1b\\x7f" in entry, entry
+
+
 def test_slow_log(start_daemon):
     d = start_daemon(["--slow-log", "2"])
     fc.request(d.address, cgi_params(query="sleep=3"))
@@ -110,9 +154,12 @@ def test_slow_log(start_daemon):
     assert d.log().count("slow request") == 1
 
 
+# ---- the status and ping pages ----
+
+
 def test_status_page(start_daemon):
     d = start_daemon(["--status-path", "/status", "--ping-path", "/ping", "-c", "7"])
-    before = json.loads(status(d, "json").body)
+    before = status_json(d)
     for _ in range(3):
         fc.request(d.address, cgi_params(query="hello"))
     fc.request(d.address, cgi_params("missing.sh"))
@@ -147,8 +194,8 @@ def test_status_counts_timeouts_and_aborts(start_daemon):
     c.send_stdin(b"")
     c.read_record()
     c.close()
-    assert wait_for(lambda: json.loads(status(d, "json").body)["aborts"] == 1)
-    figures = json.loads(status(d, "json").body)
+    assert wait_for(lambda: status_json(d)["aborts"] == 1)
+    figures = status_json(d)
     assert figures["timeouts"] == 1
     assert figures["responses"]["504"] == 1
 
@@ -175,6 +222,9 @@ def test_status_json_is_utf8_whatever_the_uri(start_daemon):
 def test_status_and_ping_off_by_default(daemon):
     r = status(daemon)
     assert r.status == 404
+
+
+# ---- several instances ----
 
 
 UPSTREAM_EXAMPLE = os.path.join(TOP_SRCDIR, "examples", "nginx-upstream.conf")
@@ -213,37 +263,3 @@ def test_scale_out_example(tmp_path):
             d.stop()
     # The stopped instance took none of the later requests.
     assert len(logs[1].read_text().splitlines()) >= 6
-
-
-def test_journal_priorities(start_daemon):
-    # Under systemd (JOURNAL_STREAM set), each line starts with its syslog
-    # priority, so the journal keeps the levels.
-    d = start_daemon(env=dict(os.environ, JOURNAL_STREAM="8:1234"))
-    fc.request(d.address, cgi_params("missing.sh"))
-    assert wait_for(lambda: "<4>" in d.log())
-    lines = d.log().splitlines()
-    assert lines[0].startswith("<6>serving ")
-    assert any(line.startswith("<4>") and "script not found" in line for line in lines)
-    plain = start_daemon()
-    assert plain.log().startswith("serving ")
-
-
-def test_cgi_bin_example(tmp_path, start_daemon):
-    # examples/nginx-cgi-bin.conf as it is, but for its two paths.
-    root = tmp_path / "usr-lib"
-    (root / "cgi-bin").mkdir(parents=True)
-    shutil.copy(os.path.join(CGI_DIR, "echo.sh"), root / "cgi-bin" / "echo.sh")
-    os.chmod(root / "cgi-bin" / "echo.sh", 0o755)
-    d = start_daemon()
-    location = open(os.path.join(TOP_SRCDIR, "examples", "nginx-cgi-bin.conf")).read() \
-        .replace("/usr/lib", str(root)).replace("unix:/run/fcgiwrap.socket", "unix:" + d.address)
-    ngx, http_port, _ = nginx_with(tmp_path, location, "cgi-bin")
-    try:
-        code, body = curl("--data-binary", "abc", "http://127.0.0.1:%d/cgi-bin/echo.sh/extra?q=1" % http_port)
-        assert code == 200
-        assert b"SCRIPT_NAME=/cgi-bin/echo.sh\n" in body
-        assert b"PATH_INFO=/extra\n" in body
-        assert b"QUERY_STRING=q=1\n" in body
-        assert b"BODY=abc\n" in body
-    finally:
-        stop_nginx(ngx)

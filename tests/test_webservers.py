@@ -1,41 +1,32 @@
 """End to end: curl -> a web server on 127.0.0.1 -> fcgiwrap -> CGI script.
-Tests taking the web fixture run through nginx, lighttpd and Apache."""
+Tests taking the web fixture run through nginx, lighttpd and Apache:
+answers, streaming both ways, large and chunked uploads, an overloaded
+POST; then examples/nginx-cgi-bin.conf as shipped."""
 
 import http.client
 import os
+import shutil
 import threading
 import time
 
 import pytest
-
-from conftest import Nginx, children_of, curl, wait_for
+from conftest import CGI_DIR, TOP_SRCDIR, Nginx, children_of, curl, nginx_with, stop_nginx, wait_for
 
 MiB = 1024 * 1024
 
 
-def test_get(web):
-    code, body = curl(web.url + "/cgi-bin/behave.sh?hello")
-    assert (code, body) == (200, b"hello\n")
-
-
-def test_compiled_cgi(web):
-    code, body = curl(web.url + "/hello")
-    assert (code, body) == (200, b"Hello, world!\n")
-
-
-def test_missing_script_404(web):
-    code, body = curl(web.url + "/cgi-bin/nope.sh")
-    assert code == 404
-
-
-def test_bad_headers_502(web):
-    code, _ = curl(web.url + "/cgi-bin/behave.sh?no-headers")
-    assert code == 502
-
-
-def test_status_header(web):
-    code, body = curl(web.url + "/cgi-bin/behave.sh?status")
-    assert (code, body) == (418, b"teapot\n")
+@pytest.mark.parametrize("path,code,body", [
+    ("/cgi-bin/behave.sh?hello", 200, b"hello\n"),
+    ("/hello", 200, b"Hello, world!\n"),  # a compiled CGI
+    ("/cgi-bin/nope.sh", 404, None),
+    ("/cgi-bin/behave.sh?no-headers", 502, None),
+    ("/cgi-bin/behave.sh?status", 418, b"teapot\n"),
+], ids=["get", "compiled-cgi", "missing-script-404", "bad-headers-502", "status-header"])
+def test_answer(web, path, code, body):
+    got_code, got_body = curl(web.url + path)
+    assert got_code == code
+    if body is not None:
+        assert got_body == body
 
 
 def test_path_info_split(nginx):
@@ -117,3 +108,24 @@ def test_overloaded_post_gets_its_503(tmp_path, start_daemon):
     finally:
         server.stop()
     assert "sent no body bytes" not in d.log()
+
+
+def test_cgi_bin_example(tmp_path, start_daemon):
+    # examples/nginx-cgi-bin.conf as it is, but for its two paths.
+    root = tmp_path / "usr-lib"
+    (root / "cgi-bin").mkdir(parents=True)
+    shutil.copy(os.path.join(CGI_DIR, "echo.sh"), root / "cgi-bin" / "echo.sh")
+    os.chmod(root / "cgi-bin" / "echo.sh", 0o755)
+    d = start_daemon()
+    location = open(os.path.join(TOP_SRCDIR, "examples", "nginx-cgi-bin.conf")).read() \
+        .replace("/usr/lib", str(root)).replace("unix:/run/fcgiwrap.socket", "unix:" + d.address)
+    ngx, http_port, _ = nginx_with(tmp_path, location, "cgi-bin")
+    try:
+        code, body = curl("--data-binary", "abc", "http://127.0.0.1:%d/cgi-bin/echo.sh/extra?q=1" % http_port)
+        assert code == 200
+        assert b"SCRIPT_NAME=/cgi-bin/echo.sh\n" in body
+        assert b"PATH_INFO=/extra\n" in body
+        assert b"QUERY_STRING=q=1\n" in body
+        assert b"BODY=abc\n" in body
+    finally:
+        stop_nginx(ngx)
