@@ -418,60 +418,6 @@ def trickling_into_body(d, what):
         stop.set()
         c.close()
 
-NGINX_CONF = """
-daemon off;
-master_process off;
-user root;
-worker_processes 1;
-error_log {tmp}/nginx-error.log info;
-pid {tmp}/nginx.pid;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/client_body;
-    fastcgi_temp_path {tmp}/fastcgi_temp;
-    proxy_temp_path {tmp}/proxy_temp;
-    uwsgi_temp_path {tmp}/uwsgi_temp;
-    scgi_temp_path {tmp}/scgi_temp;
-    client_max_body_size 0;
-    server {{
-        listen 127.0.0.1:{port};
-        root {root};
-        location ~ ^/cgi-bin/(.+)$ {{
-            include /etc/nginx/fastcgi_params;
-            fastcgi_param SCRIPT_FILENAME {cgi_dir}/$1;
-            fastcgi_pass {upstream};
-        }}
-        location /stream/ {{
-            include /etc/nginx/fastcgi_params;
-            fastcgi_param SCRIPT_FILENAME {cgi_dir}/behave.sh;
-            fastcgi_buffering off;
-            fastcgi_pass {upstream};
-        }}
-        location /unbuffered/ {{
-            include /etc/nginx/fastcgi_params;
-            fastcgi_param SCRIPT_FILENAME {cgi_dir}/behave.sh;
-            fastcgi_request_buffering off;
-            fastcgi_pass {upstream};
-        }}
-        location /hello {{
-            include /etc/nginx/fastcgi_params;
-            fastcgi_param SCRIPT_FILENAME {hello};
-            fastcgi_pass {upstream};
-        }}
-        location /docroot/ {{
-            # nginx sends every fastcgi_param, duplicates included, and
-            # fcgiwrap (as 1.1.0) uses the first: overrides come first.
-            fastcgi_param DOCUMENT_ROOT {cgi_dir};
-            fastcgi_param SCRIPT_NAME /echo.sh$uri;
-            include /etc/nginx/fastcgi_params;
-            fastcgi_pass {upstream};
-        }}
-    }}
-}}
-"""
-
-
 def stop_process(p, sig):
     """Sends sig (a server's graceful stop), waits up to 10 s, then kills."""
     p.send_signal(sig)
@@ -501,30 +447,109 @@ class WebServer:
     def stop(self):
         stop_process(self.proc, self.stop_signal)
 
+    # Where behave.sh?query streams its output, and its body: one
+    # configuration does both for every URL (nginx's differs).
+    def stream_path(self, query):
+        return "/cgi-bin/behave.sh?" + query
 
-class Nginx(WebServer):
+    def unbuffered_path(self, query):
+        return "/cgi-bin/behave.sh?" + query
+
+
+# What every nginx of the tests runs with around its http.conf.
+NGINX_CONF = """
+daemon off; master_process off; user root; error_log {d}/error.log info; pid {d}/nginx.pid;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/b; fastcgi_temp_path {d}/f; proxy_temp_path {d}/p;
+    uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;
+    include {d}/http.conf;
+}}
+"""
+
+
+class NginxServer(WebServer):
+    """nginx with http (its http-level configuration: the server blocks,
+    the first listening on 127.0.0.1:port) and files (name: text) beside
+    it.  fastcgi_params is copied there too, so that relative includes
+    work as in /etc/nginx."""
     stop_signal = signal.SIGQUIT
-    error_log_name = "nginx-error.log"
+
+    def __init__(self, tmp_path, name, port, http, files=None):
+        if not os.path.exists(NGINX):
+            pytest.fail("nginx is required for the end-to-end tests (apt-get install nginx-light)")
+        self.tmp = tmp_path / ("nginx-" + name)
+        self.tmp.mkdir()
+        self.port = port
+        for fname, text in dict(files or {}, **{"http.conf": http}).items():
+            (self.tmp / fname).write_text(text)
+        shutil.copy("/etc/nginx/fastcgi_params", self.tmp / "fastcgi_params")
+        (self.tmp / "nginx.conf").write_text(NGINX_CONF.format(d=self.tmp))
+        self.launch([NGINX, "-p", str(self.tmp), "-c", str(self.tmp / "nginx.conf")], "nginx")
+
+
+NGINX_SITE = """
+client_max_body_size 0;
+server {{
+    listen 127.0.0.1:{port};
+    root {root};
+    location ~ ^/cgi-bin/(.+)$ {{
+        include /etc/nginx/fastcgi_params;
+        fastcgi_param SCRIPT_FILENAME {cgi_dir}/$1;
+        fastcgi_pass {upstream};
+    }}
+    location /stream/ {{
+        include /etc/nginx/fastcgi_params;
+        fastcgi_param SCRIPT_FILENAME {cgi_dir}/behave.sh;
+        fastcgi_buffering off;
+        fastcgi_pass {upstream};
+    }}
+    location /unbuffered/ {{
+        include /etc/nginx/fastcgi_params;
+        fastcgi_param SCRIPT_FILENAME {cgi_dir}/behave.sh;
+        fastcgi_request_buffering off;
+        fastcgi_pass {upstream};
+    }}
+    location /hello {{
+        include /etc/nginx/fastcgi_params;
+        fastcgi_param SCRIPT_FILENAME {hello};
+        fastcgi_pass {upstream};
+    }}
+    location /docroot/ {{
+        # nginx sends every fastcgi_param, duplicates included, and
+        # fcgiwrap (as 1.1.0) uses the first: overrides come first.
+        fastcgi_param DOCUMENT_ROOT {cgi_dir};
+        fastcgi_param SCRIPT_NAME /echo.sh$uri;
+        include /etc/nginx/fastcgi_params;
+        fastcgi_pass {upstream};
+    }}
+}}
+"""
+
+
+class Nginx(NginxServer):
+    """nginx in front of upstream (a fastcgi_pass address) with the
+    locations the tests use: /cgi-bin/, /stream/ (fastcgi_buffering off),
+    /unbuffered/ (fastcgi_request_buffering off), /hello, /docroot/."""
 
     def __init__(self, tmp_path, upstream):
-        self.tmp = tmp_path / "nginx"
-        self.tmp.mkdir(exist_ok=True)
-        self.port = free_port()
-        self.conf = self.tmp / "nginx.conf"
-        self.conf.write_text(NGINX_CONF.format(tmp=self.tmp, port=self.port, root=self.tmp,
-                                               cgi_dir=CGI_DIR, upstream=upstream, hello=HELLO_CGI))
-        self.launch([NGINX, "-p", str(self.tmp), "-c", str(self.conf)], "nginx")
+        port = free_port()
+        super().__init__(tmp_path, "main", port, NGINX_SITE.format(port=port, root=tmp_path, cgi_dir=CGI_DIR,
+                                                                   upstream=upstream, hello=HELLO_CGI))
+
+    def stream_path(self, query):
+        return "/stream/?" + query
+
+    def unbuffered_path(self, query):
+        return "/unbuffered/?" + query
 
 
 @pytest.fixture
 def nginx(tmp_path, daemon):
-    if not os.path.exists(NGINX):
-        pytest.fail("nginx is required for the end-to-end tests (apt-get install nginx-light)")
     n = Nginx(tmp_path, "unix:" + daemon.address)
     n.daemon = daemon
     n.name = "nginx"
-    n.stream_path = lambda query: "/stream/?" + query
-    n.unbuffered_path = lambda query: "/unbuffered/?" + query
     yield n
     n.stop()
 
@@ -610,8 +635,6 @@ def web(request, tmp_path, start_daemon):
     if name == "nginx":
         d = start_daemon()
         server = Nginx(tmp_path, "unix:" + d.address)
-        server.stream_path = lambda query: "/stream/?" + query
-        server.unbuffered_path = lambda query: "/unbuffered/?" + query
     else:
         binary = LIGHTTPD if name == "lighttpd" else APACHE
         if not os.path.exists(binary):
@@ -626,9 +649,6 @@ def web(request, tmp_path, start_daemon):
             request.addfinalizer(lambda: shutil.rmtree(sock_dir, ignore_errors=True))
             d = start_daemon(["--socket-owner", "www-data"], socket_url="unix:%s/fcgiwrap.sock" % sock_dir)
             server = Apache(tmp_path, d.address)
-        # One configuration streams both ways for every URL.
-        server.stream_path = lambda query: "/cgi-bin/behave.sh?" + query
-        server.unbuffered_path = lambda query: "/cgi-bin/behave.sh?" + query
     server.daemon = d
     server.name = name
     yield server
@@ -636,49 +656,15 @@ def web(request, tmp_path, start_daemon):
 
 
 def nginx_with(tmp_path, site, name, http_extra=""):
-    """Starts nginx on a free port of 127.0.0.1 with site (server-level
-    configuration, e.g. an example file) and http_extra (http-level).
-    Returns (process, port, directory); the caller stops it with
-    stop_nginx."""
+    """nginx on a free port of 127.0.0.1 with site (server-level
+    configuration, e.g. an example file) and http_extra (http-level)."""
     port = free_port()
-    p, d = nginx_http(tmp_path, name, http_extra + """
+    return NginxServer(tmp_path, name, port, http_extra + """
     server {
         listen 127.0.0.1:%d;
         include site.conf;
     }
 """ % port, {"site.conf": site})
-    assert wait_for(lambda: can_connect(("127.0.0.1", port)) or p.poll() is not None)
-    assert p.poll() is None, "nginx exited: " + (d / "error.log").read_text(errors="replace")
-    return p, port, d
-
-
-def nginx_http(tmp_path, name, http, files=None):
-    """Starts nginx with http (http-level configuration: its server
-    blocks, which listen where they say) and files (name: text) beside
-    it.  fastcgi_params is copied there too, so that relative includes
-    work as in /etc/nginx.  Returns (process, directory); the caller waits
-    for its ports and stops it with stop_nginx."""
-    d = tmp_path / ("nginx-" + name)
-    d.mkdir()
-    for fname, text in (files or {}).items():
-        (d / fname).write_text(text)
-    (d / "http.conf").write_text(http)
-    shutil.copy("/etc/nginx/fastcgi_params", d / "fastcgi_params")
-    (d / "nginx.conf").write_text("""
-daemon off; master_process off; user root; error_log %(d)s/error.log; pid %(d)s/nginx.pid;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path %(d)s/b; fastcgi_temp_path %(d)s/f; proxy_temp_path %(d)s/p;
-    uwsgi_temp_path %(d)s/u; scgi_temp_path %(d)s/s;
-    include %(d)s/http.conf;
-}
-""" % {"d": d})
-    return subprocess.Popen([NGINX, "-p", str(d), "-c", str(d / "nginx.conf")]), d
-
-
-def stop_nginx(p):
-    stop_process(p, signal.SIGQUIT)
 
 
 def curl(*args, timeout=60):

@@ -5,12 +5,11 @@ import hashlib
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 import tempfile
 
 import pytest
-from conftest import CGI_DIR, TOP_SRCDIR, curl, example_daemon_opts, nginx_with, stop_nginx
+from conftest import CGI_DIR, TOP_SRCDIR, curl, example_daemon_opts, nginx_with
 
 MiB = 1024 * 1024
 GIT_HTTP_BACKEND = "/usr/lib/git-core/git-http-backend"
@@ -51,9 +50,9 @@ def test_git_http_backend_clone_push_fetch(tmp_path, start_daemon, sandboxed):
     conf = open(os.path.join(TOP_SRCDIR, "examples", "nginx-git-http-backend.conf")).read() \
         .replace("/srv/git", str(srv)).replace("/etc/nginx/git.htpasswd", str(htpasswd)) \
         .replace("unix:/run/fcgiwrap.socket", "unix:" + d.address)
-    ngx, port, ngx_dir = nginx_with(tmp_path, conf, "git")
+    ngx = nginx_with(tmp_path, conf, "git")
     try:
-        url = "http://127.0.0.1:%d/git/repo.git" % port
+        url = ngx.url + "/git/repo.git"
         work = tmp_path / "work"
         git("clone", "-q", url, str(work))
         git("config", "user.email", "t@example.org", cwd=work)
@@ -66,7 +65,7 @@ def test_git_http_backend_clone_push_fetch(tmp_path, start_daemon, sandboxed):
         r = subprocess.run(["git", "push", "-q", url, "main"], cwd=work, capture_output=True, text=True,
                            env=dict(os.environ, GIT_TERMINAL_PROMPT="0"), timeout=300)
         assert r.returncode != 0
-        authed = "http://alice:secret@127.0.0.1:%d/git/repo.git" % port
+        authed = "http://alice:secret@127.0.0.1:%d/git/repo.git" % ngx.port
         git("push", "-q", authed, "main", cwd=work)
         # A second clone gets the 50 MiB file back intact.
         other = tmp_path / "other"
@@ -81,7 +80,7 @@ def test_git_http_backend_clone_push_fetch(tmp_path, start_daemon, sandboxed):
         git("merge", "-q", "--ff-only", "origin/main", cwd=other)
         assert (other / "small.txt").read_text() == "hello\n"
     finally:
-        stop_nginx(ngx)
+        ngx.stop()
     log = (tmp_path / "access.log").read_text()
     assert "git-receive-pack" in log
     assert " 200 " in log
@@ -106,9 +105,9 @@ def test_cgit(tmp_path, start_daemon, sandboxed):
     d = start_daemon(sandbox_example(tmp_path, srv) if sandboxed else [])
     conf = open(os.path.join(TOP_SRCDIR, "examples", "nginx-cgit.conf")).read() \
         .replace("/etc/cgitrc", str(cgitrc)).replace("unix:/run/fcgiwrap.socket", "unix:" + d.address)
-    ngx, port, _ = nginx_with(tmp_path, conf, "cgit")
+    ngx = nginx_with(tmp_path, conf, "cgit")
     try:
-        base = "http://127.0.0.1:%d" % port
+        base = ngx.url
         code, body = curl(base + "/cgit/")
         assert code == 200 and b"demo.git" in body
         code, body = curl(base + "/cgit/demo.git/log/")
@@ -117,7 +116,7 @@ def test_cgit(tmp_path, start_daemon, sandboxed):
         assert code == 200 and body == b"hello cgit\n"
         assert curl(base + "/cgit-static/cgit.css")[0] == 200
     finally:
-        stop_nginx(ngx)
+        ngx.stop()
 
 
 def test_per_user_instance(tmp_path, start_daemon):
@@ -138,15 +137,14 @@ def test_per_user_instance(tmp_path, start_daemon):
         start_daemon(["--user", "nobody"], socket_url="unix:%s/nobody.sock" % run)
         conf = open(os.path.join(TOP_SRCDIR, "examples", "nginx-per-user.conf")).read() \
             .replace("/home/", base + "/home/").replace("unix:/run/fcgiwrap/", "unix:%s/" % run)
-        ngx, port, _ = nginx_with(tmp_path, conf, "per-user")
+        ngx = nginx_with(tmp_path, conf, "per-user")
         try:
-            code, body = curl("http://127.0.0.1:%d/~nobody/cgi-bin/app.cgi/extra?id" % port)
+            code, body = curl(ngx.url + "/~nobody/cgi-bin/app.cgi/extra?id")
             assert code == 200
             assert body.startswith(b"uid=%d " % pwd.getpwnam("nobody").pw_uid)
-            code, body = curl("http://127.0.0.1:%d/~nobody/cgi-bin/app.cgi/extra?env" % port)
+            code, body = curl(ngx.url + "/~nobody/cgi-bin/app.cgi/extra?env")
             assert b"PATH_INFO=/extra\n" in body and b"SCRIPT_NAME=/~nobody/cgi-bin/app.cgi\n" in body
         finally:
-            ngx.send_signal(signal.SIGQUIT)
-            ngx.wait(10)
+            ngx.stop()
     finally:
         shutil.rmtree(base)

@@ -9,8 +9,8 @@ import subprocess
 
 import fcgi_client as fc
 import pytest
-from conftest import (PERL, PHP_CGI, PYTHON, TOP_SRCDIR, can_connect, cgi_params, example_daemon_opts, free_port,
-                      need, nginx_http, run_fcgiwrap, stop_nginx, wait_for)
+from conftest import (PERL, PHP_CGI, PYTHON, TOP_SRCDIR, NginxServer, cgi_params, example_daemon_opts, free_port,
+                      need, run_fcgiwrap)
 
 MARKER = "SOURCE-MARKER-d41d8c"
 
@@ -100,13 +100,11 @@ def php_site(tmp_path, start_daemon):
     conf = conf.replace("listen 80;", "listen 127.0.0.1:%d;" % port).replace("/data/php", str(root)) \
         .replace("127.0.0.1:9000", "127.0.0.1:%d" % dport)
     # What the example's comment tells an admin to add to the http block.
-    ngx, ngx_dir = nginx_http(tmp_path, "php", "client_max_body_size 8m;\n" + conf)
-    assert wait_for(lambda: can_connect(("127.0.0.1", port)) or ngx.poll() is not None)
-    assert ngx.poll() is None, (ngx_dir / "error.log").read_text(errors="replace")
+    ngx = NginxServer(tmp_path, "php", port, "client_max_body_size 8m;\n" + conf)
     site = type("Site", (), {})()
-    site.url, site.root, site.daemon, site.tmp = "http://127.0.0.1:%d" % port, root, d, tmp_path
+    site.url, site.root, site.daemon, site.tmp = ngx.url, root, d, tmp_path
     yield site
-    stop_nginx(ngx)
+    ngx.stop()
 
 
 def curl_full(*args):

@@ -11,7 +11,7 @@ import signal
 
 import fcgi_client as fc
 from conftest import (CGI_DIR, Daemon, TOP_SRCDIR, cgi_params, curl, free_port, nginx_with, start_refused, status,
-                      status_json, stop_nginx, wait_for)
+                      status_json, wait_for)
 
 
 def test_access_log(tmp_path, start_daemon):
@@ -128,11 +128,11 @@ def test_no_log_line_forged_through_the_uri(tmp_path, start_daemon):
             fastcgi_param SCRIPT_FILENAME %s$fastcgi_script_name;
             fastcgi_pass unix:%s;
         }""" % (CGI_DIR, d.address)
-    p, port, _ = nginx_with(tmp_path, site, "inject")
+    ngx = nginx_with(tmp_path, site, "inject")
     try:
-        code, _ = curl("http://127.0.0.1:%d/cgi-bin/x%%0A%%3C0%%3Eforged%%5Cline%%0D%%1B%%7F" % port)
+        code, _ = curl(ngx.url + "/cgi-bin/x%0A%3C0%3Eforged%5Cline%0D%1B%7F")
     finally:
-        stop_nginx(p)
+        ngx.stop()
     assert code == 404
     assert wait_for(lambda: "script not found" in d.log())
     lines = d.log().splitlines()
@@ -247,9 +247,9 @@ def test_scale_out_example(tmp_path):
             fastcgi_pass fcgiwrap_pool;
         }
 """ % CGI_DIR
-    ngx, http_port, _ = nginx_with(tmp_path, site, "upstream", http_extra=conf)
+    ngx = nginx_with(tmp_path, site, "upstream", http_extra=conf)
     try:
-        url = "http://127.0.0.1:%d/cgi-bin/x?hello" % http_port
+        url = ngx.url + "/cgi-bin/x?hello"
         for _ in range(6):
             assert curl(url) == (200, b"hello\n")
         # nginx spread the requests over both instances.
@@ -258,7 +258,7 @@ def test_scale_out_example(tmp_path):
         for _ in range(6):
             assert curl(url) == (200, b"hello\n")
     finally:
-        stop_nginx(ngx)
+        ngx.stop()
         for d in daemons:
             d.stop()
     # The stopped instance took none of the later requests.

@@ -18,7 +18,7 @@ import time
 
 import fcgi_client as fc
 import pytest
-from conftest import (FCGIWRAP, HELLO_CGI, NGINX, Daemon, Nginx, all_gone, cgi_params, children_of, pid_alive,
+from conftest import (FCGIWRAP, HELLO_CGI, Daemon, Nginx, all_gone, cgi_params, children_of, pid_alive,
                       real_uid, status_json, wait_for)
 
 
@@ -99,8 +99,6 @@ def slow_upload(port, size, pieces):
 
 
 def test_upgrade_under_load_loses_no_request(tmp_path, copies):
-    if not os.path.exists(NGINX):
-        pytest.fail("nginx is required for the end-to-end tests (apt-get install nginx-light)")
     d = copies(["-c", "64", "--shutdown-timeout", "60"])
     web = Nginx(tmp_path, "unix:" + d.address)
     done = threading.Event()

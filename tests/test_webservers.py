@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from conftest import CGI_DIR, TOP_SRCDIR, Nginx, children_of, curl, nginx_with, stop_nginx, wait_for
+from conftest import CGI_DIR, TOP_SRCDIR, Nginx, children_of, curl, nginx_with, wait_for
 
 MiB = 1024 * 1024
 
@@ -119,13 +119,13 @@ def test_cgi_bin_example(tmp_path, start_daemon):
     d = start_daemon()
     location = open(os.path.join(TOP_SRCDIR, "examples", "nginx-cgi-bin.conf")).read() \
         .replace("/usr/lib", str(root)).replace("unix:/run/fcgiwrap.socket", "unix:" + d.address)
-    ngx, http_port, _ = nginx_with(tmp_path, location, "cgi-bin")
+    ngx = nginx_with(tmp_path, location, "cgi-bin")
     try:
-        code, body = curl("--data-binary", "abc", "http://127.0.0.1:%d/cgi-bin/echo.sh/extra?q=1" % http_port)
+        code, body = curl("--data-binary", "abc", ngx.url + "/cgi-bin/echo.sh/extra?q=1")
         assert code == 200
         assert b"SCRIPT_NAME=/cgi-bin/echo.sh\n" in body
         assert b"PATH_INFO=/extra\n" in body
         assert b"QUERY_STRING=q=1\n" in body
         assert b"BODY=abc\n" in body
     finally:
-        stop_nginx(ngx)
+        ngx.stop()
