@@ -512,12 +512,55 @@ static int wire_stream(const struct wire *w, int type, char *out, size_t cap, si
 
 static char response_io[4096];
 
-static void response_on(struct response *o, int fd, struct peer_wait *pw, uint64_t spool_max, bool stderr_fcgi)
+/* A response writing into one end of a socketpair, the test reading the
+ * other: the web server's side. */
+struct response_rig {
+	int sv[2];
+	struct peer_wait pw;
+	struct response o;
+	struct output_sink sink;
+	struct wire w;
+	char got[4096];
+	size_t got_len;
+};
+
+static int rig_open(struct response_rig *t, uint64_t spool_max, bool stderr_fcgi)
 {
-	*pw = (struct peer_wait){ .progress_ms = 5000, .deadline = 0, .cancel_fd = -1 };
-	response_init(o, &(struct response_setup){ .fd = fd, .id = 1, .wait = pw, .spool_max = spool_max,
-						   .stderr_to_fastcgi = stderr_fcgi, .io = response_io,
-						   .io_size = sizeof(response_io) });
+	memset(t, 0, sizeof(*t));
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, t->sv) < 0) {
+		CHECK(0, "socketpair");
+		return -1;
+	}
+	t->pw = (struct peer_wait){ .progress_ms = 5000, .deadline = 0, .cancel_fd = -1 };
+	response_init(&t->o, &(struct response_setup){ .fd = t->sv[0], .id = 1, .wait = &t->pw,
+						       .spool_max = spool_max, .stderr_to_fastcgi = stderr_fcgi,
+						       .io = response_io, .io_size = sizeof(response_io) });
+	t->sink = response_sink(&t->o);
+	return 0;
+}
+
+/* What came on the wire so far, as the payload of the records of type
+ * (in t->got, NUL-terminated); the records' count. */
+static int rig_stream(struct response_rig *t, int type)
+{
+	int n;
+
+	wire_read(t->sv[1], &t->w);
+	n = wire_stream(&t->w, type, t->got, sizeof(t->got) - 1, &t->got_len);
+	t->got[t->got_len] = '\0';
+	return n;
+}
+
+static void rig_close(struct response_rig *t)
+{
+	response_free(&t->o);
+	close(t->sv[0]);
+	close(t->sv[1]);
+}
+
+static enum output_status feed(struct response_rig *t, const char *data, size_t len)
+{
+	return t->sink.ops->stdout_data(t->sink.ctx, data, len);
 }
 
 /* The header block is checked whole, nothing goes out before the body has
@@ -526,81 +569,49 @@ static void response_on(struct response *o, int fd, struct peer_wait *pw, uint64
 static void test_response_held_then_sent(void)
 {
 	static const char script_out[] = "Status: 404 Not Found\r\nContent-Type: text/plain\r\n\r\nnot here";
-	struct output_sink sink;
-	struct response o;
-	struct peer_wait pw;
-	struct wire w = { .len = 0 };
-	char got[4096];
-	size_t got_len;
-	int sv[2];
+	struct response_rig t;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) < 0) {
-		CHECK(0, "socketpair");
+	if (rig_open(&t, 0, true) < 0)
 		return;
-	}
-	response_on(&o, sv[0], &pw, 0, true);
-	sink = response_sink(&o);
-	CHECK(sink.ops->stdout_data(sink.ctx, script_out, 10) == OUTPUT_OK && o.hstate == HDR_PARSING,
-	      "half a header block");
-	CHECK(sink.ops->stdout_data(sink.ctx, script_out + 10, sizeof(script_out) - 11) == OUTPUT_OK &&
-		      o.hstate == HDR_DONE && o.status == 404,
-	      "the header block: state %d, status %d", o.hstate, o.status);
-	CHECK(sink.ops->stderr_data(sink.ctx, "warn\n", 5) == OUTPUT_OK, "stderr");
-	wire_read(sv[1], &w);
-	CHECK(w.len == 0, "%zu bytes sent before the body ended", w.len);
-	CHECK(sink.ops->body_ended(sink.ctx) == OUTPUT_OK && response_end(&o, 3) == 0, "release and end");
-	wire_read(sv[1], &w);
-	wire_stream(&w, FCGI_STDOUT, got, sizeof(got), &got_len);
-	got[got_len] = '\0';
-	CHECK(strncmp(got, "Status: 404 Not Found\r\n", 23) == 0 && strstr(got, "\r\n\r\nnot here"),
-	      "stdout on the wire: %s", got);
-	CHECK(wire_stream(&w, FCGI_STDERR, got, sizeof(got), &got_len) == 2 && got_len == 5,
-	      "FCGI_STDERR: the line and the empty record");
-	CHECK(wire_stream(&w, FCGI_END_REQUEST, got, sizeof(got), &got_len) == 1 && got_len == 8 && got[3] == 3,
-	      "END_REQUEST with appStatus 3");
-	response_free(&o);
-	close(sv[0]);
-	close(sv[1]);
+	CHECK(feed(&t, script_out, 10) == OUTPUT_OK && t.o.hstate == HDR_PARSING, "half a header block");
+	CHECK(feed(&t, script_out + 10, sizeof(script_out) - 11) == OUTPUT_OK && t.o.hstate == HDR_DONE &&
+		      t.o.status == 404,
+	      "the header block: state %d, status %d", t.o.hstate, t.o.status);
+	CHECK(t.sink.ops->stderr_data(t.sink.ctx, "warn\n", 5) == OUTPUT_OK, "stderr");
+	rig_stream(&t, FCGI_STDOUT);
+	CHECK(t.w.len == 0, "%zu bytes sent before the body ended", t.w.len);
+	CHECK(t.sink.ops->body_ended(t.sink.ctx) == OUTPUT_OK && response_end(&t.o, 3) == 0, "release and end");
+	rig_stream(&t, FCGI_STDOUT);
+	CHECK(strncmp(t.got, "Status: 404 Not Found\r\n", 23) == 0 && strstr(t.got, "\r\n\r\nnot here"),
+	      "stdout on the wire: %s", t.got);
+	CHECK(rig_stream(&t, FCGI_STDERR) == 2 && t.got_len == 5, "FCGI_STDERR: the line and the empty record");
+	CHECK(rig_stream(&t, FCGI_END_REQUEST) == 1 && t.got_len == 8 && t.got[3] == 3, "END_REQUEST with appStatus 3");
+	rig_close(&t);
 }
 
 /* A header block that breaks the rules, or stdout ending before one
  * did, is a bad header: nothing of it is sent, the daemon's 502 is. */
 static void test_response_bad_header(void)
 {
-	struct output_sink sink;
-	struct response o;
-	struct peer_wait pw;
-	struct wire w = { .len = 0 };
-	char got[4096];
-	size_t got_len;
-	int sv[2];
+	struct response_rig t;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) < 0) {
-		CHECK(0, "socketpair");
+	if (rig_open(&t, 0, false) < 0)
 		return;
-	}
-	response_on(&o, sv[0], &pw, 0, false);
-	sink = response_sink(&o);
-	CHECK(sink.ops->stdout_data(sink.ctx, "no colon here\r\n\r\n", 17) == OUTPUT_BAD_HEADER &&
-		      o.hstate == HDR_FAILED,
+	CHECK(feed(&t, "no colon here\r\n\r\n", 17) == OUTPUT_BAD_HEADER && t.o.hstate == HDR_FAILED,
 	      "a line without a colon passed as a header");
-	CHECK(response_release(&o) == 0 && response_page(&o, "502 Bad Gateway", "text/plain", NULL) == 0 &&
-		      o.status == 502,
+	CHECK(response_release(&t.o) == 0 && response_page(&t.o, "502 Bad Gateway", "text/plain", NULL) == 0 &&
+		      t.o.status == 502,
 	      "the 502");
-	wire_read(sv[1], &w);
-	wire_stream(&w, FCGI_STDOUT, got, sizeof(got), &got_len);
-	got[got_len] = '\0';
-	CHECK(strstr(got, "502 Bad Gateway") && !strstr(got, "no colon"), "on the wire: %s", got);
-	response_free(&o);
+	rig_stream(&t, FCGI_STDOUT);
+	CHECK(strstr(t.got, "502 Bad Gateway") && !strstr(t.got, "no colon"), "on the wire: %s", t.got);
+	rig_close(&t);
 
-	response_on(&o, sv[0], &pw, 0, false);
-	sink = response_sink(&o);
-	CHECK(sink.ops->stdout_data(sink.ctx, "Content-Type: text/plain\r\n", 26) == OUTPUT_OK &&
-		      sink.ops->stdout_ended(sink.ctx) == OUTPUT_BAD_HEADER,
+	if (rig_open(&t, 0, false) < 0)
+		return;
+	CHECK(feed(&t, "Content-Type: text/plain\r\n", 26) == OUTPUT_OK &&
+		      t.sink.ops->stdout_ended(t.sink.ctx) == OUTPUT_BAD_HEADER,
 	      "stdout ended inside the header block, and it passed");
-	response_free(&o);
-	close(sv[0]);
-	close(sv[1]);
+	rig_close(&t);
 }
 
 /* Output held past --spool-limit fails the output, as the spool's
@@ -608,27 +619,17 @@ static void test_response_bad_header(void)
 static void test_response_spool_limit(void)
 {
 	static char big[20000];
-	struct output_sink sink;
-	struct response o;
-	struct peer_wait pw;
-	int sv[2];
+	struct response_rig t;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) < 0) {
-		CHECK(0, "socketpair");
+	if (rig_open(&t, 8192, false) < 0)
 		return;
-	}
 	memset(big, 'x', sizeof(big));
-	response_on(&o, sv[0], &pw, 8192, false);
-	sink = response_sink(&o);
-	CHECK(sink.ops->stdout_data(sink.ctx, "\r\n\r\n", 0) == OUTPUT_OK, "nothing");
-	CHECK(sink.ops->stdout_data(sink.ctx, "Content-Type: text/plain\r\n\r\n", 28) == OUTPUT_OK, "the header");
-	CHECK(sink.ops->stdout_data(sink.ctx, big, sizeof(big)) == OUTPUT_FAILED && o.out.spool_error == EFBIG,
-	      "past --spool-limit: spool error %d", o.out.spool_error);
-	response_discard(&o, true);
-	CHECK(o.out.error == 0 && o.out.spool_error == 0, "the spool's failure not forgotten");
-	response_free(&o);
-	close(sv[0]);
-	close(sv[1]);
+	CHECK(feed(&t, "Content-Type: text/plain\r\n\r\n", 28) == OUTPUT_OK, "the header");
+	CHECK(feed(&t, big, sizeof(big)) == OUTPUT_FAILED && t.o.out.spool_error == EFBIG,
+	      "past --spool-limit: spool error %d", t.o.out.spool_error);
+	response_discard(&t.o, true);
+	CHECK(t.o.out.error == 0 && t.o.out.spool_error == 0, "the spool's failure not forgotten");
+	rig_close(&t);
 }
 
 int main(void)
