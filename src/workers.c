@@ -5,12 +5,14 @@
 #include "config.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,6 +28,14 @@
 /* Plenty for the relay's call depth; the default 8 MiB would only cost
  * address space, but a small one makes thread creation cheaper too. */
 #define WORKER_STACK_SIZE (256 * 1024)
+/* A worker's stack is mapped here, not by glibc, which would keep the
+ * stacks of exited threads in a cache with their top pages resident
+ * (about 1.3 MiB after a burst of 300 connections had ended). */
+struct worker_stack {
+	pthread_t tid;
+	void *base;   /* the mapping: a guard page, then the stack */
+	size_t len;
+};
 /* A worker idle this long exits. */
 #define WORKER_IDLE_EXIT_S 10
 /* Threads beyond -c: for the requests that run no script (the status
@@ -49,6 +59,9 @@ static bool stopping;
 static bool buffers_short;
 /* Set while threads cannot be started (one line an episode). */
 static bool threads_short;
+/* The last worker that exited: the next to exit joins it and unmaps its
+ * stack, so that at most one exited worker's stack is left mapped. */
+static struct worker_stack *last_exited;
 
 int workers_init(unsigned max_connections, unsigned max_scripts)
 {
@@ -92,6 +105,25 @@ static void connection_closed(void)
 	}
 }
 
+/* The end of a worker thread (the lock not held): joins the worker that
+ * exited before it and unmaps that one's stack, then leaves its own for
+ * the next. */
+static void *worker_exit(struct worker_stack *me)
+{
+	struct worker_stack *prev;
+
+	pthread_mutex_lock(&lock);
+	prev = last_exited;
+	last_exited = me;
+	pthread_mutex_unlock(&lock);
+	if (prev) {
+		pthread_join(prev->tid, NULL);
+		munmap(prev->base, prev->len);
+		free(prev);
+	}
+	return NULL;
+}
+
 /* Serves one connection with this worker's buffers. */
 static void serve_one(int fd, struct worker_buffers *wb)
 {
@@ -116,7 +148,7 @@ static void serve_one(int fd, struct worker_buffers *wb)
  * lock, and no longer counted as a thread from the start: a connection
  * submitted meanwhile must find it gone (and start a thread of its own),
  * not find it idle and be closed by it after memory came back. */
-static void *worker_without_buffers(int err)
+static void *worker_without_buffers(struct worker_stack *me, int err)
 {
 	unsigned closed = 0;
 
@@ -131,16 +163,15 @@ static void *worker_without_buffers(int err)
 		log_errx("cannot map a worker's buffers (%s); closed %u connection(s)", strerror(err), closed);
 	buffers_short = true;
 	pthread_mutex_unlock(&lock);
-	return NULL;
+	return worker_exit(me);
 }
 
 static void *worker_main(void *arg)
 {
 	struct worker_buffers wb;
 
-	(void)arg;
 	if (worker_buffers_init(&wb) < 0)
-		return worker_without_buffers(errno);
+		return worker_without_buffers(arg, errno);
 	pthread_mutex_lock(&lock);
 	if (buffers_short) {
 		buffers_short = false;
@@ -157,10 +188,14 @@ static void *worker_main(void *arg)
 			if (rc == ETIMEDOUT && queue_len == 0) {
 				/* Idle long enough: give back the thread and its
 				 * buffers; a busy period starts new ones. */
-				threads--;
+				bool last = --threads == 0;
 				pthread_mutex_unlock(&lock);
 				worker_buffers_free(&wb);
-				return NULL;
+				/* What the burst's requests left free in
+				 * malloc's arenas goes back too. */
+				if (last)
+					malloc_trim(0);
+				return worker_exit(arg);
 			}
 		}
 		fd = dequeue();
@@ -177,15 +212,29 @@ static void *worker_main(void *arg)
  * failure is logged once per episode. */
 static int start_worker(void)
 {
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	struct worker_stack *ws = malloc(sizeof(*ws));
 	pthread_attr_t attr;
-	pthread_t tid;
-	int rc;
+	int rc = ENOMEM;
 
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, WORKER_STACK_SIZE);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	rc = pthread_create(&tid, &attr, worker_main, NULL);
-	pthread_attr_destroy(&attr);
+	if (ws) {
+		ws->len = WORKER_STACK_SIZE + page;
+		ws->base = mmap(NULL, ws->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+		rc = ws->base == MAP_FAILED ? errno : 0;
+	}
+	if (rc == 0) {
+		/* The lowest page faults: an overflow cannot reach the
+		 * mapping below. */
+		mprotect(ws->base, page, PROT_NONE);
+		pthread_attr_init(&attr);
+		pthread_attr_setstack(&attr, (char *)ws->base + page, WORKER_STACK_SIZE);
+		rc = pthread_create(&ws->tid, &attr, worker_main, ws);
+		pthread_attr_destroy(&attr);
+		if (rc != 0)
+			munmap(ws->base, ws->len);
+	}
+	if (rc != 0)
+		free(ws);
 	if (rc == 0) {
 		threads++;
 		if (threads_short)

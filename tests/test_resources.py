@@ -166,7 +166,9 @@ def test_worker_that_cannot_map_its_buffers(tmp_path, start_daemon):
     # to close connections, nor leave the pool's counts wrong.
     flag = tmp_path / "no-memory"
     flag.write_text("")
-    env = dict(os.environ, LD_PRELOAD=FAULT_MMAP, FAULT_MMAP_FLAG=str(flag), FAULT_MMAP_MIN="65536",
+    # Mappings of 300,000 bytes or more fail: the buffers' (320 KiB and
+    # its guard pages), not a thread's stack (256 KiB and its guard).
+    env = dict(os.environ, LD_PRELOAD=FAULT_MMAP, FAULT_MMAP_FLAG=str(flag), FAULT_MMAP_MIN="300000",
                ASAN_OPTIONS="verify_asan_link_order=0:" + os.environ.get("ASAN_OPTIONS", ""))
     d = start_daemon(env=env)
     for _ in range(3):
@@ -192,6 +194,35 @@ def test_worker_that_cannot_map_its_buffers(tmp_path, start_daemon):
     for t in threads:
         t.join()
     assert "workers can map their buffers again" in d.log()
+
+
+def stack_mappings(pid):
+    """The worker stacks mapped in pid: read-write anonymous mappings of
+    256 KiB."""
+    n = 0
+    with open("/proc/%d/maps" % pid) as f:
+        for line in f:
+            fields = line.split()
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            if end - start == 256 * 1024 and fields[1] == "rw-p" and len(fields) == 5:
+                n += 1
+    return n
+
+
+def test_threads_give_back_their_stacks_after_a_burst(daemon):
+    # 40 connections at once, a worker each; once they have idled out
+    # (10 s), their stacks are unmapped, not kept by glibc for threads to
+    # come with their top pages resident (1.3 MiB after 300).
+    threads = [threading.Thread(target=fc.request, args=(daemon.address, cgi_params(query="sleep=1")))
+               for _ in range(40)]
+    for t in threads:
+        t.start()
+    assert wait_for(lambda: len(os.listdir("/proc/%d/task" % daemon.proc.pid)) > 40, 10)
+    for t in threads:
+        t.join()
+    assert stack_mappings(daemon.proc.pid) >= 40
+    assert wait_for(lambda: len(os.listdir("/proc/%d/task" % daemon.proc.pid)) == 1, 40)
+    assert stack_mappings(daemon.proc.pid) <= 1
 
 
 def post_answer_first(d):
