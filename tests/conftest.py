@@ -43,13 +43,7 @@ sys.path.insert(0, os.path.join(TOP_SRCDIR, "bench"))
 from bench import free_port  # noqa: E402,F401
 
 
-def wait_for(predicate, timeout=10.0, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
+from waits import wait_for  # noqa: E402,F401 (the tests take it from here)
 
 
 def can_connect(address):

@@ -9,7 +9,7 @@ reads back.
 
     checks.py RESULTS.json [NAME...]
 
-The second disk (/checks) carries this file, fcgi_client.py, the packages
+The second disk (/checks) carries this file, fcgi_client.py, waits.py, the packages
 (debs/) and the tree's build (tree/: fcgiwrap, tests/)."""
 
 import glob
@@ -27,6 +27,7 @@ import urllib.request
 CHECKS = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, CHECKS)
 import fcgi_client  # noqa: E402
+import waits  # noqa: E402
 
 CGI_BIN = "/usr/lib/cgi-bin"
 SCRIPTS = {
@@ -59,12 +60,8 @@ def sh(*cmd, check=True, timeout=300, env=None):
 
 
 def wait_for(predicate, timeout=60, interval=0.2):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
+    """waits.wait_for() with bounds for an emulated guest."""
+    return waits.wait_for(predicate, timeout, interval)
 
 
 def get(path, data=None, timeout=120):
