@@ -43,7 +43,7 @@ sys.path.insert(0, os.path.join(TOP_SRCDIR, "bench"))
 from bench import free_port  # noqa: E402,F401
 
 
-from waits import wait_for  # noqa: E402,F401 (the tests take it from here)
+from testlib import wait_for  # noqa: E402,F401 (the tests take it from here)
 
 
 def can_connect(address):

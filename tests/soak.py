@@ -21,6 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fcgi_client as fc  # noqa: E402
+from testlib import processes  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BEHAVE = os.path.join(HERE, "cgi", "behave.sh")
@@ -80,16 +81,7 @@ def snapshot(pid):
 
 
 def sleepers():
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open("/proc/%s/cmdline" % entry, "rb") as f:
-                    if f.read().split(b"\0")[:2] in ([b"sleep", b"300"], [b"sleep", b"5"]):
-                        out.append(int(entry))
-            except OSError:
-                pass
-    return out
+    return [pid for pid, _, argv in processes() if argv in (["sleep", "300"], ["sleep", "5"])]
 
 
 def main():

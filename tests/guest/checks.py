@@ -9,7 +9,7 @@ reads back.
 
     checks.py RESULTS.json [NAME...]
 
-The second disk (/checks) carries this file, fcgi_client.py, waits.py, the packages
+The second disk (/checks) carries this file, fcgi_client.py, testlib.py, the packages
 (debs/) and the tree's build (tree/: fcgiwrap, tests/)."""
 
 import glob
@@ -27,7 +27,8 @@ import urllib.request
 CHECKS = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, CHECKS)
 import fcgi_client  # noqa: E402
-import waits  # noqa: E402
+import testlib  # noqa: E402
+from testlib import processes  # noqa: E402
 
 CGI_BIN = "/usr/lib/cgi-bin"
 SCRIPTS = {
@@ -60,8 +61,8 @@ def sh(*cmd, check=True, timeout=300, env=None):
 
 
 def wait_for(predicate, timeout=60, interval=0.2):
-    """waits.wait_for() with bounds for an emulated guest."""
-    return waits.wait_for(predicate, timeout, interval)
+    """testlib.wait_for() with bounds for an emulated guest."""
+    return testlib.wait_for(predicate, timeout, interval)
 
 
 def get(path, data=None, timeout=120):
@@ -84,24 +85,6 @@ def main_pid(unit="fcgiwrap.service"):
 
 def active(unit):
     return prop(unit, "ActiveState") == "active"
-
-
-def processes():
-    """(pid, exe or '', argv) of every process."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open("/proc/%s/cmdline" % entry, "rb") as f:
-                    argv = f.read().split(b"\0")
-                try:
-                    exe = os.readlink("/proc/%s/exe" % entry)
-                except OSError:
-                    exe = ""
-                out.append((int(entry), exe, [a.decode(errors="replace") for a in argv if a]))
-            except OSError:
-                pass
-    return out
 
 
 def running(argv):

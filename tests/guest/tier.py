@@ -109,7 +109,7 @@ def checks_disk(work, deb, image):
     os.makedirs(os.path.join(top, "debs"))
     for f in ("checks.py", "run.sh"):
         shutil.copy(os.path.join(HERE, f), top)
-    for f in ("fcgi_client.py", "waits.py"):
+    for f in ("fcgi_client.py", "testlib.py"):
         shutil.copy(os.path.join(TOP_SRCDIR, "tests", f), top)
     shutil.copy(deb, os.path.join(top, "debs"))
     if os.environ.get("FCGIWRAP_GUEST_ONLY"):
