@@ -256,12 +256,20 @@ static bool on_cpu(void *ctx)
 	return fake_on_cpu;
 }
 
-/* One relay: cmd run with body b and sink s, within lim (start_ms set
- * here).  Returns its end; *why, *ms (how long it took), *rl as it
- * ended. */
-static enum request_end relay_once(const char *cmd, struct fake_body *b, struct fake_sink *s, struct relay_limits lim,
-				   const char **why, long long *ms, struct relay *rl)
+/* One relay's stand-ins, and what it came to. */
+struct trial {
+	struct fake_body b;
+	struct fake_sink s;
+	struct relay rl;   /* as it ended */
+	const char *why;
+	long long ms;      /* how long it took */
+};
+
+/* One relay: cmd run with t's body and sink, within lim (start_ms set
+ * here).  Returns its end. */
+static enum request_end relay_once(const char *cmd, struct trial *t, struct relay_limits lim)
 {
+	struct fake_body *b = &t->b;
 	static char io[4096];
 	struct child c = { .pid = -1, .in = -1, .out = -1, .err = -1, .pidfd = -1 };
 	struct relay_setup set;
@@ -284,22 +292,22 @@ static enum request_end relay_once(const char *cmd, struct fake_body *b, struct 
 		lim.start_check_ms = 10000;
 	starts = 0;
 	set = (struct relay_setup){ .body = { .fd = b->efd, .ctx = b, .ops = &fake_body_ops },
-				    .out = { .ctx = s, .ops = &fake_sink_ops },
+				    .out = { .ctx = &t->s, .ops = &fake_sink_ops },
 				    .lim = lim,
 				    .io = io,
 				    .io_size = sizeof(io),
 				    .note_slow = count_slow,
 				    .started = note_start,
 				    .on_cpu = on_cpu };
-	*why = NULL;
-	relay_init(rl, &set);
+	t->why = NULL;
+	relay_init(&t->rl, &set);
 	if (child_start(&c, cmd) < 0) {
 		CHECK(0, "cannot start %s", cmd);
 		return END_PEER_GONE;
 	}
 	script = (struct relay_script){ .stdin_fd = &c.in, .stdout_fd = &c.out, .stderr_fd = &c.err, .pidfd = c.pidfd };
-	end = relay_run(rl, &script, why);
-	*ms = monotonic_ms() - t0;
+	end = relay_run(&t->rl, &script, &t->why);
+	t->ms = monotonic_ms() - t0;
 	child_end(&c);
 	close(b->efd);
 	return end;
@@ -311,24 +319,20 @@ static enum request_end relay_once(const char *cmd, struct fake_body *b, struct 
 static void test_relay_passes_through(void)
 {
 	static char body[5000];
-	struct fake_body b = { .data = body, .len = sizeof(body), .piece = 300 };
-	struct fake_sink s = { .verdict = OUTPUT_OK };
-	struct relay rl;
-	const char *why;
-	long long ms;
+	struct trial t = { .b = { .data = body, .len = sizeof(body), .piece = 300 }, .s = { .verdict = OUTPUT_OK } };
 
 	for (size_t i = 0; i < sizeof(body); i++)
 		body[i] = (char)('a' + i % 26);
-	CHECK(relay_once("cat; echo oops >&2", &b, &s, (struct relay_limits){ .kill_fd = -1 }, &why, &ms, &rl) ==
+	CHECK(relay_once("cat; echo oops >&2", &t, (struct relay_limits){ .kill_fd = -1 }) ==
 		      END_COMPLETE,
-	      "cat did not complete: %s", why ? why : "");
-	CHECK(s.out_len == sizeof(body) && memcmp(s.out, body, sizeof(body)) == 0, "cat's output differs (%zu bytes)",
-	      s.out_len);
-	CHECK(s.err_len == 5 && memcmp(s.err, "oops\n", 5) == 0 && s.err_ended && s.out_ended,
+	      "cat did not complete: %s", t.why ? t.why : "");
+	CHECK(t.s.out_len == sizeof(body) && memcmp(t.s.out, body, sizeof(body)) == 0, "cat's output differs (%zu bytes)",
+	      t.s.out_len);
+	CHECK(t.s.err_len == 5 && memcmp(t.s.err, "oops\n", 5) == 0 && t.s.err_ended && t.s.out_ended,
 	      "stderr not passed on or not ended");
-	CHECK(rl.bytes_in == sizeof(body) && rl.stdin_ended && s.body_ended, "body counted %llu, ended %d",
-	      rl.bytes_in, rl.stdin_ended);
-	CHECK(b.splice_offs > 0, "splice never turned off after the relay");
+	CHECK(t.rl.bytes_in == sizeof(body) && t.rl.stdin_ended && t.s.body_ended, "body counted %llu, ended %d",
+	      t.rl.bytes_in, t.rl.stdin_ended);
+	CHECK(t.b.splice_offs > 0, "splice never turned off after the relay");
 }
 
 /* A script that closes its stdin at once: the rest of the body is read
@@ -336,54 +340,43 @@ static void test_relay_passes_through(void)
 static void test_relay_script_ignores_body(void)
 {
 	static char body[200000];
-	struct fake_body b = { .data = body, .len = sizeof(body), .piece = 256 };
-	struct fake_sink s = { .verdict = OUTPUT_OK };
-	struct relay rl;
-	const char *why;
-	long long ms;
+	struct trial t = { .b = { .data = body, .len = sizeof(body), .piece = 256 }, .s = { .verdict = OUTPUT_OK } };
 
-	CHECK(relay_once("exec 0<&-; echo done", &b, &s, (struct relay_limits){ .kill_fd = -1, .deadline = 0 }, &why,
-			 &ms, &rl) == END_COMPLETE,
-	      "a script that closed its stdin did not complete: %s", why ? why : "");
-	CHECK(rl.bytes_in == sizeof(body) && s.out_len == 5, "body %llu bytes, output %zu", rl.bytes_in, s.out_len);
+	CHECK(relay_once("exec 0<&-; echo done", &t, (struct relay_limits){ .kill_fd = -1, .deadline = 0 }) == END_COMPLETE,
+	      "a script that closed its stdin did not complete: %s", t.why ? t.why : "");
+	CHECK(t.rl.bytes_in == sizeof(body) && t.s.out_len == 5, "body %llu bytes, output %zu", t.rl.bytes_in, t.s.out_len);
 }
 
 /* Each limit ends the relay with its own end and reason, in time. */
 static void test_relay_limits(void)
 {
-	struct fake_body b = { .data = "", .len = 0 };
-	struct fake_sink s = { .verdict = OUTPUT_OK };
-	struct relay rl;
-	const char *why;
-	long long ms;
+	struct trial t = { .b = { .data = "", .len = 0 }, .s = { .verdict = OUTPUT_OK } };
 	int efd = eventfd(1, EFD_CLOEXEC);
 
-	CHECK(relay_once("sleep 10", &b, &s, (struct relay_limits){ .kill_fd = -1, .deadline = monotonic_ms() + 200 },
-			 &why, &ms, &rl) == END_TIMED_OUT &&
-		      why && strcmp(why, "timed out (-t)") == 0 && ms < 5000,
-	      "-t: %s after %lld ms", why ? why : "no end", ms);
+	CHECK(relay_once("sleep 10", &t, (struct relay_limits){ .kill_fd = -1, .deadline = monotonic_ms() + 200 }) ==
+			      END_TIMED_OUT &&
+		      t.why && strcmp(t.why, "timed out (-t)") == 0 && t.ms < 5000,
+	      "-t: %s after %lld ms", t.why ? t.why : "no end", t.ms);
 
-	b = (struct fake_body){ .data = "", .len = 0 };
-	CHECK(relay_once("sleep 10", &b, &s, (struct relay_limits){ .kill_fd = -1, .inactivity_ms = 200 }, &why, &ms,
-			 &rl) == END_TIMED_OUT &&
-		      why && strstr(why, "--inactivity-timeout") && ms < 5000,
-	      "--inactivity-timeout: %s after %lld ms", why ? why : "no end", ms);
+	t.b = (struct fake_body){ .data = "", .len = 0 };
+	CHECK(relay_once("sleep 10", &t, (struct relay_limits){ .kill_fd = -1, .inactivity_ms = 200 }) == END_TIMED_OUT &&
+		      t.why && strstr(t.why, "--inactivity-timeout") && t.ms < 5000,
+	      "--inactivity-timeout: %s after %lld ms", t.why ? t.why : "no end", t.ms);
 
-	b = (struct fake_body){ .data = "", .len = 0, .never_ends = true };
-	CHECK(relay_once("cat", &b, &s, (struct relay_limits){ .kill_fd = -1, .peer_timeout_ms = 200 }, &why, &ms,
-			 &rl) == END_PEER_GONE &&
-		      why && strstr(why, "--peer-timeout") && ms < 5000,
-	      "--peer-timeout: %s after %lld ms", why ? why : "no end", ms);
+	t.b = (struct fake_body){ .data = "", .len = 0, .never_ends = true };
+	CHECK(relay_once("cat", &t, (struct relay_limits){ .kill_fd = -1, .peer_timeout_ms = 200 }) == END_PEER_GONE &&
+		      t.why && strstr(t.why, "--peer-timeout") && t.ms < 5000,
+	      "--peer-timeout: %s after %lld ms", t.why ? t.why : "no end", t.ms);
 
-	b = (struct fake_body){ .data = "", .len = 0 };
-	CHECK(relay_once("sleep 10", &b, &s, (struct relay_limits){ .kill_fd = efd }, &why, &ms, &rl) == END_STOPPING &&
-		      ms < 5000,
-	      "the daemon's stop: %s after %lld ms", why ? why : "no end", ms);
+	t.b = (struct fake_body){ .data = "", .len = 0 };
+	CHECK(relay_once("sleep 10", &t, (struct relay_limits){ .kill_fd = efd }) == END_STOPPING &&
+		      t.ms < 5000,
+	      "the daemon's stop: %s after %lld ms", t.why ? t.why : "no end", t.ms);
 	close(efd);
 
 	slow_notes = 0;
-	b = (struct fake_body){ .data = "", .len = 0 };
-	CHECK(relay_once("sleep 0.4", &b, &s, (struct relay_limits){ .kill_fd = -1, .slow_ms = 100 }, &why, &ms, &rl) ==
+	t.b = (struct fake_body){ .data = "", .len = 0 };
+	CHECK(relay_once("sleep 0.4", &t, (struct relay_limits){ .kill_fd = -1, .slow_ms = 100 }) ==
 			      END_COMPLETE &&
 		      slow_notes == 1,
 	      "--slow-log: noted %d times", slow_notes);
@@ -393,29 +386,25 @@ static void test_relay_limits(void)
  * header block (at once, though the script runs on), a failed output. */
 static void test_relay_ends(void)
 {
-	struct fake_body b = { .data = "x", .len = 1, .fail = BODY_ABORTED };
-	struct fake_sink s = { .verdict = OUTPUT_OK };
-	struct relay rl;
-	const char *why;
-	long long ms;
+	struct trial t = { .b = { .data = "x", .len = 1, .fail = BODY_ABORTED }, .s = { .verdict = OUTPUT_OK } };
 
-	CHECK(relay_once("sleep 10", &b, &s, (struct relay_limits){ .kill_fd = -1 }, &why, &ms, &rl) == END_ABORTED,
+	CHECK(relay_once("sleep 10", &t, (struct relay_limits){ .kill_fd = -1 }) == END_ABORTED,
 	      "an abort did not end the relay");
-	b = (struct fake_body){ .data = "x", .len = 1, .fail = BODY_CLOSED };
-	CHECK(relay_once("sleep 10", &b, &s, (struct relay_limits){ .kill_fd = -1 }, &why, &ms, &rl) == END_PEER_GONE &&
-		      why && strstr(why, "during the body"),
-	      "a close during the body: %s", why ? why : "no reason");
-	b = (struct fake_body){ .data = "", .len = 0 };
-	s = (struct fake_sink){ .verdict = OUTPUT_BAD_HEADER };
-	CHECK(relay_once("echo bad; sleep 10", &b, &s, (struct relay_limits){ .kill_fd = -1 }, &why, &ms, &rl) ==
+	t.b = (struct fake_body){ .data = "x", .len = 1, .fail = BODY_CLOSED };
+	CHECK(relay_once("sleep 10", &t, (struct relay_limits){ .kill_fd = -1 }) == END_PEER_GONE &&
+		      t.why && strstr(t.why, "during the body"),
+	      "a close during the body: %s", t.why ? t.why : "no reason");
+	t.b = (struct fake_body){ .data = "", .len = 0 };
+	t.s = (struct fake_sink){ .verdict = OUTPUT_BAD_HEADER };
+	CHECK(relay_once("echo bad; sleep 10", &t, (struct relay_limits){ .kill_fd = -1 }) ==
 			      END_COMPLETE &&
-		      ms < 5000,
-	      "a bad header block did not end the relay at once (%lld ms)", ms);
-	b = (struct fake_body){ .data = "", .len = 0 };
-	s = (struct fake_sink){ .verdict = OUTPUT_FAILED };
-	CHECK(relay_once("echo x; sleep 10", &b, &s, (struct relay_limits){ .kill_fd = -1 }, &why, &ms, &rl) ==
+		      t.ms < 5000,
+	      "a bad header block did not end the relay at once (%lld ms)", t.ms);
+	t.b = (struct fake_body){ .data = "", .len = 0 };
+	t.s = (struct fake_sink){ .verdict = OUTPUT_FAILED };
+	CHECK(relay_once("echo x; sleep 10", &t, (struct relay_limits){ .kill_fd = -1 }) ==
 			      END_OUTPUT_FAILED &&
-		      ms < 5000,
+		      t.ms < 5000,
 	      "a failed output did not end the relay");
 }
 
@@ -423,51 +412,44 @@ static void test_relay_ends(void)
  * the sink is told so (holding output until then is the sink's job). */
 static void test_relay_body_end_reported(void)
 {
-	struct fake_body b = { .data = "abc", .len = 3, .piece = 1 };
-	struct fake_sink s = { .verdict = OUTPUT_OK };
-	struct relay rl;
-	const char *why;
-	long long ms;
+	struct trial t = { .b = { .data = "abc", .len = 3, .piece = 1 }, .s = { .verdict = OUTPUT_OK } };
 
-	CHECK(relay_once("cat", &b, &s, (struct relay_limits){ .kill_fd = -1 }, &why, &ms, &rl) == END_COMPLETE &&
-		      s.body_ended && s.out_len == 3 && b.reads >= 3,
-	      "body_ended %d, %zu bytes out, %d reads", s.body_ended, s.out_len, b.reads);
+	CHECK(relay_once("cat", &t, (struct relay_limits){ .kill_fd = -1 }) == END_COMPLETE &&
+		      t.s.body_ended && t.s.out_len == 3 && t.b.reads >= 3,
+	      "body_ended %d, %zu bytes out, %d reads", t.s.body_ended, t.s.out_len, t.b.reads);
 }
 
 /* A script counts as starting until its first output, its exit, or its
  * start window, whichever comes first, and is told so once. */
 static void test_relay_start_window(void)
 {
-	struct fake_body b = { .data = "", .len = 0 };
-	struct fake_sink s = { .verdict = OUTPUT_OK };
-	struct relay rl;
-	const char *why;
-	long long ms, t0 = monotonic_ms();
+	struct trial t = { .b = { .data = "", .len = 0 }, .s = { .verdict = OUTPUT_OK } };
+	long long t0 = monotonic_ms();
 
-	CHECK(relay_once("echo x; sleep 0.5", &b, &s, (struct relay_limits){ .kill_fd = -1 }, &why, &ms, &rl) ==
+	CHECK(relay_once("echo x; sleep 0.5", &t, (struct relay_limits){ .kill_fd = -1 }) ==
 			      END_COMPLETE &&
 		      starts == 1 && started_at - t0 < 400,
 	      "first output: started %d times, after %lld ms", starts, started_at - t0);
-	b = (struct fake_body){ .data = "", .len = 0 };
+	t.b = (struct fake_body){ .data = "", .len = 0 };
 	t0 = monotonic_ms();
-	CHECK(relay_once("exit 0", &b, &s, (struct relay_limits){ .kill_fd = -1 }, &why, &ms, &rl) == END_COMPLETE &&
+	CHECK(relay_once("exit 0", &t, (struct relay_limits){ .kill_fd = -1 }) == END_COMPLETE &&
 		      starts == 1 && started_at - t0 < 5000,
 	      "exit: started %d times", starts);
-	b = (struct fake_body){ .data = "", .len = 0 };
+	t.b = (struct fake_body){ .data = "", .len = 0 };
 	t0 = monotonic_ms();
 	fake_on_cpu = true;
-	CHECK(relay_once("sleep 0.6; echo x", &b, &s,
-			 (struct relay_limits){ .kill_fd = -1, .start_window_ms = 100, .start_check_ms = 20 }, &why, &ms,
-			 &rl) == END_COMPLETE &&
+	CHECK(relay_once("sleep 0.6; echo x", &t,
+			 (struct relay_limits){ .kill_fd = -1, .start_window_ms = 100, .start_check_ms = 20 }) ==
+			      END_COMPLETE &&
 		      starts == 1 && started_waiting && started_at - t0 >= 100 && started_at - t0 < 550,
 	      "window: started %d times, after %lld ms", starts, started_at - t0);
 	/* Seen waiting at the first look. */
-	b = (struct fake_body){ .data = "", .len = 0 };
+	t.b = (struct fake_body){ .data = "", .len = 0 };
 	t0 = monotonic_ms();
 	fake_on_cpu = false;
-	CHECK(relay_once("sleep 0.6; echo x", &b, &s,
-			 (struct relay_limits){ .kill_fd = -1, .start_window_ms = 5000, .start_check_ms = 20 }, &why,
-			 &ms, &rl) == END_COMPLETE &&
+	CHECK(relay_once("sleep 0.6; echo x", &t,
+			 (struct relay_limits){ .kill_fd = -1, .start_window_ms = 5000, .start_check_ms = 20 }) ==
+			      END_COMPLETE &&
 		      starts == 1 && started_waiting && started_at - t0 >= 20 && started_at - t0 < 550,
 	      "seen waiting: started %d times, after %lld ms", starts, started_at - t0);
 }
