@@ -273,6 +273,16 @@ static void body_bound_sends(void *ctx, long long deadline)
 	((struct fcgi_conn *)ctx)->wait.deadline = deadline;
 }
 
+/* Body content is decoded into buf (cap bytes) from now on, nothing of
+ * it buffered or passed on yet, and read rather than spliced. */
+static void use_body_buffer(struct fcgi_conn *c, char *buf, size_t cap)
+{
+	c->rd.body = (unsigned char *)buf;
+	c->rd.body_cap = cap;
+	c->rd.body_len = c->body_taken = 0;
+	c->splice_body = false;
+}
+
 struct body_source fcgi_conn_body(struct fcgi_conn *c, char *buf, size_t cap)
 {
 	static const struct body_source_ops ops = { .poll_events = body_poll_events,
@@ -284,10 +294,7 @@ struct body_source fcgi_conn_body(struct fcgi_conn *c, char *buf, size_t cap)
 						    .splice = body_splice,
 						    .bound_sends = body_bound_sends };
 
-	c->rd.body = (unsigned char *)buf;
-	c->rd.body_cap = cap;
-	c->rd.body_len = c->body_taken = 0;
-	c->splice_body = false;
+	use_body_buffer(c, buf, cap);
 	return (struct body_source){ .fd = c->fd, .ctx = c, .ops = &ops };
 }
 
@@ -407,10 +414,7 @@ int fcgi_conn_drain_body(struct fcgi_conn *c, char *scratch, size_t size)
 	 * slot did not read meanwhile, and its peer is not to blame. */
 	long long body_end = monotonic_ms() + c->wait.progress_ms, until;
 
-	c->rd.body = (unsigned char *)scratch;
-	c->rd.body_cap = size;
-	c->body_taken = 0;
-	c->splice_body = false; /* what is left of the body is read */
+	use_body_buffer(c, scratch, size); /* what is left is read, and dropped */
 	while (c->rd.state == FCGI_READER_BODY) {
 		enum fcgi_conn_status st;
 		int rc;

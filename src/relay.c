@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "fd.h"
 #include "relay.h"
 
 /* Pieces of body passed to the script between two looks at its other fds
@@ -65,12 +66,21 @@ static void count_body(struct relay *rl, size_t n)
 /* The script gets no more body: EOF on its stdin. */
 static void close_stdin(struct relay *rl)
 {
-	int *fd = rl->script.stdin_fd;
-
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
+	fd_close(rl->script.stdin_fd);
 	rl->set.body.ops->set_splice(rl->set.body.ctx, false);
+}
+
+/* How many body bytes have been read and not passed on yet; *full
+ * (unless NULL) says whether the buffer takes no more. */
+static size_t body_held(struct relay *rl, bool *full)
+{
+	const char *data;
+	bool is_full;
+	size_t n = rl->set.body.ops->pending(rl->set.body.ctx, &data, &is_full);
+
+	if (full)
+		*full = is_full;
+	return n;
 }
 
 /* Writes pending body bytes to the script; a script that closed its stdin
@@ -152,12 +162,11 @@ static int splice_body(struct relay *rl, bool *moved, enum request_end *end, con
 {
 	const struct body_source *b = &rl->set.body;
 	int fd = *rl->script.stdin_fd;
-	bool on = fd >= 0 && !rl->pipe_full, full;
-	const char *data;
+	bool on = fd >= 0 && !rl->pipe_full;
 	ssize_t n;
 
 	b->ops->set_splice(b->ctx, on);
-	if (!on || b->ops->pending(b->ctx, &data, &full) > 0)
+	if (!on || body_held(rl, NULL) > 0)
 		return 0;
 	n = b->ops->splice(b->ctx, fd, &rl->pipe_full);
 	if (n > 0) {
@@ -194,8 +203,7 @@ static enum output_status read_pipe(struct relay *rl, int *fd,
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return OUTPUT_OK;
-	close(*fd);
-	*fd = -1;
+	fd_close(fd);
 	return ended(rl->set.out.ctx);
 }
 
@@ -206,8 +214,6 @@ static int time_left(struct relay *rl, enum request_end *end, const char **why)
 {
 	const struct relay_limits *lim = &rl->set.lim;
 	long long now = monotonic_ms(), left = -1, send_by = 0;
-	const char *data;
-	bool full;
 	struct {
 		long long at;
 		enum request_end end;
@@ -218,9 +224,7 @@ static int time_left(struct relay *rl, enum request_end *end, const char **why)
 		{ lim->inactivity_ms ? rl->last_activity + lim->inactivity_ms : 0, END_TIMED_OUT,
 		  "no input or output for --inactivity-timeout", true },
 		/* The script has taken every body byte and waits on the peer. */
-		{ !rl->stdin_ended && rl->set.body.ops->pending(rl->set.body.ctx, &data, &full) == 0
-			  ? rl->body_wait_since + lim->peer_timeout_ms
-			  : 0,
+		{ !rl->stdin_ended && body_held(rl, NULL) == 0 ? rl->body_wait_since + lim->peer_timeout_ms : 0,
 		  END_PEER_GONE, "the web server sent no body bytes for --peer-timeout", false },
 	};
 
@@ -320,8 +324,7 @@ static int poll_once(struct relay *rl, int timeout, enum request_end *end, const
 	const struct body_source *b = &rl->set.body;
 	struct pollfd pfd[6];
 	int np = 0, at[4], i_conn, i_kill, rc;
-	const char *data;
-	bool full, want_in = rl->pipe_full || b->ops->pending(b->ctx, &data, &full) > 0;
+	bool want_in = rl->pipe_full || body_held(rl, NULL) > 0;
 
 	at[1] = watch(pfd, &np, *rl->script.stdout_fd, POLLIN);
 	at[2] = watch(pfd, &np, *rl->script.stderr_fd, POLLIN);
@@ -385,17 +388,15 @@ static bool script_done(struct relay *rl)
  * the request must end. */
 static int move_body(struct relay *rl, bool *moved, enum request_end *end, const char **why)
 {
-	const struct body_source *b = &rl->set.body;
-	const char *data;
-	bool full = false;
+	bool full;
 
 	*moved = feed_script(rl);
 	if (rl->stdin_ended)
 		return 0;
 	if (splice_body(rl, moved, end, why) < 0)
 		return -1;
-	b->ops->pending(b->ctx, &data, &full);
-	if (!rl->stdin_ended && !full) {
+	body_held(rl, &full);
+	if (!full) {
 		unsigned long long before = rl->bytes_in;
 		if (relay_read_peer(rl, POLLIN, end, why) < 0)
 			return -1;

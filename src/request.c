@@ -272,12 +272,6 @@ static enum request_end output_failure(struct request *r, const char **why, char
 	return END_SPOOL_FAILED;
 }
 
-/* Sends a whole response of the daemon's own. */
-static void send_status(struct request *r, const char *status_line, const char *type, const char *body)
-{
-	response_page(&r->resp, status_line, type, body);
-}
-
 /* Output held so far goes first.  A body not read to its end leaves the
  * connection unusable for another request.  Returns -1 when nothing more
  * can reach the web server. */
@@ -299,7 +293,7 @@ static bool answer(struct request *r, enum request_end how, const struct page *p
 		if (release_held(r) < 0)
 			return false;
 		if (r->resp.hstate != HDR_DONE)
-			send_status(r, "502 Bad Gateway", "text/plain", NULL);
+			response_page(&r->resp, "502 Bad Gateway", "text/plain", NULL);
 		break;
 	case END_REFUSED:
 		/* The body first: nginx would stop sending it otherwise. */
@@ -309,15 +303,15 @@ static bool answer(struct request *r, enum request_end how, const struct page *p
 		}
 		if (response_release(&r->resp) < 0)
 			return false;
-		send_status(r, page->status_line, page->type, page->body);
+		response_page(&r->resp, page->status_line, page->type, page->body);
 		break;
 	case END_TIMED_OUT:
 	case END_STOPPING:
 		if (release_held(r) < 0)
 			return false;
 		if (r->resp.hstate != HDR_DONE)
-			send_status(r, how == END_TIMED_OUT ? "504 Gateway Timeout" : "503 Service Unavailable",
-				    "text/plain", NULL);
+			response_page(&r->resp, how == END_TIMED_OUT ? "504 Gateway Timeout" : "503 Service Unavailable",
+				      "text/plain", NULL);
 		break;
 	case END_SPOOL_FAILED: {
 		/* Nothing of it was sent: a clean error instead.  Out of room
@@ -327,7 +321,7 @@ static bool answer(struct request *r, enum request_end how, const struct page *p
 		if (!r->relay.stdin_ended)
 			r->conn_broken = true;
 		response_discard(&r->resp, true);
-		send_status(r, err == EFBIG ? "502 Bad Gateway" : "503 Service Unavailable", "text/plain", NULL);
+		response_page(&r->resp, err == EFBIG ? "502 Bad Gateway" : "503 Service Unavailable", "text/plain", NULL);
 		break;
 	}
 	case END_ABORTED:

@@ -66,13 +66,6 @@ void script_proc_init(struct script_proc *sp)
 	memset(&sp->usage, 0, sizeof(sp->usage));
 }
 
-void fd_close(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
-}
-
 /* The kernel's struct sigaction for rt_sigaction(2), used directly: glibc's
  * sigaction() refuses the two signals it reserves (32 and 33), and those
  * can arrive ignored from whoever started the daemon. */

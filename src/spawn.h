@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+#include "fd.h"
 #include "rlimit_spec.h"
 
 struct script_proc {
@@ -24,10 +25,6 @@ struct script_proc {
 };
 
 void script_proc_init(struct script_proc *sp);
-
-/* Closes *fd if it is open, and marks it closed (-1): for the pipe ends
- * of a script_proc. */
-void fd_close(int *fd);
 
 /* Notes which signals scripts must have reset to their defaults; call once
  * the daemon's own signal handling is set up. */
