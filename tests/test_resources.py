@@ -159,6 +159,17 @@ def test_buffers_given_back_after_large_request(daemon):
     assert rss and max(rss) <= 8, rss
 
 
+def test_waiting_request_keeps_only_its_head(daemon):
+    # A script that waits (here sleeps) before any output: once seen
+    # waiting, its worker gives back its input page, read and emptied,
+    # and keeps the request head's page, which the parameters point into.
+    t = threading.Thread(target=fc.request, args=(daemon.address, cgi_params(query="sleep=3")))
+    t.start()
+    assert wait_for(lambda: children_of(daemon.proc.pid), 10)
+    assert wait_for(lambda: buffer_rss_kib(daemon.proc.pid) == [4], 5), buffer_rss_kib(daemon.proc.pid)
+    t.join()
+
+
 def test_worker_that_cannot_map_its_buffers(tmp_path, start_daemon):
     # While a new worker cannot map its buffers, its connections are
     # closed (not left waiting) with one log line; once memory is back,
