@@ -278,18 +278,19 @@ static int check_allowed(const struct script_policy *pol, const char *filename, 
  * an interpreter runs is opened again by it, by its path, after the
  * checks: its directory must not be writable by others either, or they
  * could swap the file in that moment.  path is what will run (stat()
- * follows symlinks).  Returns 0, or -1 with *why. */
-static int check_not_writable(const char *path, bool interpreted, const char **why)
+ * follows symlinks); file, when not NULL, is what stat() of it would say
+ * (the file as opened).  Returns 0, or -1 with *why. */
+static int check_not_writable(const char *path, const struct stat *file, bool interpreted, const char **why)
 {
 	char dir[PATH_MAX];
 	const char *slash;
 	struct stat st;
 
-	if (stat(path, &st) < 0) {
+	if (!file && stat(path, &st) < 0) {
 		*why = "cannot stat the script";
 		return -1;
 	}
-	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+	if ((file ? file : &st)->st_mode & (S_IWGRP | S_IWOTH)) {
 		*why = "writable by group or others (see --allow-writable)";
 		return -1;
 	}
@@ -304,8 +305,16 @@ static int check_not_writable(const char *path, bool interpreted, const char **w
 	return 0;
 }
 
+/* Whether the canonical path real still leads to the file opened. */
+static bool still_opened(const char *real, const struct stat *opened)
+{
+	struct stat now;
+
+	return stat(real, &now) == 0 && now.st_dev == opened->st_dev && now.st_ino == opened->st_ino;
+}
+
 int script_policy_check(const struct script_policy *pol, const char *filename, const struct script_origin *from,
-			char **checked, const char **why)
+			const char **why)
 {
 	bool allowed, need_real, inside_root = held_by_document_root(pol, from);
 	char real[PATH_MAX];
@@ -340,14 +349,16 @@ int script_policy_check(const struct script_policy *pol, const char *filename, c
 	}
 	if (pol->n_allowed > 0 && check_allowed(pol, filename, real, why) < 0)
 		return -1;
-	if (!pol->allow_writable && check_not_writable(need_real ? real : filename, from->interpreted, why) < 0)
-		return -1;
-	/* Allocated rather than the caller's PATH_MAX: a worker's stack
-	 * stays shallow, so fewer of its pages stay resident. */
-	if (checked && !(*checked = strdup(need_real ? real : filename))) {
-		*why = "out of memory";
+	/* The name checked leads to the file opened: it was opened by it,
+	 * unless a symlink on the way changed since (then the canonical path
+	 * leads elsewhere). */
+	if (need_real && from->opened && !still_opened(real, from->opened)) {
+		*why = "it changed while it was checked";
 		return -1;
 	}
+	if (!pol->allow_writable &&
+	    check_not_writable(need_real ? real : filename, from->opened, from->interpreted, why) < 0)
+		return -1;
 	return 0;
 }
 

@@ -5,6 +5,7 @@
 #define FCGIWRAP_SCRIPT_PATH_H
 
 #include <stdbool.h>
+#include <sys/stat.h>
 
 #include "interpreters.h"
 
@@ -73,6 +74,11 @@ struct script_origin {
 	bool walked;               /* found through DOCUMENT_ROOT + SCRIPT_NAME */
 	bool interpreted;          /* run through an --interpreter */
 	bool executable;           /* the file has an exec bit */
+	/* The file as the caller opened it by that name, or NULL.  Its mode
+	 * is the one checked; and where the rules compare the canonical path,
+	 * that path must still lead to this file ("it changed while it was
+	 * checked"), since what runs is the file opened. */
+	const struct stat *opened;
 };
 
 /* Applies the rules to a resolved script (reads the file system).  A
@@ -81,11 +87,9 @@ struct script_origin {
  * interpreter must be inside DOCUMENT_ROOT whatever named it, symlinks
  * resolved, unless a --root holds it; the directory of any file run
  * through an interpreter must not be writable by group or others (but
- * with --allow-writable).  *checked (when checked is not
- * NULL) gets the path the rules were applied to, allocated: the canonical
- * path when a rule compared it, else filename.  Returns 0, or -1 with
- * *why naming the rule that refused. */
+ * with --allow-writable).  Returns 0, or -1 with *why naming the rule
+ * that refused. */
 int script_policy_check(const struct script_policy *pol, const char *filename, const struct script_origin *from,
-			char **checked, const char **why);
+			const char **why);
 
 #endif

@@ -176,7 +176,7 @@ static int select_script(struct request *r, struct early_end *e)
 	if (r->script.interpreter && stat(r->script.loc.filename, &st) < 0)
 		st.st_mode = 0;
 	from = origin_of(r, st.st_mode);
-	if (script_policy_check(&cfg.policy, r->script.loc.filename, &from, NULL, &why) < 0 ||
+	if (script_policy_check(&cfg.policy, r->script.loc.filename, &from, &why) < 0 ||
 	    choose_directory(r, &why) < 0)
 		return refuse(e, "403 Forbidden", "script refused: %s", why);
 	return 0;
@@ -279,21 +279,16 @@ static int stdin_pipe_size(const struct request *r)
 static int bind_script(struct request *r, struct early_end *e)
 {
 	struct script_origin from;
-	char *checked = NULL;
-	struct stat opened, now;
+	struct stat opened;
 	const char *why = NULL;
-	bool same;
 
 	r->script.fd = open(r->script.loc.filename, O_PATH | O_CLOEXEC);
 	if (r->script.fd < 0 || fstat(r->script.fd, &opened) < 0)
 		return refuse(e, "404 Not Found", "script not found: %s", strerror(errno));
 	from = origin_of(r, opened.st_mode);
-	if (script_policy_check(&cfg.policy, r->script.loc.filename, &from, &checked, &why) < 0)
+	from.opened = &opened;
+	if (script_policy_check(&cfg.policy, r->script.loc.filename, &from, &why) < 0)
 		return refuse(e, "403 Forbidden", "script refused: %s", why);
-	same = stat(checked, &now) == 0 && now.st_dev == opened.st_dev && now.st_ino == opened.st_ino;
-	free(checked);
-	if (!same)
-		return refuse(e, "403 Forbidden", "script refused: it changed while it was checked");
 	if (!S_ISREG(opened.st_mode) || (!r->script.interpreter && !(opened.st_mode & (S_IXUSR | S_IXGRP | S_IXOTH))))
 		return refuse(e, "403 Forbidden", "script refused: not an executable file");
 	r->script.dev = opened.st_dev;
