@@ -33,13 +33,12 @@ void admission_init(unsigned start_limit)
 static int take_from(struct slot_pool *pool, long long until, const struct admission_wait *w,
 		     enum request_end *end, const char **why)
 {
-	struct slot_waiter me;
+	struct slot_waiter me = { .efd = w->wake_fd };
 	int rc = 0;
 
 	if (slot_try_take(pool))
 		return 1;
-	if (slot_wait_begin(pool, &me) < 0)
-		return 0;
+	slot_wait_begin(pool, &me);
 	atomic_fetch_add(&stats.queued, 1);
 	for (;;) {
 		short events = w->peer->ops->poll_events(w->peer->ctx);

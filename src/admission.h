@@ -42,6 +42,7 @@ struct admission_wait {
 	int (*service)(void *ctx, short revents, enum request_end *end, const char **why);
 	void *ctx;
 	int stop_fd;
+	int wake_fd; /* the worker's eventfd for its waits (slots.h) */
 };
 
 /* Takes the slots for a script of class (NULL: none), then a place among

@@ -249,7 +249,7 @@ static int read_while_queued(void *ctx, short revents, enum request_end *end, co
 static int take_slot(struct request *r, struct early_end *e)
 {
 	struct admission_wait w = { .peer = &r->relay.set.body, .service = read_while_queued, .ctx = r,
-				    .stop_fd = stopping_kill_fd() };
+				    .stop_fd = stopping_kill_fd(), .wake_fd = r->wb->wake_fd };
 	int rc = admission_take(&r->slots, script_class_of(r->script.loc.filename), r->deadline, &w, &e->end,
 				&e->why);
 

@@ -4,7 +4,6 @@
 #include "config.h"
 
 #include <stdint.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "slots.h"
@@ -36,8 +35,7 @@ bool slot_try_take(struct slot_pool *p)
 }
 
 /* Gives w a slot and wakes it: w's eventfd turns readable.  Called under
- * the lock: the waiter closes its eventfd only after taking the lock in
- * slot_wait_end(). */
+ * the lock, so that slot_wait_end() sees granted and the write together. */
 static void hand_over(struct slot_waiter *w)
 {
 	uint64_t one = 1;
@@ -49,13 +47,10 @@ static void hand_over(struct slot_waiter *w)
 	}
 }
 
-int slot_wait_begin(struct slot_pool *p, struct slot_waiter *w)
+void slot_wait_begin(struct slot_pool *p, struct slot_waiter *w)
 {
-	w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	w->granted = false;
 	w->next = NULL;
-	if (w->efd < 0)
-		return -1;
 	pthread_mutex_lock(&p->lock);
 	if (p->free > 0) {
 		/* One came free since slot_try_take(): the caller polls
@@ -70,7 +65,6 @@ int slot_wait_begin(struct slot_pool *p, struct slot_waiter *w)
 	}
 	pthread_mutex_unlock(&p->lock);
 	atomic_fetch_add(&p->queued, 1);
-	return 0;
 }
 
 bool slot_wait_end(struct slot_pool *p, struct slot_waiter *w)
@@ -92,8 +86,14 @@ bool slot_wait_end(struct slot_pool *p, struct slot_waiter *w)
 		}
 	}
 	pthread_mutex_unlock(&p->lock);
-	close(w->efd);
-	w->efd = -1;
+	/* Empty again for the waiter's next wait: written to once, and only
+	 * if a slot was handed over (both under the lock). */
+	if (granted) {
+		uint64_t v;
+		if (read(w->efd, &v, sizeof(v)) < 0) {
+			/* Cannot fail: the hand-over wrote before we looked. */
+		}
+	}
 	atomic_fetch_sub(&p->queued, 1);
 	if (granted)
 		atomic_fetch_add(&p->running, 1);

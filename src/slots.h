@@ -1,9 +1,9 @@
 /* Slot pools: a slot is taken before a script starts and given back at
  * the end of its request.  One pool holds the -c slots; each class of
  * --script-limit has its own.  Requests that find none free wait in the
- * pool's queue, first come, first served, each on an eventfd of its own,
- * so the wait can be polled together with the connection and the
- * daemon's stop. */
+ * pool's queue, first come, first served, each on an eventfd of its
+ * waiter's (a worker's, made once: not one a wait), so the wait can be
+ * polled together with the connection and the daemon's stop. */
 #ifndef FCGIWRAP_SLOTS_H
 #define FCGIWRAP_SLOTS_H
 
@@ -12,7 +12,9 @@
 #include <stdbool.h>
 
 struct slot_waiter {
-	int efd;                  /* readable once a slot is handed over */
+	int efd;                  /* the waiter's, empty: readable once a slot
+				   * is handed over, empty again after
+				   * slot_wait_end() */
 	bool granted;
 	struct slot_waiter *next; /* the pool's queue */
 };
@@ -34,9 +36,8 @@ void slot_pool_init(struct slot_pool *p, unsigned n);
 bool slot_try_take(struct slot_pool *p);
 
 /* Joins the queue, or takes a slot that came free since slot_try_take():
- * either way w->efd turns readable once w has a slot.  Returns 0, or -1
- * with errno (no eventfd). */
-int slot_wait_begin(struct slot_pool *p, struct slot_waiter *w);
+ * either way w->efd (set by the caller) turns readable once w has a slot. */
+void slot_wait_begin(struct slot_pool *p, struct slot_waiter *w);
 
 /* Leaves the queue, once w->efd became readable or the wait is over.
  * Returns true if a slot was handed over (it is the caller's then). */

@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -34,11 +35,15 @@ int worker_buffers_init(struct worker_buffers *wb)
 	char *base = mmap(NULL, span + 2 * page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	char *p = base == MAP_FAILED ? NULL : base + page;
 
-	if (p && mprotect(p, span, PROT_READ | PROT_WRITE) < 0) {
+	wb->wake_fd = p ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1;
+	if (p && (wb->wake_fd < 0 || mprotect(p, span, PROT_READ | PROT_WRITE) < 0)) {
 		munmap(base, span + 2 * page);
 		p = NULL;
 	}
 	if (!p) {
+		if (wb->wake_fd >= 0)
+			close(wb->wake_fd);
+		wb->wake_fd = -1;
 		wb->io = wb->body = NULL;
 		wb->head = wb->in = NULL;
 		return -1;
@@ -66,6 +71,9 @@ void worker_buffers_free(struct worker_buffers *wb)
 {
 	if (wb->io)
 		munmap(wb->io - page_size(), buffers_span() + 2 * page_size());
+	if (wb->wake_fd >= 0)
+		close(wb->wake_fd);
+	wb->wake_fd = -1;
 	wb->io = wb->body = NULL;
 	wb->head = wb->in = NULL;
 }

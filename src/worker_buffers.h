@@ -1,5 +1,6 @@
 /* The buffers a worker thread owns and reuses for every request it
- * serves: one anonymous mapping, touched only as far as requests need. */
+ * serves: one anonymous mapping, touched only as far as requests need;
+ * and the eventfd its requests wait on for a slot. */
 #ifndef FCGIWRAP_WORKER_BUFFERS_H
 #define FCGIWRAP_WORKER_BUFFERS_H
 
@@ -17,9 +18,10 @@ struct worker_buffers {
 	char *body;
 	unsigned char *head;
 	unsigned char *in;
+	int wake_fd; /* for slot waits (slots.h): made once, not a wait */
 };
 
-/* Maps the buffers.  Returns 0, or -1 with errno. */
+/* Maps the buffers and makes the eventfd.  Returns 0, or -1 with errno. */
 int worker_buffers_init(struct worker_buffers *wb);
 
 /* Gives their pages back to the system (they read as zeros when next

@@ -8,11 +8,13 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -1326,14 +1328,20 @@ static void test_slots(void)
 	struct slot_pool p;
 	struct slot_waiter a, b, c;
 
+	a.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	b.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	c.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	CHECK(a.efd >= 0 && b.efd >= 0 && c.efd >= 0, "eventfd: %s", strerror(errno));
 	slot_pool_init(&p, 1);
-	CHECK(slot_wait_begin(&p, &a) == 0, "slot_wait_begin");
+	slot_wait_begin(&p, &a);
 	CHECK(a.granted && woken(&a), "a free slot granted at once does not wake its waiter");
 	CHECK(slot_wait_end(&p, &a) && p.running == 1 && p.queued == 0, "a granted wait does not end with the slot");
+	CHECK(!woken(&a), "a waiter's eventfd is left readable for its next wait");
 	CHECK(!slot_try_take(&p), "a second slot taken from a pool of one");
 
-	CHECK(slot_wait_begin(&p, &a) == 0 && slot_wait_begin(&p, &b) == 0 && slot_wait_begin(&p, &c) == 0,
-	      "slot_wait_begin");
+	slot_wait_begin(&p, &a);
+	slot_wait_begin(&p, &b);
+	slot_wait_begin(&p, &c);
 	CHECK(!woken(&a) && !woken(&b) && !woken(&c) && p.queued == 3, "a waiter woken with no slot free");
 	CHECK(!slot_wait_end(&p, &b), "a waiter that gave up got a slot");
 	slot_release(&p);
@@ -1345,6 +1353,10 @@ static void test_slots(void)
 	CHECK(p.free == 1 && p.running == 0 && p.queued == 0 && !p.head && !p.tail,
 	      "the pool does not add up: %u free, %u running, %u queued", p.free, (unsigned)p.running,
 	      (unsigned)p.queued);
+	CHECK(!woken(&a) && !woken(&b) && !woken(&c), "a waiter's eventfd is left readable after its wait");
+	close(a.efd);
+	close(b.efd);
+	close(c.efd);
 }
 
 int main(void)
