@@ -81,57 +81,68 @@ char **cgi_env_filter_inherited(char *const *environ_in, int clear, char *const 
  * configuration may set them; --env can).  Reviewed against what
  * Debian's sh, bash, perl, python3, ruby, lua, git and node read at start.
  * A name ending in '*' is a prefix. */
-static const char *const unsafe_params[] = {
+/* A name and its length, known when compiled: the list is compared with
+ * every parameter of every request. */
+struct unsafe_name {
+	const char *name;
+	size_t len;
+};
+#define U(s) { s, sizeof(s) - 1 }
+static const struct unsafe_name unsafe_params[] = {
 	/* httpoxy: a client's "Proxy:" header arrives as HTTP_PROXY; curl,
 	 * wget and libproxy take a proxy from http_proxy. */
-	"HTTP_PROXY", "http_proxy",
+	U("HTTP_PROXY"), U("http_proxy"),
 	/* A client's "Redirect-Status:" header: php-cgi before the fix of
 	 * CVE-2024-8927 (8.1.30, 8.2.24, 8.3.12) took it for the server's
 	 * REDIRECT_STATUS and skipped cgi.force_redirect, so a client ran it
 	 * directly.  REDIRECT_STATUS itself is the web server's, and kept. */
-	"HTTP_REDIRECT_STATUS",
+	U("HTTP_REDIRECT_STATUS"),
 	/* The dynamic loader and the C library (their secure-mode list). */
-	"LD_*", "GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES", "LOCPATH", "MALLOC_CHECK_",
-	"MALLOC_TRACE", "NIS_PATH", "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "LOCALDOMAIN",
+	U("LD_*"), U("GCONV_PATH"), U("GETCONF_DIR"), U("GLIBC_TUNABLES"), U("HOSTALIASES"), U("LOCPATH"),
+	U("MALLOC_CHECK_"), U("MALLOC_TRACE"), U("NIS_PATH"), U("NLSPATH"), U("RESOLV_HOST_CONF"), U("RES_OPTIONS"),
+	U("LOCALDOMAIN"),
 	/* sh and bash: files sourced at start, options, exported functions
 	 * (the "shellshock" form), the trace and the field separator. */
-	"BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "BASH_FUNC_*", "BASH_XTRACEFD", "BASH_LOADABLES_PATH", "PS4",
-	"IFS", "CDPATH",
+	U("BASH_ENV"), U("ENV"), U("SHELLOPTS"), U("BASHOPTS"), U("BASH_FUNC_*"), U("BASH_XTRACEFD"),
+	U("BASH_LOADABLES_PATH"), U("PS4"), U("IFS"), U("CDPATH"),
 	/* perl: module paths, options (-M), the debugger, I/O layers, which
 	 * can load modules. */
-	"PERL5LIB", "PERL5OPT", "PERLLIB", "PERL5DB", "PERLIO",
+	U("PERL5LIB"), U("PERL5OPT"), U("PERLLIB"), U("PERL5DB"), U("PERLIO"),
 	/* python3: every PYTHON* variable (PYTHONPATH, PYTHONHOME,
 	 * PYTHONSTARTUP, PYTHONWARNINGS imports the module of a warning
 	 * category, PYTHONBREAKPOINT names a callable to import...). */
-	"PYTHON*",
+	U("PYTHON*"),
 	/* ruby: -r options and the load path. */
-	"RUBYOPT", "RUBYLIB", "RUBYSHELL",
+	U("RUBYOPT"), U("RUBYLIB"), U("RUBYSHELL"),
 	/* lua: LUA_INIT runs code, LUA_PATH and LUA_CPATH (and their _5_x
 	 * forms) choose what loads. */
-	"LUA_*",
+	U("LUA_*"),
 	/* node: options (--require) and the module path. */
-	"NODE_OPTIONS", "NODE_PATH", "NODE_REPL_EXTERNAL_MODULE",
+	U("NODE_OPTIONS"), U("NODE_PATH"), U("NODE_REPL_EXTERNAL_MODULE"),
 	/* git: configuration from the environment names commands to run
 	 * (core.pager, core.sshCommand, core.fsmonitor...), and so do these;
 	 * GIT_PROJECT_ROOT and GIT_HTTP_EXPORT_ALL, which git-http-backend
 	 * needs, are not among them. */
-	"GIT_CONFIG*", "GIT_EXEC_PATH", "GIT_SSH", "GIT_SSH_COMMAND", "GIT_PAGER", "GIT_EDITOR",
-	"GIT_SEQUENCE_EDITOR", "GIT_ASKPASS", "GIT_EXTERNAL_DIFF", "GIT_PROXY_COMMAND", "GIT_TEMPLATE_DIR",
+	U("GIT_CONFIG*"), U("GIT_EXEC_PATH"), U("GIT_SSH"), U("GIT_SSH_COMMAND"), U("GIT_PAGER"), U("GIT_EDITOR"),
+	U("GIT_SEQUENCE_EDITOR"), U("GIT_ASKPASS"), U("GIT_EXTERNAL_DIFF"), U("GIT_PROXY_COMMAND"),
+	U("GIT_TEMPLATE_DIR"),
 	/* Commands programs run for their user. */
-	"PAGER", "EDITOR", "VISUAL",
+	U("PAGER"), U("EDITOR"), U("VISUAL"),
 	/* OpenSSL loads engines and providers its configuration names. */
-	"OPENSSL_CONF", "OPENSSL_ENGINES", "OPENSSL_MODULES",
+	U("OPENSSL_CONF"), U("OPENSSL_ENGINES"), U("OPENSSL_MODULES"),
 	/* PHP and Java, should a CGI start them. */
-	"PHPRC", "PHP_INI_SCAN_DIR", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS",
+	U("PHPRC"), U("PHP_INI_SCAN_DIR"), U("JAVA_TOOL_OPTIONS"), U("_JAVA_OPTIONS"), U("JDK_JAVA_OPTIONS"),
 };
+#undef U
 
 int cgi_env_param_unsafe(const char *name, size_t len)
 {
 	for (size_t i = 0; i < sizeof(unsafe_params) / sizeof(unsafe_params[0]); i++) {
-		const char *u = unsafe_params[i];
-		size_t n = strlen(u);
-		if (u[n - 1] == '*' ? len >= n - 1 && strncmp(name, u, n - 1) == 0
-				    : n == len && strncmp(name, u, len) == 0)
+		const char *u = unsafe_params[i].name;
+		size_t n = unsafe_params[i].len;
+		if (len == 0 || u[0] != name[0])
+			continue;
+		if (u[n - 1] == '*' ? len >= n - 1 && memcmp(name, u, n - 1) == 0 : n == len && memcmp(name, u, len) == 0)
 			return 1;
 	}
 	return 0;
