@@ -271,6 +271,8 @@ static int stdin_pipe_size(const struct request *r)
 	return r->params.body_length > 64 * 1024 ? 256 * 1024 : 0;
 }
 
+static int start_failed(struct request *r, struct early_end *e, int err, const char *step);
+
 /* After the slot, just before the start: opens the script as it is now
  * and checks it again, and binds the two: what runs is the file that
  * passed the checks, not what its path leads to by then (a symlink may
@@ -283,6 +285,8 @@ static int bind_script(struct request *r, struct early_end *e)
 	const char *why = NULL;
 
 	r->script.fd = open(r->script.loc.filename, O_PATH | O_CLOEXEC);
+	if (r->script.fd < 0 && is_resource_shortage(errno))
+		return start_failed(r, e, errno, "open the script"); /* 503: no fd left is not a missing script */
 	if (r->script.fd < 0 || fstat(r->script.fd, &opened) < 0)
 		return refuse(e, "404 Not Found", "script not found: %s", strerror(errno));
 	from = origin_of(r, opened.st_mode);

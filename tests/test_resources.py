@@ -54,6 +54,9 @@ def test_fd_exhaustion_recovers(tmp_path):
             except (OSError, ConnectionError, ValueError):
                 pass
         assert 503 in statuses, statuses
+        # No fd left to open the script with is a shortage, not a missing
+        # script (it was once answered 404).
+        assert 404 not in statuses, statuses
         # One line per episode of shortage, not one per refused request.
         log = d.log()
         assert log.count("cannot start scripts") <= log.count("scripts can be started again") + 1
