@@ -42,9 +42,12 @@ void relay_init(struct relay *rl, const struct relay_setup *setup)
  * over and it waits (told once). */
 static void note_started(struct relay *rl, bool waits)
 {
+	if (!waits)
+		rl->waiting = false;
 	if (rl->start_noted)
 		return;
 	rl->start_noted = true;
+	rl->waiting = waits;
 	if (rl->set.started)
 		rl->set.started(rl->set.ctx, waits);
 }
@@ -144,6 +147,10 @@ int relay_read_peer(struct relay *rl, short revents, enum request_end *end, cons
 	if (!rl->stdin_ended && b->ops->ended(b->ctx)) {
 		rl->stdin_ended = true;
 		set_state(rl, ACTIVITY_RUNNING);
+		/* What the body brought in since the script was seen waiting
+		 * is read: the request may give back the pages it filled. */
+		if (rl->waiting && rl->set.still_waiting)
+			rl->set.still_waiting(rl->set.ctx);
 		if (rl->set.out.ops->body_ended(rl->set.out.ctx) != OUTPUT_OK) {
 			*end = END_OUTPUT_FAILED;
 			*why = NULL;

@@ -46,6 +46,9 @@ struct relay_setup {
 	void (*started)(void *ctx, bool waits); /* the script has started (see
 				       * start_window_ms), once (waits: without
 				       * output yet); or NULL */
+	void (*still_waiting)(void *ctx); /* after started(ctx, true): the
+				       * body has ended since, and the script
+				       * still waits without output; or NULL */
 	bool (*on_cpu)(void *ctx);    /* whether the script is on a CPU now */
 	void *ctx;
 };
@@ -58,6 +61,7 @@ struct relay {
 	bool exited;            /* the script's pidfd turned readable */
 	bool slow_noted;
 	bool start_noted;
+	bool waiting;           /* seen waiting, and no output or exit since */
 	long long script_start; /* when relay_run() began */
 	long long start_check;  /* the next look at whether it waits */
 	unsigned long long bytes_in; /* request body bytes read */

@@ -60,6 +60,16 @@ static void script_started(void *ctx, bool waits)
 	worker_buffers_trim_idle(r->wb, r->conn->in_pos == r->conn->in_len);
 }
 
+/* The body's end came after the script was seen waiting (the web server
+ * sent it late, or the worker accepted the connection before all of it
+ * was there): the input pages it took go back too. */
+static void script_still_waiting(void *ctx)
+{
+	struct request *r = ctx;
+
+	worker_buffers_trim_idle(r->wb, r->conn->in_pos == r->conn->in_len);
+}
+
 void request_init(struct request *r, struct fcgi_conn *conn, struct worker_buffers *wb)
 {
 	struct relay_setup rs;
@@ -88,6 +98,7 @@ void request_init(struct request *r, struct fcgi_conn *conn, struct worker_buffe
 		.activity = &r->activity,
 		.note_slow = note_slow,
 		.started = script_started,
+		.still_waiting = script_still_waiting,
 		.on_cpu = script_busy,
 		.ctx = r,
 	};
