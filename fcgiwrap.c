@@ -178,7 +178,11 @@ static void accept_connections(size_t i, bool *backoff)
 {
 	int fd;
 
-	while (workers_active() < cfg.max_connections && (fd = listeners_accept(i, backoff)) >= 0) {
+	while (workers_reserve()) {
+		if ((fd = listeners_accept(i, backoff)) < 0) {
+			workers_unreserve();
+			return;
+		}
 		if (workers_submit(fd) < 0) {
 			log_warn("no worker for a new connection");
 			close(fd);
@@ -265,8 +269,9 @@ static void begin_stop(struct life *st, bool handed_over)
 	st->stopping = true;
 	st->handed_over = handed_over;
 	timer_start(&st->timers[STOP_DEADLINE], monotonic_ms() + cfg.shutdown_timeout_ms);
-	listeners_close(!handed_over);
+	/* The workers first: none may be waiting on a socket closed next. */
 	workers_stop();
+	listeners_close(!handed_over);
 }
 
 /* Starts the new copy of an upgrade on the listening sockets. */
@@ -404,7 +409,7 @@ static bool run_timers_before_wait(struct life *st, long long now)
  * Returns how many. */
 static nfds_t watch_fds(int sig_fd, const struct life *st, struct pollfd *pfd)
 {
-	bool accepting = !st->stopping && workers_active() < cfg.max_connections;
+	bool accepting = !st->stopping && workers_active() < cfg.max_connections && workers_idle() == 0;
 	nfds_t np = PFD_LISTENERS;
 
 	pfd[PFD_SIGNALS] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
@@ -457,7 +462,7 @@ static bool serve(int sig_fd)
 		long long now = monotonic_ms();
 
 		arm_timers(&st, now);
-		if (run_timers_before_wait(&st, now)) {
+		if (run_timers_before_wait(&st, now) && workers_stop_if_idle()) {
 			log_info("idle for %d s (--idle-exit): exiting; systemd starts fcgiwrap again on the next "
 				 "connection", cfg.idle_exit_ms / 1000);
 			return false;

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -262,17 +263,22 @@ void listeners_close(bool remove_files)
 }
 
 /* A TCP peer not in --allow-from: refused before a byte is read, since
- * the socket is the trust boundary.  Logged at most once a second. */
+ * the socket is the trust boundary.  Logged at most once a second.  The
+ * main thread and a worker may both be accepting (workers.c). */
 static void refuse_peer(int fd, const struct sockaddr_storage *peer)
 {
+	static pthread_mutex_t refusing = PTHREAD_MUTEX_INITIALIZER;
 	static long long last_log;
 	static unsigned refused;
 	char host[INET6_ADDRSTRLEN] = "?";
 
 	close(fd);
+	pthread_mutex_lock(&refusing);
 	refused++;
-	if (monotonic_ms() - last_log < 1000)
+	if (monotonic_ms() - last_log < 1000) {
+		pthread_mutex_unlock(&refusing);
 		return;
+	}
 	inet_ntop(peer->ss_family,
 		  peer->ss_family == AF_INET ? (const void *)&((const struct sockaddr_in *)peer)->sin_addr
 					     : (const void *)&((const struct sockaddr_in6 *)peer)->sin6_addr,
@@ -281,32 +287,32 @@ static void refuse_peer(int fd, const struct sockaddr_storage *peer)
 		  refused);
 	last_log = monotonic_ms();
 	refused = 0;
+	pthread_mutex_unlock(&refusing);
 }
 
 int listeners_accept(size_t i, bool *backoff)
 {
-	static bool fd_shortage_logged;
+	static atomic_bool fd_shortage_logged;
 	const struct listener *l = &listeners[i];
 	bool tcp = l->family == AF_INET || l->family == AF_INET6;
 
-	for (;;) {
+	/* Bounded: a flood of refused peers cannot hold the caller (a worker
+	 * the stop waits for) for as long as it lasts. */
+	for (unsigned refusals = 0; refusals < 64; refusals++) {
 		struct sockaddr_storage peer;
 		socklen_t peer_len = sizeof(peer);
 		int one = 1, fd = accept4(l->fd, (struct sockaddr *)&peer, &peer_len, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-				if (!fd_shortage_logged)
+				if (!atomic_exchange(&fd_shortage_logged, true))
 					log_warn("cannot accept connections for now");
-				fd_shortage_logged = true;
 				*backoff = true;
 			}
 			/* EAGAIN, or a connection reset before we took it. */
 			return -1;
 		}
-		if (fd_shortage_logged) {
+		if (atomic_load(&fd_shortage_logged) && atomic_exchange(&fd_shortage_logged, false))
 			log_info("accepting connections again");
-			fd_shortage_logged = false;
-		}
 		if (tcp && cfg.n_allow_from > 0 && !peer_allowed(cfg.allow_from, cfg.n_allow_from, (struct sockaddr *)&peer)) {
 			refuse_peer(fd, &peer);
 			continue;
@@ -317,6 +323,7 @@ int listeners_accept(size_t i, bool *backoff)
 		atomic_fetch_add(&stats.accepted, 1);
 		return fd;
 	}
+	return -1;
 }
 
 size_t listeners_count(void)

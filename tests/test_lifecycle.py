@@ -254,9 +254,10 @@ def test_trickle_cannot_hold_the_stop(start_daemon, second_signal):
             pass
         partial = stack.enter_context(fc.Client(d.address, timeout=30))
         partial.send(fc.begin_record())
-        # Every connection taken by a worker (the main thread and four), the
-        # two trickled requests' scripts running.
-        assert wait_for(lambda: len(os.listdir("/proc/%d/task" % d.proc.pid)) == 5
+        # Every connection taken by a worker (the main thread, four, and
+        # the idle one waiting for the next connection), the two trickled
+        # requests' scripts running.
+        assert wait_for(lambda: len(os.listdir("/proc/%d/task" % d.proc.pid)) == 6
                         and len(children_of(d.proc.pid)) == 2, 10)
         start = time.monotonic()
         d.proc.send_signal(signal.SIGTERM)

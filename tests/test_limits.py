@@ -219,6 +219,31 @@ def test_script_limit_refuses_bad_values(tmp_path):
 # ---- connections ----
 
 
+def test_max_connections_one_under_many_clients(start_daemon):
+    # --max-connections 1 while 16 clients connect at once, again and
+    # again: workers and the main loop both accept, and each takes its
+    # place before it accepts, so the one place is never taken twice
+    # (which once let a queued connection be overwritten: one client hung,
+    # another was served twice).
+    d = start_daemon(["--max-connections", "1"])
+    bodies, errors = [], []
+
+    def client():
+        for _ in range(5):
+            try:
+                bodies.append(fc.request(d.address, cgi_params(query="hello"), timeout=20).body)
+            except Exception as e:  # noqa: BLE001 - counted below
+                errors.append(repr(e))
+
+    threads = [threading.Thread(target=client) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors[:3]
+    assert bodies == [b"hello\n"] * 80
+
+
 def test_max_connections_then_next_is_taken(start_daemon):
     # --max-connections 2: two silent connections hold both workers, a
     # third waits (in the listen backlog) unanswered; once one of the two
