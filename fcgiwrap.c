@@ -116,15 +116,17 @@ static void open_access_log(void)
 }
 
 /* RLIMIT_NPROC counts every process and thread of a user: a script's
- * limit includes the daemon's own threads, one per connection. */
+ * limit includes the daemon's own threads, the main one and its workers. */
 static void warn_about_rlimits(void)
 {
+	unsigned threads = workers_max_threads(cfg.max_connections, cfg.max_active) + 1;
+
 	for (size_t i = 0; i < cfg.n_rlimits; i++) {
 		rlim_t n = cfg.rlimits[i].limit.rlim_cur;
-		if (cfg.rlimits[i].resource == RLIMIT_NPROC && n != RLIM_INFINITY && n <= cfg.max_connections + 1)
+		if (cfg.rlimits[i].resource == RLIMIT_NPROC && n != RLIM_INFINITY && n <= threads)
 			log_warnx("--rlimit nproc=%llu counts all processes and threads of the user scripts run as, "
 				  "fcgiwrap's own threads included (up to %u): past that, scripts cannot fork",
-				  (unsigned long long)n, cfg.max_connections + 1);
+				  (unsigned long long)n, threads);
 	}
 }
 

@@ -117,6 +117,13 @@ def test_nproc_limit_warns_at_start(start_daemon):
     assert wait_for(lambda: "--rlimit nproc=20 counts all processes and threads" in d.log())
     quiet = start_daemon(["--rlimit", "nproc=200", "--max-connections", "64"])
     assert "counts all processes" not in quiet.log()
+    # The threads are bounded by -c as well (-c + 64 workers, and the main
+    # thread), however many connections may wait.
+    bounded = start_daemon(["--rlimit", "nproc=200", "-c", "4", "--max-connections", "1024"])
+    assert wait_for(lambda: "serving" in bounded.log())
+    assert "counts all processes" not in bounded.log()
+    tight = start_daemon(["--rlimit", "nproc=69", "-c", "4", "--max-connections", "1024"])
+    assert wait_for(lambda: "(up to 69)" in tight.log())
 
 
 def test_rlimits_apply_to_scripts(start_daemon):
