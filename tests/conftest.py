@@ -33,6 +33,9 @@ HELLO_STATIC = os.environ.get("HELLO_STATIC", os.path.abspath("tests/cgi/hello-s
 # An LD_PRELOAD shim that makes the daemon's buffer mappings fail on demand
 # (tests/fault_mmap.c).
 FAULT_MMAP = os.environ.get("FAULT_MMAP", os.path.abspath("tests/fault_mmap.so"))
+# One that swaps two directory entries around each realpath() call
+# (tests/fault_swap.c).
+FAULT_SWAP = os.environ.get("FAULT_SWAP", os.path.abspath("tests/fault_swap.so"))
 NGINX = os.environ.get("NGINX") or shutil.which("nginx") or "/usr/sbin/nginx"
 PHP_CGI = "/usr/bin/php-cgi"
 PERL = "/usr/bin/perl"
@@ -104,6 +107,25 @@ def children_of(pid):
         if fields and int(fields[1]) == pid:
             out.append((child, fields[0]))
     return out
+
+
+# epoll_wait and epoll_pwait, as /proc/PID/task/TID/syscall numbers them.
+EPOLL_WAIT_SYSCALLS = {"x86_64": {232, 281}, "aarch64": {22}}.get(os.uname().machine, set())
+
+
+def serving_workers(pid):
+    """The daemon's worker threads not waiting for a connection (in
+    epoll_wait, src/workers.c): those serving one, or on their way to."""
+    n = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/syscall" % (pid, tid)) as f:
+                call = f.read().split()[0]
+        except (OSError, IndexError):
+            continue
+        if int(tid) != pid and not (call.isdigit() and int(call) in EPOLL_WAIT_SYSCALLS):
+            n += 1
+    return n
 
 
 def real_uid(pid):

@@ -14,7 +14,7 @@ import time
 import fcgi_client as fc
 import pytest
 from conftest import (FCGIWRAP, Daemon, all_gone, can_connect, cgi_params, children_of, free_port, run_fcgiwrap,
-                      start_script, trickling_into_body, wait_for)
+                      serving_workers, start_script, trickling_into_body, wait_for)
 
 
 def test_help_and_version():
@@ -254,11 +254,10 @@ def test_trickle_cannot_hold_the_stop(start_daemon, second_signal):
             pass
         partial = stack.enter_context(fc.Client(d.address, timeout=30))
         partial.send(fc.begin_record())
-        # Every connection taken by a worker (the main thread, four, and
-        # the idle one waiting for the next connection), the two trickled
-        # requests' scripts running.
-        assert wait_for(lambda: len(os.listdir("/proc/%d/task" % d.proc.pid)) == 6
-                        and len(children_of(d.proc.pid)) == 2, 10)
+        # Every connection taken by a worker (four serving; an idle one may
+        # wait for the next connection), the two trickled requests' scripts
+        # running.
+        assert wait_for(lambda: serving_workers(d.proc.pid) == 4 and len(children_of(d.proc.pid)) == 2, 10)
         start = time.monotonic()
         d.proc.send_signal(signal.SIGTERM)
         if second_signal:
