@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "script_path.h"
 
@@ -305,12 +306,48 @@ static int check_not_writable(const char *path, const struct stat *file, bool in
 	return 0;
 }
 
-/* Whether the canonical path real still leads to the file opened. */
-static bool still_opened(const char *real, const struct stat *opened)
+/* Whether path leads to the file opened. */
+static bool leads_to(const char *path, const struct stat *opened)
 {
 	struct stat now;
 
-	return stat(real, &now) == 0 && now.st_dev == opened->st_dev && now.st_ino == opened->st_ino;
+	return stat(path, &now) == 0 && now.st_dev == opened->st_dev && now.st_ino == opened->st_ino;
+}
+
+/* The canonical path the rules compare, into real (PATH_MAX bytes).  Of a
+ * file opened, the kernel's own name for it, read from its fd: realpath()
+ * and a stat() after it both follow symlinks, and someone who can swap a
+ * directory on the path for a symlink and back between them would have
+ * them agree on a file that lies elsewhere.  Where /proc is missing (a
+ * --chroot without it), realpath(), which must then lead to the file
+ * opened.  Returns 0, or -1 with *why. */
+static int canonical(const char *filename, const struct script_origin *from, char *real, const char **why)
+{
+	char link[64];
+	ssize_t n = -1;
+
+	if (from->opened) {
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", from->fd);
+		n = readlink(link, real, PATH_MAX - 1);
+	}
+	if (n > 0 && n < PATH_MAX - 1 && real[0] == '/') {
+		real[n] = '\0';
+		/* A file removed since it was opened is named "... (deleted)":
+		 * that name leads nowhere, or to another file. */
+		if (leads_to(real, from->opened))
+			return 0;
+		*why = "it changed while it was checked";
+		return -1;
+	}
+	if (!realpath(filename, real)) {
+		*why = "cannot resolve the path";
+		return -1;
+	}
+	if (from->opened && !leads_to(real, from->opened)) {
+		*why = "it changed while it was checked";
+		return -1;
+	}
+	return 0;
 }
 
 int script_policy_check(const struct script_policy *pol, const char *filename, const struct script_origin *from,
@@ -330,10 +367,8 @@ int script_policy_check(const struct script_policy *pol, const char *filename, c
 		size_t n = strlen(pol->allowed[i]);
 		need_real = n > 0 && pol->allowed[i][n - 1] == '/';
 	}
-	if (need_real && !realpath(filename, real)) {
-		*why = "cannot resolve the path";
+	if (need_real && canonical(filename, from, real, why) < 0)
 		return -1;
-	}
 	/* The file itself must be in there, not reached through a symlink
 	 * leading out. */
 	if (inside_root && check_inside_document_root(real, from, why) < 0)
@@ -349,13 +384,6 @@ int script_policy_check(const struct script_policy *pol, const char *filename, c
 	}
 	if (pol->n_allowed > 0 && check_allowed(pol, filename, real, why) < 0)
 		return -1;
-	/* The name checked leads to the file opened: it was opened by it,
-	 * unless a symlink on the way changed since (then the canonical path
-	 * leads elsewhere). */
-	if (need_real && from->opened && !still_opened(real, from->opened)) {
-		*why = "it changed while it was checked";
-		return -1;
-	}
 	if (!pol->allow_writable &&
 	    check_not_writable(need_real ? real : filename, from->opened, from->interpreted, why) < 0)
 		return -1;

@@ -74,11 +74,12 @@ struct script_origin {
 	bool walked;               /* found through DOCUMENT_ROOT + SCRIPT_NAME */
 	bool interpreted;          /* run through an --interpreter */
 	bool executable;           /* the file has an exec bit */
-	/* The file as the caller opened it by that name, or NULL.  Its mode
-	 * is the one checked; and where the rules compare the canonical path,
-	 * that path must still lead to this file ("it changed while it was
-	 * checked"), since what runs is the file opened. */
+	/* The file as the caller opened it by that name (O_PATH), or NULL,
+	 * and its fd.  Its mode is the one checked, and where the rules
+	 * compare the canonical path, it is this file's (what runs is the
+	 * file opened). */
 	const struct stat *opened;
+	int fd;
 };
 
 /* Applies the rules to a resolved script (reads the file system).  A

@@ -291,6 +291,7 @@ static int bind_script(struct request *r, struct early_end *e)
 		return refuse(e, "404 Not Found", "script not found: %s", strerror(errno));
 	from = origin_of(r, opened.st_mode);
 	from.opened = &opened;
+	from.fd = r->script.fd;
 	if (script_policy_check(&cfg.policy, r->script.loc.filename, &from, &why) < 0)
 		return refuse(e, "403 Forbidden", "script refused: %s", why);
 	if (!S_ISREG(opened.st_mode) || (!r->script.interpreter && !(opened.st_mode & (S_IXUSR | S_IXGRP | S_IXOTH))))

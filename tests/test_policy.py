@@ -13,7 +13,7 @@ import tempfile
 
 import fcgi_client as fc
 import pytest
-from conftest import (CGI_DIR, HELLO_STATIC, PERL, Daemon, cgi_params, curl, env_of, free_port, need,
+from conftest import (CGI_DIR, FAULT_SWAP, HELLO_STATIC, PERL, Daemon, cgi_params, curl, env_of, free_port, need,
                       run_fcgiwrap, start_refused, start_script, status_json, wait_for)
 
 
@@ -154,6 +154,33 @@ def test_script_checked_again_after_waiting_for_a_slot(tmp_path, start_daemon, k
     holder.close()  # the slot frees
     r = waiting.read_response()
     waiting.close()
+    assert r.status == 403
+    assert not marker.exists()
+    assert "resolves outside DOCUMENT_ROOT" in d.log()
+
+
+def test_canonical_path_is_the_opened_files(tmp_path, start_daemon):
+    # A directory in DOCUMENT_ROOT is a symlink out of it, but a plain
+    # directory for the length of each realpath() call (tests/fault_swap.c:
+    # the race an attacker who owns it would run).  realpath() and a stat()
+    # after it would agree on the file outside; the path that counts is
+    # the file opened's own, and it lies outside: refused.
+    need(PERL)
+    root, outside, aside = tmp_path / "root", tmp_path / "outside", tmp_path / "aside"
+    for d in (root, outside, aside):
+        d.mkdir()
+        os.chmod(d, 0o755)
+    marker = tmp_path / "evil-ran"
+    (outside / "x.pl").write_text("open(F, '>%s'); print \"Content-Type: text/plain\\n\\nevil\\n\";" % marker)
+    (aside / "x.pl").write_text('print "Content-Type: text/plain\\n\\nbenign\\n";')
+    for f in (outside / "x.pl", aside / "x.pl"):
+        os.chmod(f, 0o644)
+    link = root / "up"
+    os.symlink(str(outside), link)
+    env = dict(os.environ, LD_PRELOAD=FAULT_SWAP, FAULT_SWAP_A=str(link), FAULT_SWAP_B=str(aside),
+               ASAN_OPTIONS="verify_asan_link_order=0:" + os.environ.get("ASAN_OPTIONS", ""))
+    d = start_daemon(["--interpreter", ".pl=" + PERL], env=env)
+    r = fc.request(d.address, cgi_params(SCRIPT_FILENAME=str(link / "x.pl"), DOCUMENT_ROOT=str(root)))
     assert r.status == 403
     assert not marker.exists()
     assert "resolves outside DOCUMENT_ROOT" in d.log()

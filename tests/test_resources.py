@@ -25,55 +25,58 @@ def test_fd_exhaustion_recovers(tmp_path):
         resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
 
     d = Daemon(tmp_path, ["--peer-timeout", "60"]).start(wait=False, preexec_fn=low_nofile)
-    assert wait_for(lambda: "serving " in d.log())
-    held = []
+    # Stopped whatever fails: a daemon left behind would hold its fds.
     try:
-        # Idle connections use up the daemon's fds.
-        for _ in range(40):
-            s = socket.socket(socket.AF_UNIX)
-            s.connect(d.address)
-            held.append(s)
-        assert wait_for(lambda: "cannot accept connections for now" in d.log())
-        cpu0 = cpu_seconds(d.proc.pid)
-        time.sleep(1)
-        assert cpu_seconds(d.proc.pid) - cpu0 < 0.2, "spinning while out of fds"
-        # A request on one of the accepted connections cannot get pipes: 503.
-        statuses = set()
-        for s in held[:30]:
-            s.settimeout(0.2)
-            try:
-                s.sendall(fc.request_head(cgi_params(query="hello")) + fc.record(fc.STDIN, 1))
-            except OSError:
-                pass
-        for s in held[:30]:
-            c = fc.Client.__new__(fc.Client)
-            c.sock, c.buf = s, b""
-            s.settimeout(5)
-            try:
-                statuses.add(c.read_response().status)
-            except (OSError, ConnectionError, ValueError):
-                pass
-        assert 503 in statuses, statuses
-        # No fd left to open the script with is a shortage, not a missing
-        # script (it was once answered 404).
-        assert 404 not in statuses, statuses
-        # One line per episode of shortage, not one per refused request.
-        log = d.log()
-        assert log.count("cannot start scripts") <= log.count("scripts can be started again") + 1
-    finally:
-        for s in held:
-            s.close()
-    # Resources are back: it serves again, by itself.
-    def serves():
+        assert wait_for(lambda: "serving " in d.log())
+        held = []
         try:
-            return fc.request(d.address, cgi_params(query="hello")).status == 200
-        except OSError:
-            return False
-    assert wait_for(serves, 10)
-    assert "accepting connections again" in d.log()
-    assert "scripts can be started again" in d.log()
-    assert d.proc.poll() is None
-    d.stop()
+            # Idle connections use up the daemon's fds.
+            for _ in range(40):
+                s = socket.socket(socket.AF_UNIX)
+                s.connect(d.address)
+                held.append(s)
+            assert wait_for(lambda: "cannot accept connections for now" in d.log())
+            cpu0 = cpu_seconds(d.proc.pid)
+            time.sleep(1)
+            assert cpu_seconds(d.proc.pid) - cpu0 < 0.2, "spinning while out of fds"
+            # A request on one of the accepted connections cannot get pipes: 503.
+            statuses = set()
+            for s in held[:30]:
+                s.settimeout(0.2)
+                try:
+                    s.sendall(fc.request_head(cgi_params(query="hello")) + fc.record(fc.STDIN, 1))
+                except OSError:
+                    pass
+            for s in held[:30]:
+                c = fc.Client.__new__(fc.Client)
+                c.sock, c.buf = s, b""
+                s.settimeout(5)
+                try:
+                    statuses.add(c.read_response().status)
+                except (OSError, ConnectionError, ValueError):
+                    pass
+            assert 503 in statuses, statuses
+            # No fd left to open the script with is a shortage, not a missing
+            # script (it was once answered 404).
+            assert 404 not in statuses, statuses
+            # One line per episode of shortage, not one per refused request.
+            log = d.log()
+            assert log.count("cannot start scripts") <= log.count("scripts can be started again") + 1
+        finally:
+            for s in held:
+                s.close()
+        # Resources are back: it serves again, by itself.
+        def serves():
+            try:
+                return fc.request(d.address, cgi_params(query="hello")).status == 200
+            except OSError:
+                return False
+        assert wait_for(serves, 10)
+        assert "accepting connections again" in d.log()
+        assert "scripts can be started again" in d.log()
+        assert d.proc.poll() is None
+    finally:
+        d.stop()
 
 
 def test_thread_shortage_is_logged_once(tmp_path, own_user):
