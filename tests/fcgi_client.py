@@ -158,8 +158,15 @@ class Client:
                 return resp
 
     def request(self, params, stdin=b"", request_id=1, keep_conn=False):
-        self.begin(params, request_id, keep_conn)
-        self.send_stdin(stdin, request_id)
+        if stdin:
+            self.begin(params, request_id, keep_conn)
+            self.send_stdin(stdin, request_id)
+        else:
+            # The head and the body's end in one write, as a web server
+            # sends a request without a body: the daemon may answer, and
+            # close, as soon as it has read the head (a bad header block
+            # is answered at once), and a second write would then fail.
+            self.send(request_head(params, request_id, keep_conn=keep_conn) + record(STDIN, request_id))
         return self.read_response(request_id)
 
 
