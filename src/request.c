@@ -49,6 +49,17 @@ static bool script_busy(void *ctx)
 	return script_on_cpu(&((struct request *)ctx)->proc);
 }
 
+/* The body's end came after the script was seen waiting (the web server
+ * sent it late, or the worker accepted the connection before all of it
+ * was there): the input pages it took go back too.  Also the buffers'
+ * part of the first give-back, below. */
+static void script_still_waiting(void *ctx)
+{
+	struct request *r = ctx;
+
+	worker_buffers_trim_idle(r->wb, r->conn->in_pos == r->conn->in_len);
+}
+
 static void script_started(void *ctx, bool waits)
 {
 	struct request *r = ctx;
@@ -57,17 +68,7 @@ static void script_started(void *ctx, bool waits)
 	if (!waits)
 		return;
 	worker_stack_trim();
-	worker_buffers_trim_idle(r->wb, r->conn->in_pos == r->conn->in_len);
-}
-
-/* The body's end came after the script was seen waiting (the web server
- * sent it late, or the worker accepted the connection before all of it
- * was there): the input pages it took go back too. */
-static void script_still_waiting(void *ctx)
-{
-	struct request *r = ctx;
-
-	worker_buffers_trim_idle(r->wb, r->conn->in_pos == r->conn->in_len);
+	script_still_waiting(ctx);
 }
 
 void request_init(struct request *r, struct fcgi_conn *conn, struct worker_buffers *wb)

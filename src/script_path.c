@@ -332,17 +332,12 @@ static int canonical(const char *filename, const struct script_origin *from, cha
 	}
 	if (n > 0 && n < PATH_MAX - 1 && real[0] == '/') {
 		real[n] = '\0';
-		/* A file removed since it was opened is named "... (deleted)":
-		 * that name leads nowhere, or to another file. */
-		if (leads_to(real, from->opened))
-			return 0;
-		*why = "it changed while it was checked";
-		return -1;
-	}
-	if (!realpath(filename, real)) {
+	} else if (!realpath(filename, real)) {
 		*why = "cannot resolve the path";
 		return -1;
 	}
+	/* Read from the fd, a file removed since it was opened is named
+	 * "... (deleted)", which leads nowhere or to another file. */
 	if (from->opened && !leads_to(real, from->opened)) {
 		*why = "it changed while it was checked";
 		return -1;
