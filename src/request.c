@@ -353,15 +353,18 @@ static bool answer(struct request *r, enum request_end how, const struct page *p
  * reaped by the main loop. */
 static void end_script(struct request *r, enum request_end how)
 {
-	bool exited = script_exited(&r->proc);
-	bool end_group = how != END_COMPLETE || r->resp.hstate != HDR_DONE || (cfg.leftovers_kill && !exited);
+	/* Whether it exited is asked only where the answer decides (the
+	 * reap says it otherwise, in the same system call). */
+	bool end_group = how != END_COMPLETE || r->resp.hstate != HDR_DONE ||
+			 (cfg.leftovers_kill && !script_exited(&r->proc));
+	bool contained = r->proc.cgroup != NULL;
 
-	if (!end_group && !exited && !r->proc.cgroup) {
+	script_finish(&r->proc, end_group, cfg.kill_grace_ms, &r->usage);
+	if (!end_group && !r->proc.exited && !contained) {
 		atomic_fetch_add(&stats.leftover_processes, 1);
 		log_info("%s: the script runs on after its output ended (pid %d; --leftovers keep)", request_label(r),
 			 (int)r->proc.pid);
 	}
-	script_finish(&r->proc, end_group, cfg.kill_grace_ms, &r->usage);
 	/* What a script with a bad header block wrote to stderr usually
 	 * says why. */
 	if (r->resp.hstate == HDR_FAILED)

@@ -514,20 +514,27 @@ void script_reap(struct script_proc *sp)
 {
 	int status = 0;
 
+	pid_t rc;
+
 	if (sp->pid <= 0 || sp->reaped)
 		return;
-	/* Never blocks: a script still running (one that no SIGKILL has
-	 * ended in time, stuck in the kernel) goes to the main loop's
-	 * reaper, its exit status unknown. */
-	if (!script_exited(sp)) {
-		abandon(sp->pid);
-		sp->reaped = true;
-		return;
-	}
 	/* wait4: the script's resource use, and that of the children it
-	 * waited for. */
-	while (wait4(sp->pid, &status, 0, &sp->usage) < 0 && errno == EINTR)
-		;
+	 * waited for.  Never blocks: a script still running (one that no
+	 * SIGKILL has ended in time, stuck in the kernel) goes to the main
+	 * loop's reaper, its exit status unknown.  One call whether or not
+	 * script_exited() has looked already (a waitid() before it cost a
+	 * system call a request). */
+	do
+		rc = wait4(sp->pid, &status, sp->exited ? 0 : WNOHANG, &sp->usage);
+	while (rc < 0 && errno == EINTR);
+	if (rc == 0) {
+		abandon(sp->pid);
+	} else if (rc == sp->pid && !sp->exited) {
+		sp->exited = true;
+		sp->wait_status = status;
+	} else if (rc < 0) {
+		sp->exited = true; /* ECHILD: cannot happen, ours to reap */
+	}
 	sp->reaped = true;
 }
 
