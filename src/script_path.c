@@ -19,23 +19,23 @@
 
 enum file_kind file_probe_stat(const char *path, void *ctx)
 {
-	struct stat st;
+	struct stat own, *st = ctx ? ctx : &own;
 
-	(void)ctx;
-	if (stat(path, &st) < 0)
+	if (stat(path, st) < 0)
 		return (errno == ENOENT || errno == ENOTDIR) ? FILE_MISSING : FILE_OTHER;
-	if (S_ISDIR(st.st_mode))
+	if (S_ISDIR(st->st_mode))
 		return FILE_DIRECTORY;
-	if (!S_ISREG(st.st_mode))
+	if (!S_ISREG(st->st_mode))
 		return FILE_OTHER;
-	return (st.st_mode & (S_IXUSR | S_IXGRP | S_IXOTH)) ? FILE_EXECUTABLE : FILE_NOT_EXECUTABLE;
+	return (st->st_mode & (S_IXUSR | S_IXGRP | S_IXOTH)) ? FILE_EXECUTABLE : FILE_NOT_EXECUTABLE;
 }
 
 enum file_kind file_probe_runnable(const char *path, void *ctx)
 {
-	enum file_kind kind = file_probe_stat(path, NULL);
+	struct runnable_probe *probe = ctx;
+	enum file_kind kind = file_probe_stat(path, &probe->last);
 
-	if (kind == FILE_NOT_EXECUTABLE && interpreters_find(ctx, path))
+	if (kind == FILE_NOT_EXECUTABLE && interpreters_find(probe->interpreters, path))
 		return FILE_EXECUTABLE;
 	return kind;
 }
@@ -380,7 +380,8 @@ int script_policy_check(const struct script_policy *pol, const char *filename, c
 	if (pol->n_allowed > 0 && check_allowed(pol, filename, real, why) < 0)
 		return -1;
 	if (!pol->allow_writable &&
-	    check_not_writable(need_real ? real : filename, from->opened, from->interpreted, why) < 0)
+	    check_not_writable(need_real ? real : filename, from->opened ? from->opened : from->seen,
+			       from->interpreted, why) < 0)
 		return -1;
 	return 0;
 }

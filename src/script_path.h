@@ -19,11 +19,20 @@ enum file_kind {
 
 typedef enum file_kind (*file_probe_fn)(const char *path, void *ctx);
 
-/* Follows symlinks, as exec will. */
+/* Follows symlinks, as exec will.  ctx: a struct stat that receives
+ * what stat() said, or NULL. */
 enum file_kind file_probe_stat(const char *path, void *ctx);
 
+/* What file_probe_runnable() needs, and what it saw last: a caller that
+ * needs the file's mode takes it from there rather than asking the file
+ * system again. */
+struct runnable_probe {
+	const struct interpreters *interpreters;
+	struct stat last; /* stat() of the last path probed that exists */
+};
+
 /* file_probe_stat(), but a regular file that an --interpreter runs (ctx:
- * the struct interpreters) counts as executable, exec bit or not. */
+ * a struct runnable_probe) counts as executable, exec bit or not. */
 enum file_kind file_probe_runnable(const char *path, void *ctx);
 
 enum script_result {
@@ -80,6 +89,9 @@ struct script_origin {
 	 * file opened). */
 	const struct stat *opened;
 	int fd;
+	/* Where no file is opened yet: what stat() of the path said when the
+	 * script was found, or NULL (the rules then stat() it). */
+	const struct stat *seen;
 };
 
 /* Applies the rules to a resolved script (reads the file system).  A

@@ -158,12 +158,12 @@ static struct script_origin origin_of(const struct request *r, mode_t mode)
 static int select_script(struct request *r, struct early_end *e)
 {
 	const struct request_params *p = &r->params;
+	struct runnable_probe probe = { .interpreters = &cfg.interpreters };
 	struct script_origin from;
 	const char *why = NULL;
-	struct stat st = { 0 };
 
-	switch (script_resolve(p->script_filename, p->document_root, p->script_name, file_probe_runnable,
-			       &cfg.interpreters, &r->script.loc, &why)) {
+	switch (script_resolve(p->script_filename, p->document_root, p->script_name, file_probe_runnable, &probe,
+			       &r->script.loc, &why)) {
 	case SCRIPT_FOUND:
 		break;
 	case SCRIPT_NOT_FOUND:
@@ -172,10 +172,10 @@ static int select_script(struct request *r, struct early_end *e)
 		return refuse(e, "403 Forbidden", "script refused: %s", why);
 	}
 	r->script.interpreter = interpreters_find(&cfg.interpreters, r->script.loc.filename);
-	/* Only the interpreted need the mode: whether it is a program. */
-	if (r->script.interpreter && stat(r->script.loc.filename, &st) < 0)
-		st.st_mode = 0;
-	from = origin_of(r, st.st_mode);
+	/* The file as the walk found it (its last probe): these checks are
+	 * early ones, made again on the file opened (bind_script()). */
+	from = origin_of(r, probe.last.st_mode);
+	from.seen = &probe.last;
 	if (script_policy_check(&cfg.policy, r->script.loc.filename, &from, &why) < 0 ||
 	    choose_directory(r, &why) < 0)
 		return refuse(e, "403 Forbidden", "script refused: %s", why);
