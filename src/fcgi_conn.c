@@ -144,6 +144,20 @@ static bool body_full(const struct fcgi_conn *c)
 	return c->rd.state == FCGI_READER_BODY && c->rd.body_len >= c->rd.body_cap;
 }
 
+bool fcgi_conn_body_known_empty(const struct fcgi_conn *c)
+{
+	struct fcgi_header_fields h;
+
+	if (c->rd.body_len > 0 || c->rd.in_record)
+		return false;
+	if (c->rd.state == FCGI_READER_ENDED)
+		return true;
+	if (c->rd.state != FCGI_READER_BODY || c->in_len - c->in_pos < FCGI_HEADER_LEN)
+		return false;
+	h = fcgi_header_decode(c->in + c->in_pos);
+	return h.version == FCGI_VERSION_1 && h.type == FCGI_STDIN && h.id == c->rd.id && h.content_len == 0;
+}
+
 short fcgi_conn_poll_events(const struct fcgi_conn *c)
 {
 	bool in_room = c->in_len < c->in_cap || c->in_pos > 0;

@@ -51,6 +51,13 @@ void fcgi_conn_init(struct fcgi_conn *c, int fd, unsigned char *in, size_t in_ca
  * nothing more has arrived. */
 enum fcgi_conn_status fcgi_conn_pump(struct fcgi_conn *c);
 
+/* Whether the request's body is known to be empty and ended: FCGI_STDIN
+ * has ended with no content, or its empty end record is the next thing
+ * read and waits whole in the buffer (as a web server sends a request
+ * without a body: head and end in one write).  Only looks: the record
+ * is decoded as ever, later. */
+bool fcgi_conn_body_known_empty(const struct fcgi_conn *c);
+
 /* While a request is under way: the events to poll the socket for.  Body
  * bytes are read while the body buffer has room; while it is full, more is
  * read into the input buffer as far as it has room, to see an

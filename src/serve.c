@@ -362,6 +362,7 @@ static int start_script(struct request *r, struct early_end *e)
 	st = (struct script_start){ .path = r->script.loc.filename, .interpreter = r->script.interpreter,
 				    .fd = r->script.fd, .dev = r->script.dev, .ino = r->script.ino,
 				    .envp = r->script.env, .dir = r->script.dir, .stdin_pipe_size = stdin_pipe_size(r),
+				    .stdin_empty = fcgi_conn_body_known_empty(r->conn),
 				    .rlimits = cfg.rlimits, .n_rlimits = cfg.n_rlimits, .cgroup_dir_fd = -1 };
 	rc = spawn_contained(r, &st, &step);
 	if (rc != 0)

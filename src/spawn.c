@@ -82,6 +82,12 @@ struct kernel_sigaction {
 static int changed_signals[_NSIG];
 static size_t n_changed_signals;
 
+/* /dev/null, read-only: the stdin of a script whose request came without
+ * a body (script_start.stdin_empty), shared by all of them.  Opened once,
+ * before any --chroot; -1 if it could not be (a pipe then, as for a
+ * body). */
+static int null_fd = -1;
+
 void spawn_init(void)
 {
 	for (int sig = 1; sig < _NSIG; sig++) {
@@ -92,6 +98,7 @@ void spawn_init(void)
 		    old.handler != SIG_DFL)
 			changed_signals[n_changed_signals++] = sig;
 	}
+	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
 /* Whether st->path still leads to the file that was checked (errno says
@@ -202,8 +209,9 @@ static int child_main(void *p)
 }
 
 #if defined(__x86_64__)
-/* clone3(2) with vfork's sharing: fn(arg) runs in the new process on its
- * own stack (args->stack), and never returns.  In assembly, as glibc's
+/* clone3(2) with vfork's sharing: fn(arg) runs in the new process, on
+ * its own stack (args->stack) or below the parent's frame as a vfork
+ * child runs (no stack given), and never returns.  In assembly, as glibc's
  * clone() is, because the child may not return through this function's
  * frame; glibc offers no clone3 with a function of its own. */
 static long clone3_run(struct clone_args *args, int (*fn)(void *), void *arg, unsigned long long key)
@@ -213,10 +221,14 @@ static long clone3_run(struct clone_args *args, int (*fn)(void *), void *arg, un
 	__asm__ volatile("syscall\n\t"
 			 "test %%rax, %%rax\n\t"
 			 "jnz 1f\n\t"
-			 /* The child: on its own stack, fn and arg in registers
-			  * the system call kept. */
+			 /* The child: fn and arg in registers the system call
+			  * kept. */
 			 "xor %%ebp, %%ebp\n\t"
 			 "mov %[arg], %%rdi\n\t"
+			 /* Below the parent's red zone, aligned: with no stack
+			  * of its own the child runs on the parent's. */
+			 "sub $256, %%rsp\n\t"
+			 "and $-16, %%rsp\n\t"
 			 "call *%[fn]\n\t"
 			 "mov %%eax, %%edi\n\t"
 			 "mov $60, %%eax\n\t" /* exit */
@@ -237,7 +249,7 @@ static long clone3_run(struct clone_args *args, int (*fn)(void *), void *arg, un
  * scripts without cgroups must not carry a 64 KiB frame, below which its
  * vfork child would touch fresh stack pages that then stay resident (a
  * page per worker thread, measured).  Returns the pid, or -errno. */
-static __attribute__((noinline)) long start_in_cgroup(struct child_args *ca)
+static __attribute__((noinline)) long start_in_cgroup(struct child_args *ca, int *pidfd)
 {
 	static const size_t size = 64 * 1024;
 	char stack[64 * 1024] __attribute__((aligned(16)));
@@ -245,7 +257,8 @@ static __attribute__((noinline)) long start_in_cgroup(struct child_args *ca)
 	long ret;
 
 	memset(&args, 0, sizeof(args));
-	args.flags = CLONE_VM | CLONE_VFORK | CLONE_INTO_CGROUP;
+	args.flags = CLONE_VM | CLONE_VFORK | CLONE_INTO_CGROUP | CLONE_PIDFD;
+	args.pidfd = (uint64_t)(uintptr_t)pidfd;
 	args.exit_signal = SIGCHLD;
 	args.stack = (uint64_t)(uintptr_t)stack;
 	args.stack_size = size;
@@ -260,28 +273,59 @@ static __attribute__((noinline)) long start_in_cgroup(struct child_args *ca)
 #endif
 	return ret;
 }
+
+/* The child started as vfork() would start it, on this thread's stack
+ * below this frame, but with its pidfd.  Returns the pid, or -errno. */
+static __attribute__((noinline)) long start_on_our_stack(struct child_args *ca, int *pidfd)
+{
+	struct clone_args args;
+	long ret;
+
+	memset(&args, 0, sizeof(args));
+	args.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD;
+	args.pidfd = (uint64_t)(uintptr_t)pidfd;
+	args.exit_signal = SIGCHLD;
+	ret = clone3_run(&args, child_main, ca, sandbox_clone3_key());
+#if defined(__SANITIZE_ADDRESS__)
+	/* As for start_in_cgroup()'s array: the child's frames, below this
+	 * one, were never returned from. */
+	{
+		char *top = __builtin_frame_address(0);
+		__asan_unpoison_memory_region(top - 64 * 1024, 64 * 1024);
+	}
+#endif
+	return ret;
+}
 #endif
 
 /* Starts the child: into its cgroup at once where clone3 can
  * (CLONE_INTO_CGROUP: joining later, by a write to cgroup.procs, costs a
  * migration, measured at 15-20 us a start, a tenth of the request rate
- * here), else with vfork and the write.  Returns its pid, or -1. */
-static pid_t start_child(struct child_args *ca)
+ * here), else with vfork and the write.  clone3 also gives its pidfd
+ * (*pidfd; -1 after a vfork), which a pidfd_open() after would cost a
+ * system call more.  Returns its pid, or -1. */
+static pid_t start_child(struct child_args *ca, int *pidfd)
 {
 	pid_t pid;
 
+	*pidfd = -1;
 #if defined(__x86_64__)
-	if (ca->st->cgroup_dir_fd >= 0) {
-		long ret = start_in_cgroup(ca);
+	{
+		long ret = ca->st->cgroup_dir_fd >= 0 ? start_in_cgroup(ca, pidfd) : start_on_our_stack(ca, pidfd);
 
-		if (ret >= 0 || (ret != -ENOSYS && ret != -EINVAL && ret != -E2BIG && ret != -EOPNOTSUPP)) {
+		/* EPERM too: a seccomp filter of the service manager's may
+		 * refuse clone3 so, and a cgroup the write cannot join is
+		 * said by the write. */
+		if (ret >= 0 ||
+		    (ret != -ENOSYS && ret != -EINVAL && ret != -E2BIG && ret != -EOPNOTSUPP && ret != -EPERM)) {
 			if (ret < 0) {
 				errno = (int)-ret;
 				return -1;
 			}
 			return (pid_t)ret;
 		}
-		/* No clone3 into a cgroup here: the write below. */
+		/* No clone3 (into a cgroup) here: vfork, and the write. */
+		*pidfd = -1;
 	}
 #endif
 	if (ca->st->cgroup_dir_fd >= 0) {
@@ -298,24 +342,33 @@ static pid_t start_child(struct child_args *ca)
 }
 
 /* The three pipes a script gets on its fds 0-2: both ends of each, -1
- * when closed.  Its ends are [0] of in, [1] of out and err. */
+ * when closed.  Its ends are [0] of in, [1] of out and err.  Without a
+ * body, in[0] is the shared null_fd (no_body) and in[1] -1. */
 struct script_pipes {
 	int in[2], out[2], err[2];
+	bool no_body;
 };
 
 /* Opens the pipes, close-on-exec, our ends non-blocking.  Returns 0, or
  * -1 with errno (some pipes may be open then: close_pipes()). */
-static int open_pipes(struct script_pipes *p, int stdin_pipe_size)
+static int open_pipes(struct script_pipes *p, const struct script_start *st)
 {
-	if (pipe2(p->in, O_CLOEXEC) < 0 || pipe2(p->out, O_CLOEXEC) < 0 || pipe2(p->err, O_CLOEXEC) < 0)
+	/* No body: /dev/null reads as the empty pipe would, end of file at
+	 * once, and saves a pipe, its flag and two closes a request. */
+	p->no_body = st->stdin_empty && null_fd >= 0;
+	if (p->no_body)
+		p->in[0] = null_fd;
+	else if (pipe2(p->in, O_CLOEXEC) < 0)
+		return -1;
+	if (pipe2(p->out, O_CLOEXEC) < 0 || pipe2(p->err, O_CLOEXEC) < 0)
 		return -1;
 	/* A larger pipe for a large body: fewer wake-ups of the script and of
 	 * the relay, which splices the body into it (best effort: the
 	 * system's pipe limits may refuse). */
-	if (stdin_pipe_size > 0)
-		fcntl(p->in[1], F_SETPIPE_SZ, stdin_pipe_size);
+	if (st->stdin_pipe_size > 0 && !p->no_body)
+		fcntl(p->in[1], F_SETPIPE_SZ, st->stdin_pipe_size);
 	/* Only our ends are non-blocking; the script sees ordinary pipes. */
-	if (fcntl(p->in[1], F_SETFL, O_NONBLOCK) < 0 || fcntl(p->out[0], F_SETFL, O_NONBLOCK) < 0 ||
+	if ((!p->no_body && fcntl(p->in[1], F_SETFL, O_NONBLOCK) < 0) || fcntl(p->out[0], F_SETFL, O_NONBLOCK) < 0 ||
 	    fcntl(p->err[0], F_SETFL, O_NONBLOCK) < 0)
 		return -1;
 	return 0;
@@ -323,6 +376,8 @@ static int open_pipes(struct script_pipes *p, int stdin_pipe_size)
 
 static void close_pipes(struct script_pipes *p)
 {
+	if (p->no_body)
+		p->in[0] = -1; /* shared: stays open */
 	fd_close(&p->in[0]);
 	fd_close(&p->in[1]);
 	fd_close(&p->out[0]);
@@ -333,9 +388,10 @@ static void close_pipes(struct script_pipes *p)
 
 /* Starts the script's process on the pipes; it has run the script, or
  * failed to, when this returns (the parent of a vfork waits for the
- * exec).  Returns its pid, or -1 with errno and *failed_step naming what
- * failed, no process left. */
-static pid_t start_process(const struct script_start *st, const struct script_pipes *p, const char **failed_step)
+ * exec).  Returns its pid and *pidfd (-1 if the start gave none), or -1
+ * with errno and *failed_step naming what failed, no process left. */
+static pid_t start_process(const struct script_start *st, const struct script_pipes *p, int *pidfd,
+			   const char **failed_step)
 {
 	/* Never more: CGI/1.1 lets a query without '=' become arguments,
 	 * which made "?-s" show php-cgi's sources (CVE-2012-1823). */
@@ -347,7 +403,7 @@ static pid_t start_process(const struct script_start *st, const struct script_pi
 	 * they still hold their initial values. */
 	const char *volatile child_step = NULL;
 	struct child_args ca = { st, argv, child_fds, -1, &child_errno, &child_step };
-	pid_t pid = start_child(&ca);
+	pid_t pid = start_child(&ca, pidfd);
 	int rc;
 
 	if (pid < 0) {
@@ -360,6 +416,7 @@ static pid_t start_process(const struct script_start *st, const struct script_pi
 		rc = child_errno;
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
+		fd_close(pidfd);
 		errno = rc;
 		return -1;
 	}
@@ -370,6 +427,8 @@ static pid_t start_process(const struct script_start *st, const struct script_pi
  * ours go to sp. */
 static void keep_our_ends(struct script_proc *sp, struct script_pipes *p)
 {
+	if (p->no_body)
+		p->in[0] = -1; /* shared: stays open */
 	fd_close(&p->in[0]);
 	fd_close(&p->out[1]);
 	fd_close(&p->err[1]);
@@ -380,17 +439,17 @@ static void keep_our_ends(struct script_proc *sp, struct script_pipes *p)
 
 int script_spawn(const struct script_start *st, struct script_proc *sp, const char **failed_step)
 {
-	struct script_pipes p = { { -1, -1 }, { -1, -1 }, { -1, -1 } };
+	struct script_pipes p = { { -1, -1 }, { -1, -1 }, { -1, -1 }, false };
 	int rc;
 	pid_t pid;
 
 	script_proc_init(sp);
 	*failed_step = "pipe";
-	if (open_pipes(&p, st->stdin_pipe_size) < 0) {
+	if (open_pipes(&p, st) < 0) {
 		rc = errno;
 		goto fail;
 	}
-	pid = start_process(st, &p, failed_step);
+	pid = start_process(st, &p, &sp->pidfd, failed_step);
 	if (pid < 0) {
 		rc = errno;
 		goto fail;
@@ -398,7 +457,8 @@ int script_spawn(const struct script_start *st, struct script_proc *sp, const ch
 	sp->pid = pid;
 	keep_our_ends(sp, &p);
 	/* The pid cannot be reused before we reap it, so this is race-free. */
-	sp->pidfd = pidfd_open(sp->pid, 0);
+	if (sp->pidfd < 0)
+		sp->pidfd = pidfd_open(sp->pid, 0);
 	if (sp->pidfd < 0) {
 		*failed_step = "pidfd_open";
 		rc = errno;

@@ -46,6 +46,8 @@ struct script_start {
 	struct script_cgroup *cgroup; /* that cgroup, the script's once it
 				       * has started (sp->cgroup) */
 	int stdin_pipe_size;    /* 0: the system's default */
+	bool stdin_empty;       /* the request's body has ended, empty: the
+				 * script's stdin is /dev/null, not a pipe */
 	const struct rlimit_setting *rlimits; /* --rlimit, set in the new process */
 	size_t n_rlimits;
 };

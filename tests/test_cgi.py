@@ -177,6 +177,32 @@ def test_body_delivered_exactly(daemon):
     assert r.body == body
 
 
+def test_stdin_without_a_body_is_dev_null(daemon):
+    # A request whose body has ended empty when its script starts (a GET,
+    # the head and the empty FCGI_STDIN in one write, as nginx sends it)
+    # gives the script /dev/null: end of file at once, as an empty pipe
+    # would, without a pipe.  A body, or an end not there yet, is a pipe.
+    def stdin_of(r):
+        assert r.status == 200
+        what, count = r.body.decode().split()
+        return what, int(count)
+
+    for _ in range(3):  # the one /dev/null stays open for the next
+        assert stdin_of(fc.request(daemon.address, cgi_params(query="stdin"))) == ("/dev/null", 0)
+    assert stdin_of(fc.request(daemon.address, cgi_params(query="stdin", method="POST", CONTENT_LENGTH="0"))) \
+        == ("/dev/null", 0)
+    what, count = stdin_of(fc.request(daemon.address, cgi_params(query="stdin", method="POST",
+                                                                 CONTENT_LENGTH="3"), b"abc"))
+    assert what.startswith("pipe:") and count == 3
+    # The end of an empty body sent after the head: not known at the start.
+    with fc.Client(daemon.address) as c:
+        c.begin(cgi_params(query="stdin"))
+        assert wait_for(lambda: "behave.sh" in " ".join(descendant_names(daemon.proc.pid)), 10)
+        c.send_stdin(b"")
+        what, count = stdin_of(c.read_response())
+    assert what.startswith("pipe:") and count == 0
+
+
 def test_content_length_mismatch_logged(daemon):
     r = fc.request(daemon.address, cgi_params(query="count", method="POST", CONTENT_LENGTH="10"), b"12345")
     assert r.body.strip() == b"5"

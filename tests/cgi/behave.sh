@@ -24,6 +24,11 @@ echo)
 count)
 	printf 'Content-Type: text/plain\n\n'
 	wc -c | tr -d ' ' ;;
+stdin)
+	# What the script's stdin is, then how many bytes it holds.
+	printf 'Content-Type: text/plain\n\n'
+	readlink /proc/$$/fd/0
+	wc -c | tr -d ' ' ;;
 answer-first)
 	# Headers and a megabyte of output before reading any of the body,
 	# as git-http-backend does on a push.
