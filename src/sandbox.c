@@ -344,6 +344,11 @@ const char *sandbox_describe(void)
 	return described;
 }
 
+int sandbox_fd(void)
+{
+	return ruleset;
+}
+
 int sandbox_enter(void)
 {
 	if (ruleset < 0)

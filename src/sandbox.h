@@ -22,6 +22,9 @@ const char *sandbox_describe(void);
  * calls only (it runs in a vfork child).  Returns 0, or -1 with errno. */
 int sandbox_enter(void);
 
+/* The fd sandbox_enter() uses, or -1. */
+int sandbox_fd(void);
+
 /* Early in main(): the key of the clone3 filter an upgraded copy inherits
  * from the copy that started it, taken out of the environment. */
 void sandbox_take_inherited_key(void);

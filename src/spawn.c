@@ -88,6 +88,10 @@ static size_t n_changed_signals;
  * body). */
 static int null_fd = -1;
 
+/* Whether close_range() can unshare an fd table (Linux 5.9), which a
+ * child started on the daemon's (unshare_fds()) needs. */
+static bool can_unshare_fds;
+
 void spawn_init(void)
 {
 	for (int sig = 1; sig < _NSIG; sig++) {
@@ -99,6 +103,8 @@ void spawn_init(void)
 			changed_signals[n_changed_signals++] = sig;
 	}
 	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	/* Closes nothing: no fd is that high. */
+	can_unshare_fds = close_range(~0U - 1, ~0U, CLOSE_RANGE_UNSHARE) == 0;
 }
 
 /* Whether st->path still leads to the file that was checked (errno says
@@ -145,7 +151,23 @@ struct child_args {
 	int procs_fd;           /* cgroup.procs to join by a write, or -1 */
 	volatile int *err;
 	const char *volatile *step;
+	bool shares_fds;        /* started with the daemon's fd table
+				 * (CLONE_FILES): unshare_fds() first */
 };
+
+/* A child started on the daemon's own fd table takes a copy of it before
+ * it changes anything in it, and of its part below the fds it needs
+ * only: copying the whole table (as vfork does), and then closing it all
+ * again at the exec, cost the start a reference and a close for every fd
+ * the daemon's other requests hold. */
+static int unshare_fds(const struct child_args *ca)
+{
+	int top = ca->st->fd > sandbox_fd() ? ca->st->fd : sandbox_fd();
+
+	for (int i = 0; i < 3; i++)
+		top = ca->fds[i] > top ? ca->fds[i] : top;
+	return close_range((unsigned)top + 1, ~0U, CLOSE_RANGE_UNSHARE);
+}
 
 /* The vfork child: system calls only, then exec.  On failure it records
  * the step and errno in the parent's memory (shared until exec). */
@@ -157,6 +179,10 @@ static void run_child(const struct child_args *ca)
 	struct kernel_sigaction dfl = { .handler = SIG_DFL };
 	sigset_t none;
 
+	if (ca->shares_fds && unshare_fds(ca) < 0) {
+		*step = "close_range";
+		goto fail;
+	}
 	/* Into its cgroup first, so that everything it starts is there
 	 * (where clone3 could not start it there). */
 	if (ca->procs_fd >= 0 && write(ca->procs_fd, "0", 1) != 1) {
@@ -257,14 +283,16 @@ static __attribute__((noinline)) long start_in_cgroup(struct child_args *ca, int
 	long ret;
 
 	memset(&args, 0, sizeof(args));
-	args.flags = CLONE_VM | CLONE_VFORK | CLONE_INTO_CGROUP | CLONE_PIDFD;
+	args.flags = CLONE_VM | CLONE_VFORK | CLONE_INTO_CGROUP | CLONE_PIDFD | (can_unshare_fds ? CLONE_FILES : 0);
 	args.pidfd = (uint64_t)(uintptr_t)pidfd;
 	args.exit_signal = SIGCHLD;
 	args.stack = (uint64_t)(uintptr_t)stack;
 	args.stack_size = size;
 	args.cgroup = (uint64_t)ca->st->cgroup_dir_fd;
 	/* The key the daemon's seccomp filter asks of clone3 (sandbox.c). */
+	ca->shares_fds = can_unshare_fds;
 	ret = clone3_run(&args, child_main, ca, sandbox_clone3_key());
+	ca->shares_fds = false;
 #if defined(__SANITIZE_ADDRESS__)
 	/* The child's frames marked their redzones in the shadow of this
 	 * array, and it never returned to clear them: left so, they would
@@ -282,10 +310,12 @@ static __attribute__((noinline)) long start_on_our_stack(struct child_args *ca, 
 	long ret;
 
 	memset(&args, 0, sizeof(args));
-	args.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD;
+	args.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | (can_unshare_fds ? CLONE_FILES : 0);
 	args.pidfd = (uint64_t)(uintptr_t)pidfd;
 	args.exit_signal = SIGCHLD;
+	ca->shares_fds = can_unshare_fds;
 	ret = clone3_run(&args, child_main, ca, sandbox_clone3_key());
+	ca->shares_fds = false;
 #if defined(__SANITIZE_ADDRESS__)
 	/* As for start_in_cgroup()'s array: the child's frames, below this
 	 * one, were never returned from. */
@@ -402,7 +432,7 @@ static pid_t start_process(const struct script_start *st, const struct script_pi
 	/* Written by the vfork child: volatile, or the compiler may assume
 	 * they still hold their initial values. */
 	const char *volatile child_step = NULL;
-	struct child_args ca = { st, argv, child_fds, -1, &child_errno, &child_step };
+	struct child_args ca = { st, argv, child_fds, -1, &child_errno, &child_step, false };
 	pid_t pid = start_child(&ca, pidfd);
 	int rc;
 
