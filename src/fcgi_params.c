@@ -25,14 +25,16 @@ static bool name_is_usable(const unsigned char *name, uint32_t len)
 	return len > 0 && !memchr(name, '=', len) && !memchr(name, '\0', len);
 }
 
-/* Points each named field at the first value of its name. */
-static void note_named(struct request_params *p, const char *entry)
+/* Points each named field at the first value of its name; entry is
+ * "NAME=VALUE", its name nl bytes long. */
+static void note_named(struct request_params *p, const char *entry, size_t nl)
 {
 	static const struct {
 		const char *name;
+		size_t len;
 		size_t offset;
 	} named[] = {
-#define NAMED(n, field) { n "=", offsetof(struct request_params, field) }
+#define NAMED(n, field) { n, sizeof(n) - 1, offsetof(struct request_params, field) }
 		NAMED("SCRIPT_FILENAME", script_filename),
 		NAMED("DOCUMENT_ROOT", document_root),
 		NAMED("SCRIPT_NAME", script_name),
@@ -47,10 +49,9 @@ static void note_named(struct request_params *p, const char *entry)
 	};
 
 	for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
-		size_t n = strlen(named[i].name);
 		const char **field = (const char **)((char *)p + named[i].offset);
-		if (!*field && strncmp(entry, named[i].name, n) == 0) {
-			*field = entry + n;
+		if (named[i].len == nl && !*field && memcmp(entry, named[i].name, nl) == 0) {
+			*field = entry + nl + 1;
 			return;
 		}
 	}
@@ -128,7 +129,7 @@ int request_params_decode(unsigned char *buf, size_t len, struct request_params 
 		memmove(buf + out + nl + 1, name + nl, vl);
 		buf[out + nl + 1 + vl] = '\0';
 		p->env[p->count++] = (char *)buf + out;
-		note_named(p, (char *)buf + out);
+		note_named(p, (char *)buf + out, nl);
 		out += (size_t)nl + vl + 2;
 	}
 	p->env[p->count] = NULL;
