@@ -195,15 +195,13 @@ static int splice_body(struct relay *rl, bool *moved, enum request_end *end, con
 	return 0;
 }
 
-/* Reads what the script wrote to *fd (poll said revents) and hands it to
- * handler; at its end closes the pipe and tells ended.  Returns what the
- * handlers do. */
-static enum output_status read_pipe(struct relay *rl, int *fd, short revents,
+/* Reads what the script wrote to *fd and hands it to handler; at its end
+ * closes the pipe and tells ended.  Returns what the handlers do. */
+static enum output_status read_pipe(struct relay *rl, int *fd,
 				    enum output_status (*handler)(void *ctx, const char *data, size_t len),
 				    enum output_status (*ended)(void *ctx))
 {
-	/* A hang-up with nothing to read is the end: no read to learn it. */
-	ssize_t n = revents & POLLIN ? read(*fd, rl->set.io, rl->set.io_size) : 0;
+	ssize_t n = read(*fd, rl->set.io, rl->set.io_size);
 
 	if (n > 0) {
 		rl->last_activity = monotonic_ms();
@@ -300,16 +298,12 @@ static int service_script(struct relay *rl, const struct pollfd *pfd, const int 
 		feed_script(rl);
 	}
 	if (at[1] >= 0 && pfd[at[1]].revents) {
-		rc = output_verdict(
-			read_pipe(rl, rl->script.stdout_fd, pfd[at[1]].revents, o->stdout_data, o->stdout_ended), end,
-			why);
+		rc = output_verdict(read_pipe(rl, rl->script.stdout_fd, o->stdout_data, o->stdout_ended), end, why);
 		if (rc != 0)
 			return rc;
 	}
 	if (at[2] >= 0 && *rl->script.stderr_fd >= 0 && pfd[at[2]].revents) {
-		rc = output_verdict(
-			read_pipe(rl, rl->script.stderr_fd, pfd[at[2]].revents, o->stderr_data, o->stderr_ended), end,
-			why);
+		rc = output_verdict(read_pipe(rl, rl->script.stderr_fd, o->stderr_data, o->stderr_ended), end, why);
 		if (rc != 0)
 			return rc;
 	}
