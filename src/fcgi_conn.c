@@ -148,7 +148,9 @@ bool fcgi_conn_body_known_empty(const struct fcgi_conn *c)
 {
 	struct fcgi_header_fields h;
 
-	if (c->rd.body_len > 0 || c->rd.in_record)
+	/* Within a record, or within a header partly taken: the buffer does
+	 * not start with a header. */
+	if (c->rd.body_len > 0 || c->rd.in_record || c->rd.hdr_have > 0)
 		return false;
 	if (c->rd.state == FCGI_READER_ENDED)
 		return true;

@@ -1,17 +1,20 @@
 /* Script processes.
  *
- * Scripts are started with vfork() and execve(): the child borrows the
- * daemon's memory until it execs, so nothing is copied and the cost does
- * not grow with the daemon (a fork() of an 8 MiB process costs several
- * times more; bench/spawn_cost.c measures both).  Between vfork and exec
- * the child only makes system calls, so it touches no lock or allocator
+ * Scripts are started as vfork() starts a process (clone3 with CLONE_VM
+ * and CLONE_VFORK, which also gives the pidfd; vfork() itself where
+ * clone3 is refused), then exec: the child borrows the daemon's memory
+ * until it execs, so nothing is copied and the cost does not grow with
+ * the daemon (a fork() of an 8 MiB process costs several times more;
+ * bench/spawn_cost.c measures both).  Between its start and exec the
+ * child only makes system calls, so it touches no lock or allocator
  * state shared with the daemon's other threads.
  *
  * In the child: its own process group (so the whole group can be
  * signalled), the resource limits from --rlimit, signal dispositions and
  * mask back to defaults (the daemon ignores SIGPIPE and blocks the signals
  * it reads with a signalfd; both would otherwise be inherited), the three
- * pipes on fds 0-2, the working directory, and no other fd. */
+ * pipes on fds 0-2 (for stdin /dev/null when the body has ended empty),
+ * the working directory, and no other fd. */
 #include "config.h"
 
 #include <dirent.h>
@@ -82,12 +85,6 @@ struct kernel_sigaction {
 static int changed_signals[_NSIG];
 static size_t n_changed_signals;
 
-/* /dev/null, read-only: the stdin of a script whose request came without
- * a body (script_start.stdin_empty), shared by all of them.  Opened once,
- * before any --chroot; -1 if it could not be (a pipe then, as for a
- * body). */
-static int null_fd = -1;
-
 /* Whether close_range() can unshare an fd table (Linux 5.9), which a
  * child started on the daemon's (unshare_fds()) needs. */
 static bool can_unshare_fds;
@@ -102,8 +99,8 @@ void spawn_init(void)
 		    old.handler != SIG_DFL)
 			changed_signals[n_changed_signals++] = sig;
 	}
-	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	/* Closes nothing: no fd is that high. */
+	/* Closes nothing: no fd is that high.  Before the workers start:
+	 * in a thread that shares its table, it would unshare it. */
 	can_unshare_fds = close_range(~0U - 1, ~0U, CLOSE_RANGE_UNSHARE) == 0;
 }
 
@@ -248,14 +245,16 @@ static long clone3_run(struct clone_args *args, int (*fn)(void *), void *arg, un
 			 "test %%rax, %%rax\n\t"
 			 "jnz 1f\n\t"
 			 /* The child: fn and arg in registers the system call
-			  * kept. */
-			 "xor %%ebp, %%ebp\n\t"
+			  * kept, taken out of them before rbp is cleared (either
+			  * may be in rbp). */
 			 "mov %[arg], %%rdi\n\t"
+			 "mov %[fn], %%rcx\n\t"
+			 "xor %%ebp, %%ebp\n\t"
 			 /* Below the parent's red zone, aligned: with no stack
 			  * of its own the child runs on the parent's. */
 			 "sub $256, %%rsp\n\t"
 			 "and $-16, %%rsp\n\t"
-			 "call *%[fn]\n\t"
+			 "call *%%rcx\n\t"
 			 "mov %%eax, %%edi\n\t"
 			 "mov $60, %%eax\n\t" /* exit */
 			 "syscall\n\t"
@@ -341,21 +340,32 @@ static pid_t start_child(struct child_args *ca, int *pidfd)
 	*pidfd = -1;
 #if defined(__x86_64__)
 	{
-		long ret = ca->st->cgroup_dir_fd >= 0 ? start_in_cgroup(ca, pidfd) : start_on_our_stack(ca, pidfd);
+		bool into = ca->st->cgroup_dir_fd >= 0;
+		/* Refused once, refused again: not asked each start. */
+		static atomic_bool refused[2];
+		/* The kernel writes the pidfd's number before steps that can
+		 * still fail (a full pids controller, a cgroup gone), and frees
+		 * the fd then: kept only with a process. */
+		int fd = -1;
+		long ret = atomic_load_explicit(&refused[into], memory_order_relaxed) ? -ENOSYS
+			   : into ? start_in_cgroup(ca, &fd) : start_on_our_stack(ca, &fd);
 
+		if (ret >= 0) {
+			*pidfd = fd;
+			return (pid_t)ret;
+		}
 		/* EPERM too: a seccomp filter of the service manager's may
 		 * refuse clone3 so, and a cgroup the write cannot join is
 		 * said by the write. */
-		if (ret >= 0 ||
-		    (ret != -ENOSYS && ret != -EINVAL && ret != -E2BIG && ret != -EOPNOTSUPP && ret != -EPERM)) {
-			if (ret < 0) {
-				errno = (int)-ret;
-				return -1;
-			}
-			return (pid_t)ret;
+		if (ret != -ENOSYS && ret != -EINVAL && ret != -E2BIG && ret != -EOPNOTSUPP && ret != -EPERM) {
+			errno = (int)-ret;
+			return -1;
 		}
-		/* No clone3 (into a cgroup) here: vfork, and the write. */
-		*pidfd = -1;
+		/* No clone3 (into a cgroup) here: vfork, and the write.  Into
+		 * a cgroup, only a kernel without clone3 (or this struct) is
+		 * remembered: the rest may be that cgroup's alone. */
+		if (!into || ret == -ENOSYS || ret == -E2BIG)
+			atomic_store_explicit(&refused[into], true, memory_order_relaxed);
 	}
 #endif
 	if (ca->st->cgroup_dir_fd >= 0) {
@@ -373,10 +383,9 @@ static pid_t start_child(struct child_args *ca, int *pidfd)
 
 /* The three pipes a script gets on its fds 0-2: both ends of each, -1
  * when closed.  Its ends are [0] of in, [1] of out and err.  Without a
- * body, in[0] is the shared null_fd (no_body) and in[1] -1. */
+ * body, in[0] is /dev/null and in[1] -1. */
 struct script_pipes {
 	int in[2], out[2], err[2];
-	bool no_body;
 };
 
 /* Opens the pipes, close-on-exec, our ends non-blocking.  Returns 0, or
@@ -384,21 +393,23 @@ struct script_pipes {
 static int open_pipes(struct script_pipes *p, const struct script_start *st)
 {
 	/* No body: /dev/null reads as the empty pipe would, end of file at
-	 * once, and saves a pipe, its flag and two closes a request. */
-	p->no_body = st->stdin_empty && null_fd >= 0;
-	if (p->no_body)
-		p->in[0] = null_fd;
-	else if (pipe2(p->in, O_CLOEXEC) < 0)
+	 * once, and saves a pipe, its flag and a close a request.  Opened for
+	 * each script, not shared: an open file is one for all who hold it
+	 * (a flock() on it would outlive the script).  Where there is none
+	 * (a --chroot without it), a pipe. */
+	if (st->stdin_empty)
+		p->in[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (p->in[0] < 0 && pipe2(p->in, O_CLOEXEC) < 0)
 		return -1;
 	if (pipe2(p->out, O_CLOEXEC) < 0 || pipe2(p->err, O_CLOEXEC) < 0)
 		return -1;
 	/* A larger pipe for a large body: fewer wake-ups of the script and of
 	 * the relay, which splices the body into it (best effort: the
 	 * system's pipe limits may refuse). */
-	if (st->stdin_pipe_size > 0 && !p->no_body)
+	if (st->stdin_pipe_size > 0 && p->in[1] >= 0)
 		fcntl(p->in[1], F_SETPIPE_SZ, st->stdin_pipe_size);
 	/* Only our ends are non-blocking; the script sees ordinary pipes. */
-	if ((!p->no_body && fcntl(p->in[1], F_SETFL, O_NONBLOCK) < 0) || fcntl(p->out[0], F_SETFL, O_NONBLOCK) < 0 ||
+	if ((p->in[1] >= 0 && fcntl(p->in[1], F_SETFL, O_NONBLOCK) < 0) || fcntl(p->out[0], F_SETFL, O_NONBLOCK) < 0 ||
 	    fcntl(p->err[0], F_SETFL, O_NONBLOCK) < 0)
 		return -1;
 	return 0;
@@ -406,8 +417,6 @@ static int open_pipes(struct script_pipes *p, const struct script_start *st)
 
 static void close_pipes(struct script_pipes *p)
 {
-	if (p->no_body)
-		p->in[0] = -1; /* shared: stays open */
 	fd_close(&p->in[0]);
 	fd_close(&p->in[1]);
 	fd_close(&p->out[0]);
@@ -457,8 +466,6 @@ static pid_t start_process(const struct script_start *st, const struct script_pi
  * ours go to sp. */
 static void keep_our_ends(struct script_proc *sp, struct script_pipes *p)
 {
-	if (p->no_body)
-		p->in[0] = -1; /* shared: stays open */
 	fd_close(&p->in[0]);
 	fd_close(&p->out[1]);
 	fd_close(&p->err[1]);
@@ -469,7 +476,7 @@ static void keep_our_ends(struct script_proc *sp, struct script_pipes *p)
 
 int script_spawn(const struct script_start *st, struct script_proc *sp, const char **failed_step)
 {
-	struct script_pipes p = { { -1, -1 }, { -1, -1 }, { -1, -1 }, false };
+	struct script_pipes p = { { -1, -1 }, { -1, -1 }, { -1, -1 } };
 	int rc;
 	pid_t pid;
 

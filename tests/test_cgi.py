@@ -187,8 +187,13 @@ def test_stdin_without_a_body_is_dev_null(daemon):
         what, count = r.body.decode().split()
         return what, int(count)
 
-    for _ in range(3):  # the one /dev/null stays open for the next
+    for _ in range(3):
         assert stdin_of(fc.request(daemon.address, cgi_params(query="stdin"))) == ("/dev/null", 0)
+    # Each script's /dev/null is an open file of its own: a lock taken on
+    # it goes with the script, and no other script ever meets it.
+    assert fc.request(daemon.address, cgi_params(query="lock-devnull")).body == b"free\n"
+    assert fc.request(daemon.address, cgi_params(query="lock-stdin")).body == b"locked\n"
+    assert fc.request(daemon.address, cgi_params(query="lock-devnull")).body == b"free\n"
     assert stdin_of(fc.request(daemon.address, cgi_params(query="stdin", method="POST", CONTENT_LENGTH="0"))) \
         == ("/dev/null", 0)
     what, count = stdin_of(fc.request(daemon.address, cgi_params(query="stdin", method="POST",

@@ -29,6 +29,14 @@ stdin)
 	printf 'Content-Type: text/plain\n\n'
 	readlink /proc/$$/fd/0
 	wc -c | tr -d ' ' ;;
+lock-stdin)
+	# A lock on the open file of its stdin, held as it exits.
+	flock -x 0
+	printf 'Content-Type: text/plain\n\nlocked\n' ;;
+lock-devnull)
+	# Whether /dev/null, opened anew, can be locked.
+	printf 'Content-Type: text/plain\n\n'
+	if flock -n -x /dev/null true; then echo free; else echo held; fi ;;
 answer-first)
 	# Headers and a megabyte of output before reading any of the body,
 	# as git-http-backend does on a push.
