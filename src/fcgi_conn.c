@@ -146,18 +146,7 @@ static bool body_full(const struct fcgi_conn *c)
 
 bool fcgi_conn_body_known_empty(const struct fcgi_conn *c)
 {
-	struct fcgi_header_fields h;
-
-	/* Within a record, or within a header partly taken: the buffer does
-	 * not start with a header. */
-	if (c->rd.body_len > 0 || c->rd.in_record || c->rd.hdr_have > 0)
-		return false;
-	if (c->rd.state == FCGI_READER_ENDED)
-		return true;
-	if (c->rd.state != FCGI_READER_BODY || c->in_len - c->in_pos < FCGI_HEADER_LEN)
-		return false;
-	h = fcgi_header_decode(c->in + c->in_pos);
-	return h.version == FCGI_VERSION_1 && h.type == FCGI_STDIN && h.id == c->rd.id && h.content_len == 0;
+	return fcgi_reader_body_ends_empty(&c->rd, c->in + c->in_pos, c->in_len - c->in_pos);
 }
 
 short fcgi_conn_poll_events(const struct fcgi_conn *c)

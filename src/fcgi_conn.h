@@ -51,10 +51,8 @@ void fcgi_conn_init(struct fcgi_conn *c, int fd, unsigned char *in, size_t in_ca
  * nothing more has arrived. */
 enum fcgi_conn_status fcgi_conn_pump(struct fcgi_conn *c);
 
-/* Whether the request's body is known to be empty and ended: FCGI_STDIN
- * has ended with no content, or its empty end record is the next thing
- * read and waits whole in the buffer (as a web server sends a request
- * without a body: head and end in one write).  Only looks: the record
+/* Whether the request's body is known to be empty and ended, from what
+ * has been read (fcgi_reader_body_ends_empty()).  Only looks: the record
  * is decoded as ever, later. */
 bool fcgi_conn_body_known_empty(const struct fcgi_conn *c);
 

@@ -399,6 +399,22 @@ size_t fcgi_reader_header_need(const struct fcgi_reader *rd)
 	return rd->padding_left + FCGI_HEADER_LEN;
 }
 
+bool fcgi_reader_body_ends_empty(const struct fcgi_reader *rd, const unsigned char *in, size_t len)
+{
+	struct fcgi_header_fields h;
+
+	/* Within a record, or a header partly taken: in[] does not start
+	 * with a header. */
+	if (rd->error || rd->body_len > 0 || rd->in_record || rd->hdr_have > 0)
+		return false;
+	if (rd->state == FCGI_READER_ENDED)
+		return true;
+	if (rd->state != FCGI_READER_BODY || len < FCGI_HEADER_LEN)
+		return false;
+	h = fcgi_header_decode(in);
+	return h.version == FCGI_VERSION_1 && h.type == FCGI_STDIN && h.id == rd->id && h.content_len == 0;
+}
+
 bool fcgi_reader_abort_ahead(const struct fcgi_reader *rd, const unsigned char *in, size_t len)
 {
 	size_t off;

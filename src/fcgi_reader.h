@@ -139,4 +139,11 @@ size_t fcgi_reader_header_need(const struct fcgi_reader *rd);
  * Lets the caller see an abort behind body bytes it cannot take yet. */
 bool fcgi_reader_abort_ahead(const struct fcgi_reader *rd, const unsigned char *in, size_t len);
 
+/* Whether the active request's body is known to be empty and ended: its
+ * FCGI_STDIN has ended with no content, or the empty end record is the
+ * next one, whole in in[0..len) (the bytes that follow those
+ * fcgi_reader_run() has used), as a web server sends a request without a
+ * body: head and end in one write.  Only looks. */
+bool fcgi_reader_body_ends_empty(const struct fcgi_reader *rd, const unsigned char *in, size_t len);
+
 #endif

@@ -756,6 +756,42 @@ static void test_abort_ahead(void)
 	}
 }
 
+/* A body known to be empty and ended, from the reader and the bytes
+ * after those it used: only an empty FCGI_STDIN of the active request,
+ * whole, or a body that has ended without content. */
+static void test_body_ends_empty(void)
+{
+	static unsigned char head[64], body[8];
+	static const unsigned char conv[] = "\1\1\0\1\0\x08\0\0" BEGIN_ "\1\4\0\1\0\0\0\0";
+	static const unsigned char end[] = "\1\5\0\1\0\0\0\0", other_id[] = "\1\5\0\2\0\0\0\0",
+				   content[] = "\1\5\0\1\0\2\0\0" "ab" "\1\5\0\1\0\0\0\0";
+	struct fcgi_reader rd;
+	enum fcgi_event ev;
+
+	fcgi_reader_init(&rd, 1, head, sizeof(head));
+	fcgi_reader_run(&rd, conv, sizeof(conv) - 1, &ev);
+	CHECK(ev == FCGI_EV_HEAD, "body ends empty: no head");
+	rd.body = body;
+	rd.body_cap = sizeof(body);
+	CHECK(fcgi_reader_body_ends_empty(&rd, end, 8), "the empty end record ahead not seen");
+	CHECK(!fcgi_reader_body_ends_empty(&rd, end, 7), "a partial end record taken for the end");
+	CHECK(!fcgi_reader_body_ends_empty(&rd, other_id, 8), "another request's end taken for this one's");
+	CHECK(!fcgi_reader_body_ends_empty(&rd, content, sizeof(content) - 1), "a body with content taken for empty");
+	/* Half a header used: the bytes ahead are not a header. */
+	fcgi_reader_run(&rd, end, 4, &ev);
+	CHECK(!fcgi_reader_body_ends_empty(&rd, end + 4, 4), "half a header taken for a whole one");
+	fcgi_reader_run(&rd, end + 4, 4, &ev);
+	CHECK(ev == FCGI_EV_BODY_END && fcgi_reader_body_ends_empty(&rd, NULL, 0), "an empty body that ended not seen");
+	/* Content, then the end: ended, but not empty. */
+	fcgi_reader_request_done(&rd);
+	fcgi_reader_init(&rd, 1, head, sizeof(head));
+	fcgi_reader_run(&rd, conv, sizeof(conv) - 1, &ev);
+	rd.body = body;
+	rd.body_cap = sizeof(body);
+	fcgi_reader_run(&rd, content, sizeof(content) - 1, &ev);
+	CHECK(ev == FCGI_EV_BODY_END && !fcgi_reader_body_ends_empty(&rd, NULL, 0), "a body with content seen as empty");
+}
+
 /* What the relay needs to splice body content past the reader: how much
  * content it stands before, and how much to read to get past a header. */
 static void test_reader_splice(void)
@@ -1368,6 +1404,7 @@ int main(void)
 	test_reader();
 	test_reader_replies();
 	test_abort_ahead();
+	test_body_ends_empty();
 	test_reader_splice();
 	test_params();
 	test_rlimit_spec();
