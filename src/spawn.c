@@ -268,6 +268,24 @@ static long clone3_run(struct clone_args *args, int (*fn)(void *), void *arg, un
 #endif
 
 #if defined(__x86_64__)
+/* clone3 as every start makes it, args holding what differs (a stack, a
+ * cgroup): vfork's sharing, the pidfd into *pidfd, and the daemon's fd
+ * table shared until the child unshares it (unshare_fds()) where it can.
+ * Returns the pid, or -errno. */
+static long start_clone(struct child_args *ca, struct clone_args *args, int *pidfd)
+{
+	long ret;
+
+	args->flags |= CLONE_VM | CLONE_VFORK | CLONE_PIDFD | (can_unshare_fds ? CLONE_FILES : 0);
+	args->pidfd = (uint64_t)(uintptr_t)pidfd;
+	args->exit_signal = SIGCHLD;
+	ca->shares_fds = can_unshare_fds;
+	/* The key the daemon's seccomp filter asks of clone3 (sandbox.c). */
+	ret = clone3_run(args, child_main, ca, sandbox_clone3_key());
+	ca->shares_fds = false;
+	return ret;
+}
+
 /* The child started straight into its cgroup, on a stack in this frame:
  * this thread waits for the child's exec (CLONE_VFORK), so nothing else
  * touches it.  A function of its own, never inlined: a worker that runs
@@ -282,16 +300,11 @@ static __attribute__((noinline)) long start_in_cgroup(struct child_args *ca, int
 	long ret;
 
 	memset(&args, 0, sizeof(args));
-	args.flags = CLONE_VM | CLONE_VFORK | CLONE_INTO_CGROUP | CLONE_PIDFD | (can_unshare_fds ? CLONE_FILES : 0);
-	args.pidfd = (uint64_t)(uintptr_t)pidfd;
-	args.exit_signal = SIGCHLD;
+	args.flags = CLONE_INTO_CGROUP;
 	args.stack = (uint64_t)(uintptr_t)stack;
 	args.stack_size = size;
 	args.cgroup = (uint64_t)ca->st->cgroup_dir_fd;
-	/* The key the daemon's seccomp filter asks of clone3 (sandbox.c). */
-	ca->shares_fds = can_unshare_fds;
-	ret = clone3_run(&args, child_main, ca, sandbox_clone3_key());
-	ca->shares_fds = false;
+	ret = start_clone(ca, &args, pidfd);
 #if defined(__SANITIZE_ADDRESS__)
 	/* The child's frames marked their redzones in the shadow of this
 	 * array, and it never returned to clear them: left so, they would
@@ -309,12 +322,7 @@ static __attribute__((noinline)) long start_on_our_stack(struct child_args *ca, 
 	long ret;
 
 	memset(&args, 0, sizeof(args));
-	args.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | (can_unshare_fds ? CLONE_FILES : 0);
-	args.pidfd = (uint64_t)(uintptr_t)pidfd;
-	args.exit_signal = SIGCHLD;
-	ca->shares_fds = can_unshare_fds;
-	ret = clone3_run(&args, child_main, ca, sandbox_clone3_key());
-	ca->shares_fds = false;
+	ret = start_clone(ca, &args, pidfd);
 #if defined(__SANITIZE_ADDRESS__)
 	/* As for start_in_cgroup()'s array: the child's frames, below this
 	 * one, were never returned from. */
@@ -610,7 +618,6 @@ void scripts_end_abandoned(void)
 void script_reap(struct script_proc *sp)
 {
 	int status = 0;
-
 	pid_t rc;
 
 	if (sp->pid <= 0 || sp->reaped)
