@@ -1,5 +1,6 @@
 /* The relay (see relay.h): one poll loop per request over the script's
- * three pipes, its pidfd, the web server's socket and the daemon's stop.
+ * three pipes, the web server's socket and the daemon's stop, and once
+ * the script's output has ended, its exit.
  *
  * The order of events that matters:
  *  - nothing is sent before FCGI_STDIN has ended (nginx stops sending the
@@ -336,7 +337,7 @@ static int poll_once(struct relay *rl, int timeout, enum request_end *end, const
 	at[1] = watch(pfd, &np, *rl->script.stdout_fd, POLLIN);
 	at[2] = watch(pfd, &np, *rl->script.stderr_fd, POLLIN);
 	at[0] = watch(pfd, &np, *rl->script.stdin_fd, want_in ? POLLOUT : 0);
-	at[3] = watch(pfd, &np, rl->exited ? -1 : rl->script.pidfd, POLLIN);
+	at[3] = watch(pfd, &np, rl->exited ? -1 : rl->exit_fd, POLLIN);
 	i_conn = watch(pfd, &np, b->fd, b->ops->poll_events(b->ctx));
 	i_kill = watch(pfd, &np, rl->set.lim.kill_fd, POLLIN);
 	if (poll(pfd, (nfds_t)np, timeout) < 0) {
@@ -359,12 +360,11 @@ static int poll_once(struct relay *rl, int timeout, enum request_end *end, const
 	return 0;
 }
 
-/* Whether the script has exited, without waiting. */
+/* Whether the script has exited, without waiting; if not, its exit is
+ * watched from now on (rl->exit_fd). */
 static bool script_gone(struct relay *rl)
 {
-	struct pollfd pfd = { .fd = rl->script.pidfd, .events = POLLIN };
-
-	if (!rl->exited && poll(&pfd, 1, 0) > 0) {
+	if (!rl->exited && rl->script.exited(rl->script.ctx, &rl->exit_fd)) {
 		rl->exited = true;
 		note_started(rl, false);
 	}
@@ -418,6 +418,7 @@ enum request_end relay_run(struct relay *rl, const struct relay_script *script, 
 	enum request_end end = END_COMPLETE;
 
 	rl->script = *script;
+	rl->exit_fd = -1;
 	rl->script_start = monotonic_ms();
 	rl->start_check = rl->script_start + rl->set.lim.start_check_ms;
 	for (;;) {

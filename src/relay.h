@@ -27,11 +27,15 @@ struct relay_limits {
 	int kill_fd;           /* readable: the daemon stops its requests */
 };
 
-/* The script's ends (its pipes, non-blocking, and its pidfd); the relay
- * closes stdin once the body has gone, stdout and stderr at their end. */
+/* The script's ends (its pipes, non-blocking); the relay closes stdin
+ * once the body has gone, stdout and stderr at their end.  exited(ctx,
+ * fd) says, without waiting, whether the script has exited; if not, *fd
+ * is an fd readable once it has (its pidfd), or -1.  The relay asks once
+ * the script's output has ended. */
 struct relay_script {
 	int *stdin_fd, *stdout_fd, *stderr_fd;
-	int pidfd;
+	bool (*exited)(void *ctx, int *fd);
+	void *ctx;
 };
 
 /* What a relay is given when its request begins. */
@@ -58,7 +62,8 @@ struct relay {
 	struct relay_script script;
 	bool stdin_ended;       /* FCGI_STDIN has ended */
 	bool pipe_full;         /* the script's stdin pipe took no more */
-	bool exited;            /* the script's pidfd turned readable */
+	bool exited;            /* the script has exited */
+	int exit_fd;            /* readable once it has (relay_script), or -1 */
 	bool slow_noted;
 	bool start_noted;
 	bool waiting;           /* seen waiting, and no output or exit since */

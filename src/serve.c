@@ -397,6 +397,18 @@ static int read_params(struct request *r)
 	return 0;
 }
 
+/* The relay's look at the script's end (relay_script.exited): one
+ * waitid(), and only for a script not gone yet its pidfd. */
+static bool script_has_exited(void *ctx, int *fd)
+{
+	struct script_proc *sp = ctx;
+
+	if (script_exited(sp))
+		return true;
+	*fd = script_pidfd(sp);
+	return false;
+}
+
 /* A request for a script, through its phases: chosen and checked, its
  * environment, a slot, the start, the relay, and its end.  Returns with
  * e->ended when a phase before the relay ended it. */
@@ -410,7 +422,7 @@ static void run_script(struct request *r, struct early_end *e)
 	    start_script(r, e) < 0)
 		return;
 	script = (struct relay_script){ .stdin_fd = &r->proc.stdin_fd, .stdout_fd = &r->proc.stdout_fd,
-					.stderr_fd = &r->proc.stderr_fd, .pidfd = r->proc.pidfd };
+					.stderr_fd = &r->proc.stderr_fd, .exited = script_has_exited, .ctx = &r->proc };
 	end = relay_run(&r->relay, &script, &why);
 	request_finish(r, end, why);
 }

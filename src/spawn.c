@@ -1,8 +1,7 @@
 /* Script processes.
  *
  * Scripts are started as vfork() starts a process (clone3 with CLONE_VM
- * and CLONE_VFORK, which also gives the pidfd; vfork() itself where
- * clone3 is refused), then exec: the child borrows the daemon's memory
+ * and CLONE_VFORK; vfork() itself where clone3 is refused), then exec: the child borrows the daemon's memory
  * until it execs, so nothing is copied and the cost does not grow with
  * the daemon (a fork() of an 8 MiB process costs several times more;
  * bench/spawn_cost.c measures both).  Between its start and exec the
@@ -269,15 +268,17 @@ static long clone3_run(struct clone_args *args, int (*fn)(void *), void *arg, un
 
 #if defined(__x86_64__)
 /* clone3 as every start makes it, args holding what differs (a stack, a
- * cgroup): vfork's sharing, the pidfd into *pidfd, and the daemon's fd
- * table shared until the child unshares it (unshare_fds()) where it can.
+ * cgroup): vfork's sharing, and the daemon's fd table shared until the
+ * child unshares it (unshare_fds()) where it can.  No pidfd: most
+ * scripts are seen to end by their pipes and one waitid(), and one is
+ * opened only for those that are not (script_pidfd()); made and closed
+ * with every start, it cost about 3% of the daemon's time a request.
  * Returns the pid, or -errno. */
-static long start_clone(struct child_args *ca, struct clone_args *args, int *pidfd)
+static long start_clone(struct child_args *ca, struct clone_args *args)
 {
 	long ret;
 
-	args->flags |= CLONE_VM | CLONE_VFORK | CLONE_PIDFD | (can_unshare_fds ? CLONE_FILES : 0);
-	args->pidfd = (uint64_t)(uintptr_t)pidfd;
+	args->flags |= CLONE_VM | CLONE_VFORK | (can_unshare_fds ? CLONE_FILES : 0);
 	args->exit_signal = SIGCHLD;
 	ca->shares_fds = can_unshare_fds;
 	/* The key the daemon's seccomp filter asks of clone3 (sandbox.c). */
@@ -292,7 +293,7 @@ static long start_clone(struct child_args *ca, struct clone_args *args, int *pid
  * scripts without cgroups must not carry a 64 KiB frame, below which its
  * vfork child would touch fresh stack pages that then stay resident (a
  * page per worker thread, measured).  Returns the pid, or -errno. */
-static __attribute__((noinline)) long start_in_cgroup(struct child_args *ca, int *pidfd)
+static __attribute__((noinline)) long start_in_cgroup(struct child_args *ca)
 {
 	static const size_t size = 64 * 1024;
 	char stack[64 * 1024] __attribute__((aligned(16)));
@@ -304,7 +305,7 @@ static __attribute__((noinline)) long start_in_cgroup(struct child_args *ca, int
 	args.stack = (uint64_t)(uintptr_t)stack;
 	args.stack_size = size;
 	args.cgroup = (uint64_t)ca->st->cgroup_dir_fd;
-	ret = start_clone(ca, &args, pidfd);
+	ret = start_clone(ca, &args);
 #if defined(__SANITIZE_ADDRESS__)
 	/* The child's frames marked their redzones in the shadow of this
 	 * array, and it never returned to clear them: left so, they would
@@ -315,14 +316,15 @@ static __attribute__((noinline)) long start_in_cgroup(struct child_args *ca, int
 }
 
 /* The child started as vfork() would start it, on this thread's stack
- * below this frame, but with its pidfd.  Returns the pid, or -errno. */
-static __attribute__((noinline)) long start_on_our_stack(struct child_args *ca, int *pidfd)
+ * below this frame, sharing the fd table until it unshares it.  Returns
+ * the pid, or -errno. */
+static __attribute__((noinline)) long start_on_our_stack(struct child_args *ca)
 {
 	struct clone_args args;
 	long ret;
 
 	memset(&args, 0, sizeof(args));
-	ret = start_clone(ca, &args, pidfd);
+	ret = start_clone(ca, &args);
 #if defined(__SANITIZE_ADDRESS__)
 	/* As for start_in_cgroup()'s array: the child's frames, below this
 	 * one, were never returned from. */
@@ -338,30 +340,21 @@ static __attribute__((noinline)) long start_on_our_stack(struct child_args *ca, 
 /* Starts the child: into its cgroup at once where clone3 can
  * (CLONE_INTO_CGROUP: joining later, by a write to cgroup.procs, costs a
  * migration, measured at 15-20 us a start, a tenth of the request rate
- * here), else with vfork and the write.  clone3 also gives its pidfd
- * (*pidfd; -1 after a vfork), which a pidfd_open() after would cost a
- * system call more.  Returns its pid, or -1. */
-static pid_t start_child(struct child_args *ca, int *pidfd)
+ * here), else with vfork and the write.  Returns its pid, or -1. */
+static pid_t start_child(struct child_args *ca)
 {
 	pid_t pid;
 
-	*pidfd = -1;
 #if defined(__x86_64__)
 	{
 		bool into = ca->st->cgroup_dir_fd >= 0;
 		/* Refused once, refused again: not asked each start. */
 		static atomic_bool refused[2];
-		/* The kernel writes the pidfd's number before steps that can
-		 * still fail (a full pids controller, a cgroup gone), and frees
-		 * the fd then: kept only with a process. */
-		int fd = -1;
 		long ret = atomic_load_explicit(&refused[into], memory_order_relaxed) ? -ENOSYS
-			   : into ? start_in_cgroup(ca, &fd) : start_on_our_stack(ca, &fd);
+			   : into ? start_in_cgroup(ca) : start_on_our_stack(ca);
 
-		if (ret >= 0) {
-			*pidfd = fd;
+		if (ret >= 0)
 			return (pid_t)ret;
-		}
 		/* EPERM too: a seccomp filter of the service manager's may
 		 * refuse clone3 so, and a cgroup the write cannot join is
 		 * said by the write. */
@@ -435,10 +428,9 @@ static void close_pipes(struct script_pipes *p)
 
 /* Starts the script's process on the pipes; it has run the script, or
  * failed to, when this returns (the parent of a vfork waits for the
- * exec).  Returns its pid and *pidfd (-1 if the start gave none), or -1
- * with errno and *failed_step naming what failed, no process left. */
-static pid_t start_process(const struct script_start *st, const struct script_pipes *p, int *pidfd,
-			   const char **failed_step)
+ * exec).  Returns its pid, or -1 with errno and *failed_step naming what
+ * failed, no process left. */
+static pid_t start_process(const struct script_start *st, const struct script_pipes *p, const char **failed_step)
 {
 	/* Never more: CGI/1.1 lets a query without '=' become arguments,
 	 * which made "?-s" show php-cgi's sources (CVE-2012-1823). */
@@ -450,7 +442,7 @@ static pid_t start_process(const struct script_start *st, const struct script_pi
 	 * they still hold their initial values. */
 	const char *volatile child_step = NULL;
 	struct child_args ca = { st, argv, child_fds, -1, &child_errno, &child_step, false };
-	pid_t pid = start_child(&ca, pidfd);
+	pid_t pid = start_child(&ca);
 	int rc;
 
 	if (pid < 0) {
@@ -463,7 +455,6 @@ static pid_t start_process(const struct script_start *st, const struct script_pi
 		rc = child_errno;
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
-		fd_close(pidfd);
 		errno = rc;
 		return -1;
 	}
@@ -494,24 +485,13 @@ int script_spawn(const struct script_start *st, struct script_proc *sp, const ch
 		rc = errno;
 		goto fail;
 	}
-	pid = start_process(st, &p, &sp->pidfd, failed_step);
+	pid = start_process(st, &p, failed_step);
 	if (pid < 0) {
 		rc = errno;
 		goto fail;
 	}
 	sp->pid = pid;
 	keep_our_ends(sp, &p);
-	/* The pid cannot be reused before we reap it, so this is race-free. */
-	if (sp->pidfd < 0)
-		sp->pidfd = pidfd_open(sp->pid, 0);
-	if (sp->pidfd < 0) {
-		*failed_step = "pidfd_open";
-		rc = errno;
-		script_end_group(sp, 0);
-		script_reap(sp);
-		script_proc_close(sp);
-		return rc;
-	}
 	sp->cgroup = st->cgroup;
 	return 0;
 
@@ -531,6 +511,14 @@ static int wait_status_of(const siginfo_t *si)
 	default:
 		return si->si_status & 0x7f;
 	}
+}
+
+int script_pidfd(struct script_proc *sp)
+{
+	/* Race-free: the pid cannot be another's before it is reaped. */
+	if (sp->pidfd < 0 && sp->pid > 0 && !sp->reaped)
+		sp->pidfd = pidfd_open(sp->pid, 0);
+	return sp->pidfd;
 }
 
 bool script_exited(struct script_proc *sp)
@@ -702,11 +690,11 @@ static bool group_has_live_members(pid_t pgid)
 static void wait_exit(struct script_proc *sp, long long until)
 {
 	while (!script_exited(sp)) {
-		struct pollfd pfd = { .fd = sp->pidfd, .events = POLLIN };
+		struct pollfd pfd = { .fd = script_pidfd(sp), .events = POLLIN };
 		long long left = until - monotonic_ms();
 		if (left <= 0)
 			return;
-		if (sp->pidfd >= 0)
+		if (pfd.fd >= 0)
 			poll(&pfd, 1, (int)left);
 		else
 			poll(NULL, 0, left > 10 ? 10 : (int)left);
@@ -714,19 +702,18 @@ static void wait_exit(struct script_proc *sp, long long until)
 }
 
 /* The script's process group, and the script itself whatever group or
- * cgroup it moved to: through its pidfd (its zombie, kept until reaped,
- * holds its pid anyway). */
+ * cgroup it moved to: by its pid, which is its own until it is reaped
+ * (its zombie holds it), as its group's id is. */
 static void signal_script(struct script_proc *sp, int sig)
 {
 	kill(-sp->pid, sig);
-	if (sp->pidfd < 0 || syscall(SYS_pidfd_send_signal, sp->pidfd, sig, NULL, 0) < 0)
-		kill(sp->pid, sig);
+	kill(sp->pid, sig);
 }
 
 /* The end of the grace: SIGKILL to the script, to its group, and with a
  * cgroup to all in it; then up to KILL_WAIT_MS for the script to go.  A
- * script that left its group and its cgroup is reached through its pidfd
- * all the same. */
+ * script that left its group and its cgroup is reached by its pid all
+ * the same. */
 static void kill_script(struct script_proc *sp)
 {
 	long long until = monotonic_ms() + KILL_WAIT_MS;

@@ -1,4 +1,4 @@
-/* Starting a CGI script: its own process group, three pipes, a pidfd. */
+/* Starting a CGI script: its own process group, three pipes. */
 #ifndef FCGIWRAP_SPAWN_H
 #define FCGIWRAP_SPAWN_H
 
@@ -11,7 +11,8 @@
 
 struct script_proc {
 	pid_t pid;     /* also the process group id; 0 when none */
-	int pidfd;     /* readable once the script has exited; -1 */
+	int pidfd;     /* readable once the script has exited; -1 until
+			* script_pidfd() opens it */
 	int stdin_fd;  /* our ends, non-blocking and close-on-exec; -1 */
 	int stdout_fd;
 	int stderr_fd;
@@ -62,6 +63,11 @@ int script_spawn(const struct script_start *st, struct script_proc *sp, const ch
  * its pid, the id of its process group, so the group can still be
  * signalled without hitting another script's. */
 bool script_exited(struct script_proc *sp);
+
+/* The script's pidfd, readable once it has exited, opened on the first
+ * call (a start gives none: most scripts are seen to end without it);
+ * -1 if it cannot be opened, or the script is reaped. */
+int script_pidfd(struct script_proc *sp);
 
 /* Ends the script's whole process group, or with a cgroup all that is in
  * it, and the script itself wherever it went: SIGTERM, up to grace_ms for

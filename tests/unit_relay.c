@@ -28,7 +28,8 @@
 
 struct child {
 	pid_t pid;
-	int in, out, err, pidfd;
+	int in, out, err, pidfd; /* pidfd: -1 until the relay asks */
+	int exit_asks;           /* times the relay asked whether it exited */
 };
 
 static int nonblocking(int fd)
@@ -60,11 +61,26 @@ static int child_start(struct child *c, const char *cmd)
 	c->in = in[1];
 	c->out = out[0];
 	c->err = err[0];
-	c->pidfd = pidfd_open(c->pid, 0);
 	nonblocking(c->in);
 	nonblocking(c->out);
 	nonblocking(c->err);
-	return c->pidfd < 0 ? -1 : 0;
+	return 0;
+}
+
+/* The relay's look at the child's exit, as the daemon's: a waitid() that
+ * keeps the zombie, and a pidfd opened only if it still runs. */
+static bool child_exited(void *ctx, int *fd)
+{
+	struct child *c = ctx;
+	siginfo_t si = { 0 };
+
+	c->exit_asks++;
+	if (waitid(P_PID, (id_t)c->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == c->pid)
+		return true;
+	if (c->pidfd < 0)
+		c->pidfd = pidfd_open(c->pid, 0);
+	*fd = c->pidfd;
+	return false;
 }
 
 /* Ends it (if it still runs) and reaps it; its exit status. */
@@ -263,6 +279,8 @@ struct trial {
 	struct relay rl;   /* as it ended */
 	const char *why;
 	long long ms;      /* how long it took */
+	int exit_asks;     /* times the relay asked whether the script exited */
+	bool exit_fd_opened; /* and was given its pidfd to watch */
 };
 
 /* One relay: cmd run with t's body and sink, within lim (start_ms set
@@ -305,9 +323,12 @@ static enum request_end relay_once(const char *cmd, struct trial *t, struct rela
 		CHECK(0, "cannot start %s", cmd);
 		return END_PEER_GONE;
 	}
-	script = (struct relay_script){ .stdin_fd = &c.in, .stdout_fd = &c.out, .stderr_fd = &c.err, .pidfd = c.pidfd };
+	script = (struct relay_script){ .stdin_fd = &c.in, .stdout_fd = &c.out, .stderr_fd = &c.err,
+					.exited = child_exited, .ctx = &c };
 	end = relay_run(&t->rl, &script, &t->why);
 	t->ms = monotonic_ms() - t0;
+	t->exit_asks = c.exit_asks;
+	t->exit_fd_opened = c.pidfd >= 0;
 	child_end(&c);
 	close(b->efd);
 	return end;
@@ -406,6 +427,19 @@ static void test_relay_ends(void)
 			      END_OUTPUT_FAILED &&
 		      t.ms < 5000,
 	      "a failed output did not end the relay");
+}
+
+/* A script that ends its output and runs on: its exit, watched from
+ * then on through the fd the relay was given, ends the request, not the
+ * EXIT_AFTER_EOF_MS (500 ms) it would otherwise wait for. */
+static void test_relay_exit_after_output(void)
+{
+	struct trial t = { .b = { .data = "", .len = 0 }, .s = { .verdict = OUTPUT_OK } };
+
+	CHECK(relay_once("echo x; exec >&- 2>&-; sleep 0.1", &t, (struct relay_limits){ .kill_fd = -1 }) ==
+			      END_COMPLETE &&
+		      t.rl.exited && t.exit_fd_opened && t.exit_asks >= 1 && t.ms < 450,
+	      "exited %d, fd opened %d, asked %d times, %lld ms", t.rl.exited, t.exit_fd_opened, t.exit_asks, t.ms);
 }
 
 /* A body that comes a byte at a time is read on until it has ended, and
@@ -619,6 +653,7 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	test_relay_passes_through();
 	test_relay_script_ignores_body();
+	test_relay_exit_after_output();
 	test_relay_limits();
 	test_relay_ends();
 	test_relay_body_end_reported();
