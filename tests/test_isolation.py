@@ -163,7 +163,7 @@ def test_a_script_that_ignores_term_and_escapes_is_killed_at_its_timeout(request
                                                                          killed_after, cgroup):
     # It ignores SIGTERM and moves to the daemon's process group (and
     # cgroup, which --no-isolation lets it): neither the group nor the
-    # cgroup reaches it, its pidfd does.  -t 2 and a grace of 1 s: the
+    # cgroup reaches it, its own pid does.  -t 2 and a grace of 1 s: the
     # 504 within 2 + 1 + 1 s, the slot (-c 1) free for the next request.
     args, query = containment_args(request, cgroup)
     d = start_daemon(args + ["-c", "1", "-t", "2", "--kill-grace", "1"])
