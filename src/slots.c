@@ -84,15 +84,16 @@ void slot_wait_begin(struct slot_pool *p, struct slot_waiter *w)
 /* Empties w's eventfd after a hand-over, for its next wait.  The wake
  * is written after the hand-over's lock is let go: a waiter that looked
  * for another reason (its time was up, its peer) may be here before it,
- * and waits for it, which comes at once. */
+ * and waits for it, without a limit: nothing between that unlock and the
+ * write can fail, and a wake left to land later would end this worker's
+ * next wait at once, a false 503 (or hit its fd, reused after it exits). */
 static void consume_wake(struct slot_waiter *w)
 {
 	uint64_t v;
 	struct pollfd pfd = { .fd = w->efd, .events = POLLIN };
 
 	while (read(w->efd, &v, sizeof(v)) < 0 && (errno == EAGAIN || errno == EINTR))
-		if (poll(&pfd, 1, 1000) == 0)
-			break; /* cannot happen: the write follows the hand-over */
+		poll(&pfd, 1, -1);
 }
 
 bool slot_wait_end(struct slot_pool *p, struct slot_waiter *w)

@@ -11,11 +11,15 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1395,6 +1399,74 @@ static void test_slots(void)
 	close(c.efd);
 }
 
+/* test_slots_late_wake() holds up the hand-over's wake: this program's
+ * write() (it takes the place of libc's here) waits on write_go for the
+ * fd in held_fd, having said so in write_held. */
+static int held_fd = -1;
+static atomic_bool write_held;
+static sem_t write_go;
+
+ssize_t write(int fd, const void *buf, size_t n)
+{
+	if (fd == held_fd && held_fd >= 0) {
+		atomic_store(&write_held, true);
+		while (sem_wait(&write_go) < 0 && errno == EINTR)
+			;
+	}
+	return syscall(SYS_write, fd, buf, n);
+}
+
+static void *release_one(void *pool)
+{
+	slot_release(pool);
+	return NULL;
+}
+
+/* Lets the held wake go after 50 ms. */
+static void *let_go_later(void *unused)
+{
+	(void)unused;
+	poll(NULL, 0, 50);
+	sem_post(&write_go);
+	return NULL;
+}
+
+/* A waiter whose wait ends (its time up, its peer) just as a slot is
+ * handed to it: the wake is written after the pool's lock is let go, so
+ * it may come after the waiter has looked, here 50 ms after.  Its eventfd
+ * must still be empty once its wait has ended, or its next wait would end
+ * at once without a slot (a false 503). */
+static void test_slots_late_wake(void)
+{
+	struct slot_pool p;
+	struct slot_waiter a;
+	pthread_t releaser, later;
+	bool got;
+
+	a.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	sem_init(&write_go, 0, 0);
+	slot_pool_init(&p, 1);
+	CHECK(a.efd >= 0 && slot_try_take(&p), "setup");
+	slot_wait_begin(&p, &a);
+	held_fd = a.efd;
+	if (pthread_create(&releaser, NULL, release_one, &p) != 0 ||
+	    pthread_create(&later, NULL, let_go_later, NULL) != 0) {
+		CHECK(0, "pthread_create");
+		return;
+	}
+	/* The hand-over is made, its wake not written yet. */
+	while (!atomic_load(&write_held))
+		poll(NULL, 0, 1);
+	got = slot_wait_end(&p, &a);
+	pthread_join(releaser, NULL);
+	pthread_join(later, NULL);
+	held_fd = -1;
+	CHECK(got && !woken(&a), "granted %d, the eventfd readable after the wait ended: %d", got, woken(&a));
+	slot_release(&p);
+	sem_destroy(&write_go);
+	close(a.efd);
+}
+
 int main(void)
 {
 	test_headers();
@@ -1419,6 +1491,7 @@ int main(void)
 	test_access_format();
 	test_fcgi_out();
 	test_slots();
+	test_slots_late_wake();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
