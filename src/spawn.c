@@ -1,12 +1,13 @@
 /* Script processes.
  *
  * Scripts are started as vfork() starts a process (clone3 with CLONE_VM
- * and CLONE_VFORK; vfork() itself where clone3 is refused), then exec: the child borrows the daemon's memory
- * until it execs, so nothing is copied and the cost does not grow with
- * the daemon (a fork() of an 8 MiB process costs several times more;
- * bench/spawn_cost.c measures both).  Between its start and exec the
- * child only makes system calls, so it touches no lock or allocator
- * state shared with the daemon's other threads.
+ * and CLONE_VFORK; vfork() itself where clone3 is refused), then exec:
+ * the child borrows the daemon's memory until it execs, so nothing is
+ * copied and the cost does not grow with the daemon (a fork() of an 8 MiB
+ * process costs several times more; bench/spawn_cost.c measures both).
+ * Between its start and exec the child only makes system calls, so it
+ * touches no lock or allocator state shared with the daemon's other
+ * threads.
  *
  * In the child: its own process group (so the whole group can be
  * signalled), the resource limits from --rlimit, signal dispositions and
