@@ -614,9 +614,10 @@ void script_reap(struct script_proc *sp)
 	/* wait4: the script's resource use, and that of the children it
 	 * waited for.  Never blocks: a script still running (one that no
 	 * SIGKILL has ended in time, stuck in the kernel) goes to the main
-	 * loop's reaper, its exit status unknown.  One call whether or not
-	 * script_exited() has looked already (a waitid() before it cost a
-	 * system call a request). */
+	 * loop's reaper, its exit status unknown.  After a normal end the
+	 * relay has looked already (script_exited(): its waitid() keeps the
+	 * zombie, so that the group can still be ended), and this reaps;
+	 * otherwise this one call both looks and reaps. */
 	do
 		rc = wait4(sp->pid, &status, sp->exited ? 0 : WNOHANG, &sp->usage);
 	while (rc < 0 && errno == EINTR);
@@ -691,10 +692,12 @@ static bool group_has_live_members(pid_t pgid)
 static void wait_exit(struct script_proc *sp, long long until)
 {
 	while (!script_exited(sp)) {
-		struct pollfd pfd = { .fd = script_pidfd(sp), .events = POLLIN };
 		long long left = until - monotonic_ms();
+		struct pollfd pfd;
 		if (left <= 0)
 			return;
+		/* Opened only for a wait: one that will not come needs none. */
+		pfd = (struct pollfd){ .fd = script_pidfd(sp), .events = POLLIN };
 		if (pfd.fd >= 0)
 			poll(&pfd, 1, (int)left);
 		else
